@@ -125,11 +125,11 @@ class DispatcherImpl(Dispatcher):
         return self._scheduler
 
     def create_timer(self, cb: TimerCb) -> TimerImpl:
-        assert self.is_thread_safe(), "create_timer() off the dispatcher's thread"
+        assert self._run_tid is None or self._run_tid == _get_ident(), "create_timer() off the dispatcher's thread"
         return TimerImpl(self._scheduler, cb)
 
     def create_schedulable_callback(self, cb: Callable[[], None]) -> SchedulableCallbackImpl:
-        assert self.is_thread_safe(), "create_schedulable_callback() off the dispatcher's thread"
+        assert self._run_tid is None or self._run_tid == _get_ident(), "create_schedulable_callback() off the dispatcher's thread"
         return SchedulableCallbackImpl(self._scheduler, cb)
 
     def create_file_event(
@@ -139,11 +139,11 @@ class DispatcherImpl(Dispatcher):
         trigger: FileTriggerType,
         events: FileReadyType,
     ) -> FileEventImpl:
-        assert self.is_thread_safe(), "create_file_event() off the dispatcher's thread"
+        assert self._run_tid is None or self._run_tid == _get_ident(), "create_file_event() off the dispatcher's thread"
         return FileEventImpl(self._scheduler, fd, cb, trigger, events)
 
     def listen_for_signal(self, signum: int, cb: Callable[[], None]) -> SignalEventImpl:
-        assert self.is_thread_safe(), "listen_for_signal() off the dispatcher's thread"
+        assert self._run_tid is None or self._run_tid == _get_ident(), "listen_for_signal() off the dispatcher's thread"
         return SignalEventImpl(self._scheduler, signum, cb)
 
     # Dispatcher: posts
@@ -189,7 +189,7 @@ class DispatcherImpl(Dispatcher):
     # Dispatcher: deferred deletion
 
     def deferred_delete(self, obj: Any) -> None:
-        assert self.is_thread_safe(), "deferred_delete() off the dispatcher's thread"
+        assert self._run_tid is None or self._run_tid == _get_ident(), "deferred_delete() off the dispatcher's thread"
         pending = getattr(obj, "delete_is_pending", None)
         if pending is not None:
             pending()

@@ -122,13 +122,13 @@ class FileEventImpl(ImplBase, FileEvent):
 
     # scheduler
 
-    def _fire(self, ready: int) -> None:
+    def _fire(self, ready: int, _ready_types: tuple = READY_TYPES) -> None:
         injected = self._injected
         if injected:
             self._injected = 0
             self._activation.cancel()
             ready |= injected
-        self._cb(READY_TYPES[ready])
+        self._cb(_ready_types[ready])
 
     def _on_activation(self) -> None:
         injected = self._injected

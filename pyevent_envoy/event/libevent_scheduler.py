@@ -199,38 +199,43 @@ class LibeventScheduler:
         unpack = ffi.unpack
         until_exit = mode == RUN_UNTIL_EXIT
         blocking = mode != RUN_ONCE
+        # module constants as locals: this loop runs once per event
+        once, once_nonblock, once_no_exit = _ONCE, _ONCE_NONBLOCK, _ONCE_NO_EXIT_ON_EMPTY
+        shift, mask, run_many = _SHIFT, _MASK, _RUN_MANY
+        monotonic = _monotonic
+        max_rounds = MAX_SAME_ITERATION_ROUNDS
         while True:
             if self._leftover:  # records a BaseException interrupted last time
                 records, self._leftover = self._leftover, []
                 self._run_records(records)
             # 1. poll: never block while Python work is queued or exit is pending
             if self._current or self._next or not blocking or dispatcher._exit_requested:
-                flags = _ONCE_NONBLOCK
+                flags = once_nonblock
             elif until_exit:
-                flags = _ONCE_NO_EXIT_ON_EMPTY
+                flags = once_no_exit
             elif len(armed) > self._internal or dispatcher._posts:
-                flags = _ONCE
+                flags = once
             else:
                 return  # BLOCK with nothing left to wait for
             r = loop_run(loop, flags)
             # 2. the approximate clock
-            self.now = _monotonic()
+            self.now = monotonic()
             nxt = self._next
             if nxt:
                 self._next = []
             # 3. file events, then expired timers, in libevent's order
             if r > 0:  # exactly one record, encoded in r
-                obj = armed_get(r >> _SHIFT)
+                obj = armed_get(r >> shift)
                 if obj is not None:
                     try:
-                        obj._fire(r & _MASK)
+                        obj._fire(r & mask)
                     except Exception as exc:
                         on_error(exc)
                     except BaseException:
                         self._next[:0] = nxt
                         raise
-            elif r <= _RUN_MANY:
-                it = iter(unpack(loop.records, _RUN_MANY - r))
+            elif r <= run_many:
+                it = iter(unpack(loop.records, run_many - r))
                 try:
                     for rid, ready in zip(it, it):
                         obj = armed_get(rid)
@@ -264,7 +269,7 @@ class LibeventScheduler:
             # 5. the same-iteration phase: until its queue is empty, but at
             #    most MAX_SAME_ITERATION_ROUNDS rounds before polling again
             current = self._current
-            rounds = MAX_SAME_ITERATION_ROUNDS
+            rounds = max_rounds
             while current and rounds:
                 rounds -= 1
                 self._current = []

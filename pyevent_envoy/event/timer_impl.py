@@ -25,8 +25,12 @@ class TimerImpl(ImplBase, Timer):
     __slots__ = ("_cb",)
 
     def __init__(self, scheduler: LibeventScheduler, cb: TimerCb) -> None:
-        ImplBase.__init__(self, scheduler)
+        # ImplBase.__init__, inlined: timers are created on hot paths.
         self._raw = ffi.new("pe_event_t *")
+        self._scheduler = scheduler
+        self._id = 0
+        self._closed = False
+        scheduler.events_created += 1
         self._cb = cb
 
     # Timer

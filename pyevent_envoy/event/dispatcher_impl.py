@@ -232,6 +232,8 @@ class DispatcherImpl(Dispatcher):
             raise DispatcherClosedError(f"dispatcher {self._name!r} is closed")
         if self._running:
             raise RuntimeError(f"dispatcher {self._name!r} is already running")
+        if not isinstance(run_type, RunType):
+            raise TypeError(f"run_type must be a RunType, got {run_type!r}")
         self._running = True
         self._run_tid = _get_ident()
         wakeup = None
@@ -240,8 +242,6 @@ class DispatcherImpl(Dispatcher):
             if run_type is RunType.NON_BLOCK:
                 self._scheduler.run(RUN_ONCE, self)
                 return
-            if not isinstance(run_type, RunType):
-                raise TypeError(f"run_type must be a RunType, got {run_type!r}")
             wakeup = _SignalWakeup.install(self)
             self._scheduler.run(RUN_UNTIL_EXIT if run_type is RunType.RUN_UNTIL_EXIT else RUN_BLOCK, self)
         finally:

@@ -77,7 +77,11 @@ class FileEventImpl(ImplBase, FileEvent):
         self._events = int(events) & _ALL
         self._injected = 0
         self._activation: SchedulableCallbackImpl | None = None
-        self._register()
+        try:
+            self._register()
+        except BaseException:
+            self.close()  # counted as created: count it closed too, or events_live never returns to 0
+            raise
 
     def _register(self) -> None:
         sched = self._scheduler

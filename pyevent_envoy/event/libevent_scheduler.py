@@ -33,7 +33,7 @@ import itertools
 import time
 from typing import Any, Callable
 
-from pyevent_envoy.errors import LibeventError
+from pyevent_envoy.errors import DispatcherClosedError, LibeventError
 from pyevent_envoy.event.file_event import FileReadyCb, FileReadyType, FileTriggerType
 from pyevent_envoy.event.file_event_impl import FileEventImpl
 from pyevent_envoy.event.libevent import ffi, lib
@@ -65,6 +65,15 @@ MAX_SAME_ITERATION_ROUNDS = 16
 RUN_ONCE = 0
 RUN_BLOCK = 1
 RUN_UNTIL_EXIT = 2
+
+
+class _ClosedQueue(list):
+    """The work queues of a closed scheduler: scheduling a callback onto them raises."""
+
+    __slots__ = ()
+
+    def append(self, item: Any) -> None:
+        raise DispatcherClosedError("the dispatcher is closed")
 
 
 class _WakeTarget:
@@ -223,14 +232,17 @@ class LibeventScheduler:
             nxt = self._next
             if nxt:
                 self._next = []
+            else:
+                nxt = ()  # never alias the live queue: what this pass schedules runs next pass
             # 3. file events, then expired timers, in libevent's order
             if r > 0:  # exactly one record, encoded in r
                 obj = armed_get(r >> shift)
                 if obj is not None:
                     try:
-                        obj._fire(r & mask)
-                    except Exception as exc:
-                        on_error(exc)
+                        try:
+                            obj._fire(r & mask)
+                        except Exception as exc:
+                            on_error(exc)  # may re-raise
                     except BaseException:
                         self._next[:0] = nxt
                         raise
@@ -244,11 +256,12 @@ class LibeventScheduler:
                                 obj._fire(ready)
                             except Exception as exc:
                                 on_error(exc)
-                finally:
+                except BaseException:  # keep what did not run for the next pass
                     rest = list(it)
-                    if rest:  # a BaseException escaped: keep the rest for the next pass
+                    if rest:
                         self._leftover = rest + self._leftover
-                        self._next[:0] = nxt
+                    self._next[:0] = nxt
+                    raise
             elif r == _RUN_ERROR:
                 raise LibeventError("event_base_loop")
             elif r == _RUN_OOM:
@@ -316,8 +329,7 @@ class LibeventScheduler:
             obj.close()
         for _cb, _token in self._current + self._next:
             _cb.cancel()
-        self._current.clear()
-        self._next.clear()
+        self._current = self._next = _ClosedQueue()
         self._leftover.clear()
         self._armed.clear()
         loop, self._loop = self._loop, None

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from pyevent_envoy.errors import DispatcherClosedError, LibeventError
 from pyevent_envoy.event.event_impl_base import ImplBase
 from pyevent_envoy.event.libevent import ffi, lib
-from pyevent_envoy.event.timer import Duration, Timer, TimerCb, to_seconds
+from pyevent_envoy.event.timer import _MAX_SECONDS, Duration, Timer, TimerCb, to_seconds
 
 if TYPE_CHECKING:
     from pyevent_envoy.event.libevent_scheduler import LibeventScheduler
@@ -38,7 +38,8 @@ class TimerImpl(ImplBase, Timer):
     def enable_timer(self, delay: Duration) -> None:
         if self._closed:
             self._check_open()
-        seconds = delay if type(delay) is float and delay >= 0.0 else to_seconds(delay)
+        # The fast path must not skip to_seconds()'s clipping: inf would overflow time_t.
+        seconds = delay if type(delay) is float and 0.0 <= delay <= _MAX_SECONDS else to_seconds(delay)
         sched = self._scheduler
         loop = sched._loop
         if loop is None:

@@ -11,6 +11,10 @@ Finding libevent (>= 2.1, with ``libevent_core`` and ``libevent_pthreads``):
 When none works, :func:`find_libevent` raises :class:`LibeventNotFound` whose
 message names the install command for each platform; ``setup.py`` calls it
 before anything compiles.  All discovery lives in this file.
+
+Importing this file has no side effects: ``setup.py`` hands
+:func:`build_ffi` to cffi (``cffi_modules=["csrc/ffi_build.py:build_ffi"]``),
+and ``python csrc/ffi_build.py`` compiles the module in place.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from cffi import FFI
@@ -113,7 +116,16 @@ def find_libevent() -> dict:
     raise LibeventNotFound(INSTALL_HELP)
 
 
+def _relative(path: Path) -> str:
+    # setuptools wants relative paths for dependencies (it runs in the project root).
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def build_ffi() -> FFI:
+    """Return the configured FFI builder; raises LibeventNotFound before anything compiles."""
     settings = find_libevent()
     settings.pop("how")
     ffi = FFI()
@@ -122,19 +134,12 @@ def build_ffi() -> FFI:
         MODULE_NAME,
         '#include "shim.h"\n' + (HERE / "shim.c").read_text(),
         include_dirs=[str(HERE), *settings.pop("include_dirs")],
-        depends=[str(HERE / "shim.h"), str(HERE / "shim.c")],
+        depends=[_relative(HERE / "shim.h"), _relative(HERE / "shim.c")],
         extra_compile_args=["-O2"],
         **settings,
     )
     return ffi
 
 
-try:
-    ffibuilder = build_ffi()
-except LibeventNotFound as exc:  # keep the message readable when cffi imports us
-    sys.stderr.write(f"\nerror: {exc}\n")
-    raise
-
-
 if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+    build_ffi().compile(verbose=True)

@@ -11,7 +11,12 @@
  *  - Return codes are checked by the Python caller right after each call.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,4 +236,107 @@ static int pe_get_thread_name(char *buf, size_t len)
         buf[0] = '\0';
     return ENOSYS;
 #endif
+}
+
+/* ---- socket I/O for the network layer ------------------------------------
+ * Returning errno values instead of raising keeps EAGAIN -- the normal end
+ * of every edge-triggered read and write -- off Python's exception path.
+ */
+
+/* Read into buf until EAGAIN, EOF, an error or cap bytes.  Returns the byte
+ * count; *status says why it stopped: 0 (would block), PE_IO_EOF, PE_IO_FULL
+ * (cap reached; more may be waiting) or an errno. */
+static ssize_t pe_sock_read(int fd, char *buf, size_t cap, int *status)
+{
+    size_t got = 0;
+    while (got < cap) {
+        ssize_t n = read(fd, buf + got, cap - got);
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            *status = PE_IO_EOF;
+            return (ssize_t)got;
+        }
+        if (errno == EINTR)
+            continue;
+        *status = (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : errno;
+        return (ssize_t)got;
+    }
+    *status = PE_IO_FULL;
+    return (ssize_t)got;
+}
+
+/* Write buf until done, EAGAIN or an error.  Returns the byte count;
+ * *status is 0 (all written), EAGAIN or an errno. */
+static ssize_t pe_sock_write(int fd, const char *buf, size_t len, int *status)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = send(fd, buf + done, len - done, MSG_NOSIGNAL);
+        if (n >= 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        *status = (errno == EWOULDBLOCK) ? EAGAIN : errno;
+        return (ssize_t)done;
+    }
+    *status = 0;
+    return (ssize_t)done;
+}
+
+/* accept4() a non-blocking, close-on-exec socket and describe its peer.
+ * Returns the fd, or -1 with *err set (EAGAIN when the queue is empty). */
+static int pe_accept(int lfd, char *ip, size_t iplen, int *port, int nodelay, int *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int fd;
+    for (;;) {
+#ifdef __linux__
+        fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+        fd = accept(lfd, (struct sockaddr *)&ss, &sl);
+        if (fd >= 0) {
+            evutil_make_socket_nonblocking(fd);
+            evutil_make_socket_closeonexec(fd);
+        }
+#endif
+        if (fd >= 0)
+            break;
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        *err = (errno == EWOULDBLOCK) ? EAGAIN : errno;
+        return -1;
+    }
+    ip[0] = '\0';
+    *port = 0;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &in4->sin_addr, ip, (socklen_t)iplen);
+        *port = ntohs(in4->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, (socklen_t)iplen);
+        *port = ntohs(in6->sin6_port);
+    }
+    if (nodelay && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    *err = 0;
+    return fd;
+}
+
+/* The pending error of a socket (SO_ERROR), e.g. after a non-blocking connect. */
+static int pe_socket_error(int fd)
+{
+    int error = 0;
+    socklen_t len = sizeof(error);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0)
+        return errno;
+    return error;
 }

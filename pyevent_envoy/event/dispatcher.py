@@ -14,9 +14,11 @@ One loop iteration, in order:
    group) and current-iteration callbacks, in the order they were scheduled.
 
 Ordering between different mechanisms is not guaranteed beyond these phases,
-exactly as in Envoy (``source/common/event/libevent_scheduler.h``).  The
-same-iteration phase drains a snapshot: work it schedules for "the current
-iteration" runs after the next (non-blocking) poll, so nothing starves I/O.
+exactly as in Envoy (``source/common/event/libevent_scheduler.h``).  Work
+the same-iteration phase schedules for "the current iteration" runs in the
+same pass, as in Envoy, but the phase re-drains its queue at most
+``MAX_SAME_ITERATION_ROUNDS`` (16) times; what is left then runs after the
+next (non-blocking) poll, so nothing starves I/O.
 """
 
 from __future__ import annotations

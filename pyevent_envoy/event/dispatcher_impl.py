@@ -381,7 +381,11 @@ class _SignalWakeup:
         if current != self._writer.fileno():  # replaced meanwhile: not ours to clear
             signal.set_wakeup_fd(current)
         self._event.close()
-        self._dispatcher._scheduler.mark_internal(-1)
+        scheduler = self._dispatcher._scheduler
+        scheduler.mark_internal(-1)
+        # Internal: uncount it entirely, so statistics() keeps showing user events only.
         self._dispatcher._internal_created -= 1
+        scheduler.events_created -= 1
+        scheduler.events_closed -= 1
         self._reader.close()
         self._writer.close()

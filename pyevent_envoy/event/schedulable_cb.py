@@ -24,9 +24,10 @@ class SchedulableCallback(abc.ABC):
         """Run in the current iteration, after everything already queued for it.
 
         Called from the same-iteration phase itself (for example from another
-        current-iteration callback), it runs in the next loop pass, after a
-        non-blocking poll, so that a callback re-scheduling itself forever
-        cannot starve I/O.
+        current-iteration callback), it runs in that phase's next round, still
+        in this pass; after ``MAX_SAME_ITERATION_ROUNDS`` (16) rounds what is
+        left runs in the next pass, after a non-blocking poll, so that a
+        callback re-scheduling itself forever cannot starve I/O.
         """
 
     @abc.abstractmethod

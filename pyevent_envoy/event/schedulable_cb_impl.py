@@ -4,9 +4,10 @@ Envoy schedules these through libevent: ``event_active`` for the current
 iteration, a zero timeout for the next.  libevent 2.1 re-runs an event that
 is re-activated while its active queue drains, so a callback re-scheduling
 itself forever would starve I/O.  These callbacks therefore live in the
-scheduler's two Python queues instead, which are drained as snapshots once
-per loop pass (see :mod:`pyevent_envoy.event.libevent_scheduler`); the
-observable order is Envoy's.  No C call is involved at all.
+scheduler's two Python queues instead (see
+:mod:`pyevent_envoy.event.libevent_scheduler`): the same-iteration queue is
+re-drained at most ``MAX_SAME_ITERATION_ROUNDS`` times before the loop polls
+again.  The observable order is Envoy's, and no C call is involved at all.
 """
 
 from __future__ import annotations

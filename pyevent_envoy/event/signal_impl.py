@@ -31,12 +31,12 @@ class SignalEventImpl(ImplBase, SignalEvent):
         signum = int(signum)
         if not 0 < signum < _signal.NSIG:
             raise ValueError(f"invalid signal number {signum}")
+        if scheduler._loop is None:  # before ImplBase counts it as created
+            raise DispatcherClosedError("the dispatcher is closed")
         ImplBase.__init__(self, scheduler)
         self._raw = ffi.new("pe_event_t *")
         self._signum = signum
         self._cb = cb
-        if scheduler._loop is None:
-            raise DispatcherClosedError("the dispatcher is closed")
         flags = lib.EV_SIGNAL | lib.EV_PERSIST
         if lib.pe_event_assign(self._raw, scheduler._loop, signum, flags) != 0:
             raise LibeventError("evsignal_assign", f"cannot watch signal {signum}")

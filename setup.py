@@ -14,17 +14,18 @@ HERE = Path(__file__).resolve().parent
 
 
 def _check_libevent() -> None:
-    spec = importlib.util.spec_from_file_location("_pe_ffi_probe", HERE / "csrc" / "ffi_build.py")
+    spec = importlib.util.spec_from_file_location("_pe_ffi_build", HERE / "csrc" / "ffi_build.py")
     module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # LibeventNotFound, already explained on stderr
-        if type(exc).__name__ == "LibeventNotFound":
-            sys.exit(1)
-        raise
+        module.find_libevent()
+    except module.LibeventNotFound as exc:
+        sys.stderr.write(f"\nerror: {exc}\n")
+        sys.exit(1)
 
 
-if any(arg in sys.argv for arg in ("build", "build_ext", "bdist_wheel", "install", "develop", "editable_wheel")):
-    _check_libevent()
+# Every setup.py run hands the build script to cffi, which configures the
+# extension right away; check first, so the failure is this one message.
+_check_libevent()
 
-setup(cffi_modules=["csrc/ffi_build.py:ffibuilder"])
+setup(cffi_modules=["csrc/ffi_build.py:build_ffi"])

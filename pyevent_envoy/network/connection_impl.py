@@ -1,0 +1,503 @@
+"""Connections (Envoy's ``source/common/network/connection_impl.cc``).
+
+One EDGE-triggered file event per connection, READ|WRITE while reading,
+WRITE|CLOSED while read-disabled (so a peer's FIN is still noticed).  Reads
+and writes are single C calls that loop until ``EAGAIN`` (``pe_sock_read``,
+``pe_sock_write``), so the normal end of an edge-triggered read costs no
+Python exception.
+
+Differences from Envoy, on purpose:
+
+- ``write()`` sends at once when nothing is buffered, instead of injecting a
+  WRITE for a later iteration: one loop pass less per response, same
+  ordering and flow control.  Errors found there are delivered
+  asynchronously, as Envoy delivers them, so ``write()`` never closes the
+  connection under its caller.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+from pyevent_envoy.event.dispatcher import Dispatcher
+from pyevent_envoy.event.file_event import FileReadyType, FileTriggerType
+from pyevent_envoy.event.libevent import ffi, lib
+from pyevent_envoy.network.address import Address
+from pyevent_envoy.network.buffer import WatermarkBuffer
+from pyevent_envoy.network.connection import (
+    Connection,
+    ConnectionCallbacks,
+    ConnectionCloseType,
+    ConnectionEvent,
+    ConnectionState,
+)
+from pyevent_envoy.network.filter import FilterStatus, ReadFilter, ReadFilterCallbacks
+
+__all__ = ["ClientConnectionImpl", "ConnectionImpl", "ServerConnectionImpl"]
+
+_log = logging.getLogger("pyevent_envoy.network")
+
+_READ = FileReadyType.READ
+_WRITE = FileReadyType.WRITE
+_CLOSED = FileReadyType.CLOSED
+_READ_WRITE = _READ | _WRITE
+_EAGAIN = lib.EAGAIN
+_EOF = lib.PE_IO_EOF
+_FULL = lib.PE_IO_FULL
+_OPEN = ConnectionState.OPEN
+_CLOSING = ConnectionState.CLOSING
+_CLOSED_STATE = ConnectionState.CLOSED
+
+#: Bytes one read call takes from the kernel; a read loops until EAGAIN.
+READ_CHUNK = 65536
+#: Envoy's per_connection_buffer_limit_bytes default.
+DEFAULT_BUFFER_LIMIT = 1024 * 1024
+#: Envoy's HCM delayed_close_timeout default.
+DEFAULT_DELAYED_CLOSE_TIMEOUT = 1.0
+
+_ids = itertools.count()
+_io = threading.local()
+
+
+def _io_buffers() -> tuple[Any, Any]:
+    """The calling thread's read buffer and status cell (reads copy out at once)."""
+    try:
+        return _io.buffers
+    except AttributeError:
+        _io.buffers = buffers = (ffi.new("char[]", READ_CHUNK), ffi.new("int *"))
+        return buffers
+
+
+class ConnectionImpl(Connection, ReadFilterCallbacks):
+    """The shared half of server and client connections.
+
+    The owner hands the connection to ``dispatcher.deferred_delete`` after it
+    reports a close; the file descriptor is already closed by then.
+    """
+
+    __slots__ = (
+        "_dispatcher",
+        "_fd",
+        "_id",
+        "_state",
+        "_remote",
+        "_local",
+        "_callbacks",
+        "_filters",
+        "_filter_cursor",
+        "_read_buffer",
+        "_write_buffer",
+        "_read_disable_count",
+        "_read_watermark_disabled",
+        "_connecting",
+        "_half_close",
+        "_read_end_stream",
+        "_write_end_stream",
+        "_file_event",
+        "_delayed_close_timer",
+        "_delayed_close_timeout",
+        "_close_type",
+        "_pending_error",
+        "_dispatch_buffered",
+        "bytes_read",
+        "bytes_written",
+        "failure_reason",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        fd: int,
+        remote: Address | None,
+        local: Address | None,
+        *,
+        connected: bool,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._fd = fd
+        self._id = next(_ids)
+        self._state = _OPEN
+        self._remote = remote
+        self._local = local
+        self._callbacks: list[ConnectionCallbacks] = []
+        self._filters: list[ReadFilter] = []
+        self._filter_cursor = 0
+        self._read_buffer = WatermarkBuffer(self._on_read_buffer_low, self._on_read_buffer_high)
+        self._write_buffer = WatermarkBuffer(self._on_write_buffer_low, self._on_write_buffer_high)
+        self._read_buffer.set_watermarks(DEFAULT_BUFFER_LIMIT + 1)
+        self._write_buffer.set_watermarks(DEFAULT_BUFFER_LIMIT + 1)
+        self._read_disable_count = 0
+        self._read_watermark_disabled = False
+        self._connecting = not connected
+        self._half_close = False
+        self._read_end_stream = False
+        self._write_end_stream = False
+        self._file_event: Any = None
+        self._delayed_close_timer: Any = None
+        self._delayed_close_timeout = DEFAULT_DELAYED_CLOSE_TIMEOUT
+        self._close_type: ConnectionCloseType | None = None
+        self._pending_error = 0
+        self._dispatch_buffered = False
+        self.bytes_read = 0
+        self.bytes_written = 0
+        self.failure_reason = ""
+        if connected:
+            self._file_event = dispatcher.create_file_event(
+                fd, self._on_file_event, FileTriggerType.EDGE, _READ_WRITE
+            )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} #{self._id} {self._remote} {self._state.value}>"
+
+    # Connection: properties
+
+    @property
+    def id(self) -> int:
+        return self._id
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    @property
+    def remote_address(self) -> Address | None:
+        return self._remote
+
+    @property
+    def local_address(self) -> Address | None:
+        return self._local
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self._dispatcher
+
+    @property
+    def connecting(self) -> bool:
+        return self._connecting
+
+    @property
+    def connection(self) -> "ConnectionImpl":  # ReadFilterCallbacks
+        return self
+
+    def read_enabled(self) -> bool:
+        return self._read_disable_count == 0
+
+    def above_high_watermark(self) -> bool:
+        return self._write_buffer.above_high_watermark
+
+    def write_buffer_length(self) -> int:
+        return len(self._write_buffer)
+
+    # Connection: configuration
+
+    def add_connection_callbacks(self, callbacks: ConnectionCallbacks) -> None:
+        self._callbacks.append(callbacks)
+
+    def remove_connection_callbacks(self, callbacks: ConnectionCallbacks) -> None:
+        try:
+            self._callbacks.remove(callbacks)
+        except ValueError:
+            pass
+
+    def set_buffer_limits(self, limit: int) -> None:
+        """Envoy's rule: the high watermark is limit + 1 so one full read does not flap."""
+        high = limit + 1 if limit > 0 else 0
+        self._read_buffer.set_watermarks(high)
+        self._write_buffer.set_watermarks(high)
+
+    def set_delayed_close_timeout(self, seconds: float) -> None:
+        """0 disables the delay of FLUSH_WRITE_AND_DELAY."""
+        self._delayed_close_timeout = seconds
+
+    def enable_half_close(self, enabled: bool) -> None:
+        self._half_close = enabled
+        if self._read_disable_count and self._file_event is not None and self._state is _OPEN:
+            self._file_event.set_enabled(_WRITE if enabled else _WRITE | _CLOSED)
+
+    # read filters (Envoy's FilterManagerImpl, inlined: one chain per connection)
+
+    def add_read_filter(self, read_filter: ReadFilter) -> None:
+        self._filters.append(read_filter)
+        read_filter.initialize_read_filter_callbacks(self)
+
+    def initialize_read_filters(self) -> bool:
+        for read_filter in self._filters:
+            if read_filter.on_new_connection() is FilterStatus.STOP_ITERATION:
+                break
+        return bool(self._filters)
+
+    def continue_reading(self) -> None:
+        self._on_read(self._read_end_stream)
+
+    def _on_read(self, end_stream: bool) -> None:
+        buffer = self._read_buffer
+        for read_filter in self._filters:
+            if self._state is _CLOSED_STATE:
+                return
+            if read_filter.on_data(buffer, end_stream) is FilterStatus.STOP_ITERATION:
+                return
+
+    # I/O
+
+    def _on_file_event(self, events: FileReadyType) -> None:
+        if self._pending_error:
+            self.failure_reason = os.strerror(self._pending_error)
+            self._close_socket(ConnectionEvent.REMOTE_CLOSE)
+            return
+        if events & _CLOSED:
+            # Only registered while reading is disabled: the peer went away.
+            self._close_socket(ConnectionEvent.REMOTE_CLOSE)
+            return
+        if events & _WRITE:
+            self._on_write_ready()
+        if events & _READ and self._state is not _CLOSED_STATE:
+            self._on_read_ready()
+
+    def _on_read_ready(self) -> None:
+        if self._read_disable_count:
+            return
+        if self._dispatch_buffered:
+            self._dispatch_buffered = False
+            if self._read_buffer:
+                self._on_read(self._read_end_stream)
+                if self._state is _CLOSED_STATE or self._read_disable_count:
+                    return
+        if self._read_end_stream:
+            return
+        buf, status = _io_buffers()
+        fd = self._fd
+        buffer = self._read_buffer
+        total = 0
+        eof = False
+        while True:
+            n = lib.pe_sock_read(fd, buf, READ_CHUNK, status)
+            if n:
+                buffer.add(ffi.unpack(buf, n))
+                total += n
+            code = status[0]
+            if code == 0:
+                break
+            if code == _FULL:
+                if buffer.above_high_watermark or self._read_disable_count:
+                    break  # come back when the buffer drained (edge already consumed)
+                continue
+            if code == _EOF:
+                eof = True
+                break
+            self.failure_reason = os.strerror(code)
+            self._close_socket(ConnectionEvent.REMOTE_CLOSE)
+            return
+        self.bytes_read += total
+        if eof:
+            self._read_end_stream = True
+        if total or eof:
+            self._on_read(eof)
+        if eof and self._state is not _CLOSED_STATE and (not self._half_close or self._write_end_stream):
+            self._close_socket(ConnectionEvent.REMOTE_CLOSE)
+
+    def write(self, data: bytes, end_stream: bool = False) -> None:
+        if self._state is not _OPEN or self._write_end_stream:
+            return
+        if end_stream:
+            if not self._half_close:
+                raise RuntimeError("write(end_stream=True) needs enable_half_close(True)")
+            self._write_end_stream = True
+        buffer = self._write_buffer
+        if buffer or self._connecting or self._pending_error:
+            buffer.add(data)
+            return
+        if data:
+            status = _io_buffers()[1]
+            n = lib.pe_sock_write(self._fd, data, len(data), status)
+            self.bytes_written += n
+            if n < len(data):
+                code = status[0]
+                buffer.add(data[n:] if n else data)
+                if code != _EAGAIN:
+                    self._fail_async(code)
+                return
+        if end_stream:
+            self._shutdown_write()
+
+    def _on_write_ready(self) -> None:
+        if self._connecting:
+            error = lib.pe_socket_error(self._fd)
+            if error:
+                self.failure_reason = os.strerror(error)
+                self._close_socket(ConnectionEvent.REMOTE_CLOSE)
+                return
+            self._connecting = False
+            self._raise_event(ConnectionEvent.CONNECTED)
+            if self._state is _CLOSED_STATE:
+                return
+        buffer = self._write_buffer
+        if buffer:
+            data = buffer.peek()
+            status = _io_buffers()[1]
+            n = lib.pe_sock_write(self._fd, data, len(data), status)
+            self.bytes_written += n
+            buffer.drain(n)
+            if buffer:
+                code = status[0]
+                if code != _EAGAIN:
+                    self.failure_reason = os.strerror(code)
+                    self._close_socket(ConnectionEvent.REMOTE_CLOSE)
+                return
+            if self._write_end_stream:
+                self._shutdown_write()
+        if self._close_type is not None:
+            self._on_flushed_for_close()
+
+    def _shutdown_write(self) -> None:
+        sock = socket.socket(fileno=self._fd)
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the peer is gone; the read side reports it
+        finally:
+            sock.detach()
+        if self._read_end_stream:
+            self._close_socket(ConnectionEvent.LOCAL_CLOSE)
+
+    def _fail_async(self, error: int) -> None:
+        """Deliver a write error as a close in a later iteration, as Envoy does."""
+        self._pending_error = error
+        if self._file_event is not None:
+            self._file_event.activate(_WRITE)
+
+    # flow control
+
+    def read_disable(self, disable: bool) -> None:
+        if self._state is not _OPEN:
+            return
+        if disable:
+            self._read_disable_count += 1
+            if self._read_disable_count == 1 and self._file_event is not None:
+                self._file_event.set_enabled(_WRITE if self._half_close else _WRITE | _CLOSED)
+            return
+        if self._read_disable_count == 0:
+            raise RuntimeError("read_disable(False) without a matching read_disable(True)")
+        self._read_disable_count -= 1
+        if self._read_disable_count == 0 and self._file_event is not None:
+            self._file_event.set_enabled(_READ_WRITE)
+            if self._read_buffer:
+                # Bytes already buffered are dispatched even if the socket has nothing new.
+                self._dispatch_buffered = True
+                self._file_event.activate(_READ)
+
+    def _on_read_buffer_high(self) -> None:
+        if not self._read_watermark_disabled:
+            self._read_watermark_disabled = True
+            self.read_disable(True)
+
+    def _on_read_buffer_low(self) -> None:
+        if self._read_watermark_disabled:
+            self._read_watermark_disabled = False
+            self.read_disable(False)
+
+    def _on_write_buffer_high(self) -> None:
+        for callbacks in list(self._callbacks):
+            callbacks.on_above_write_buffer_high_watermark()
+
+    def _on_write_buffer_low(self) -> None:
+        for callbacks in list(self._callbacks):
+            callbacks.on_below_write_buffer_low_watermark()
+
+    # closing
+
+    def close(self, close_type: ConnectionCloseType = ConnectionCloseType.NO_FLUSH) -> None:
+        if self._state is _CLOSED_STATE:
+            return
+        if close_type is ConnectionCloseType.NO_FLUSH or self._connecting:
+            self._close_socket(ConnectionEvent.LOCAL_CLOSE)
+            return
+        if self._close_type is not None:
+            return  # already closing
+        self._close_type = close_type
+        self._state = _CLOSING
+        if self._read_disable_count == 0 and self._file_event is not None:
+            # Stop reading, keep noticing the peer's close.
+            self._file_event.set_enabled(_WRITE | _CLOSED)
+        self._read_disable_count += 1
+        if not self._write_buffer:
+            self._on_flushed_for_close()
+
+    def _on_flushed_for_close(self) -> None:
+        if self._close_type is ConnectionCloseType.FLUSH_WRITE_AND_DELAY and self._delayed_close_timeout > 0:
+            if self._delayed_close_timer is None:
+                self._delayed_close_timer = self._dispatcher.create_timer(self._on_delayed_close_timeout)
+                self._delayed_close_timer.enable_timer(self._delayed_close_timeout)
+            return
+        self._close_socket(ConnectionEvent.LOCAL_CLOSE)
+
+    def _on_delayed_close_timeout(self) -> None:
+        self._close_socket(ConnectionEvent.LOCAL_CLOSE)
+
+    def _close_socket(self, event: ConnectionEvent) -> None:
+        if self._state is _CLOSED_STATE:
+            return
+        self._state = _CLOSED_STATE
+        if self._file_event is not None:
+            self._file_event.close()
+            self._file_event = None
+        if self._delayed_close_timer is not None:
+            self._delayed_close_timer.close()
+            self._delayed_close_timer = None
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
+        self._fd = -1
+        self._raise_event(event)
+
+    def _raise_event(self, event: ConnectionEvent) -> None:
+        for callbacks in list(self._callbacks):
+            callbacks.on_event(event)
+
+
+class ServerConnectionImpl(ConnectionImpl):
+    """An accepted connection: open from the start."""
+
+    __slots__ = ()
+
+    def __init__(self, dispatcher: Dispatcher, fd: int, remote: Address | None, local: Address | None) -> None:
+        super().__init__(dispatcher, fd, remote, local, connected=True)
+
+
+class ClientConnectionImpl(ConnectionImpl):
+    """An outgoing connection; nothing happens until :meth:`connect`.
+
+    The outcome arrives as ``CONNECTED`` or ``REMOTE_CLOSE`` (with
+    ``failure_reason``) in a later callback, never inside ``connect()``.
+    Writes made before the connection is up are held and sent once it is.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, dispatcher: Dispatcher, remote: Address) -> None:
+        sock = socket.socket(remote.family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().__init__(dispatcher, sock.detach(), remote, None, connected=False)
+
+    def connect(self) -> None:
+        if self._file_event is not None or self._state is not _OPEN:
+            return
+        remote = self._remote
+        sock = socket.socket(remote.family, socket.SOCK_STREAM, fileno=self._fd)
+        try:
+            error = sock.connect_ex((remote.ip, remote.port))
+        finally:
+            sock.detach()
+        self._file_event = self._dispatcher.create_file_event(
+            self._fd, self._on_file_event, FileTriggerType.EDGE, _READ_WRITE
+        )
+        if error not in (0, lib.EINPROGRESS):
+            self._pending_error = error
+            self._file_event.activate(_WRITE)

@@ -48,6 +48,7 @@ typedef struct pe_loop {
     intptr_t *records;
     int nrec;
     int oom;
+    double now;
     ...;
 } pe_loop_t;
 

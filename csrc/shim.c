@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -93,6 +94,14 @@ static void pe_wake_cb(evutil_socket_t fd, short what, void *arg)
     pe_push((pe_loop_t *)arg, PE_WAKE_ID, 0);
 }
 
+/* The approximate clock: the same clock as Python's time.monotonic(). */
+static void pe_refresh_now(pe_loop_t *loop)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    loop->now = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static pe_loop_t *pe_loop_new(int precise_timer)
 {
     struct event_config *cfg;
@@ -117,6 +126,7 @@ static pe_loop_t *pe_loop_new(int precise_timer)
         goto fail;
     if (event_assign(&loop->wake, loop->base, -1, 0, pe_wake_cb, loop) != 0)
         goto fail;
+    pe_refresh_now(loop);
     return loop;
 
 fail:
@@ -147,6 +157,7 @@ static int64_t pe_loop_run(pe_loop_t *loop, int flags)
     loop->nrec = 0;
     loop->oom = 0;
     rc = event_base_loop(loop->base, flags);
+    pe_refresh_now(loop);
     if (rc < 0)
         return PE_RUN_ERROR;
     if (loop->oom)

@@ -54,6 +54,7 @@ typedef struct pe_loop {
     int nrec;               /* number of intptr_t slots used (2 per record) */
     int cap;                /* capacity in intptr_t slots */
     int oom;                /* a record was dropped for lack of memory */
+    double now;             /* CLOCK_MONOTONIC seconds after the last poll */
     struct event wake;      /* activated from any thread; never added */
 } pe_loop_t;
 

@@ -8,6 +8,7 @@ the run modes.  The iteration order is in :mod:`pyevent_envoy.event.dispatcher`.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import signal
@@ -75,6 +76,7 @@ class DispatcherImpl(Dispatcher):
         "_scheduler",
         "_post_lock",
         "_posts",
+        "_wake_pending",
         "_closed",
         "_post_cb",
         "_deferred_delete_cb",
@@ -90,8 +92,12 @@ class DispatcherImpl(Dispatcher):
 
     def __init__(self, name: str = "dispatcher", *, precise_timers: bool = False) -> None:
         self._name = name
+        # Posts: a deque (append/popleft are atomic) and a flag saying a wake
+        # is on its way, so only the first post after a drain pays for the
+        # wake.  The lock only orders wake() against close().
         self._post_lock = threading.Lock()
-        self._posts: list[PostCb] = []
+        self._posts: collections.deque[PostCb] = collections.deque()
+        self._wake_pending = False
         self._closed = False
         self._run_tid: int | None = None
         self._running = False
@@ -149,42 +155,43 @@ class DispatcherImpl(Dispatcher):
     # Dispatcher: posts
 
     def post(self, cb: PostCb) -> None:
+        if self._closed:
+            raise DispatcherClosedError(f"dispatcher {self._name!r} is closed")
+        self._posts.append(cb)
+        if self._wake_pending:
+            return  # the drain that is on its way runs cb too (appended before it clears the flag)
+        self._wake_pending = True
+        if self._running and _get_ident() == self._run_tid:
+            self._post_cb.schedule_callback_current_iteration()
+            return
         with self._post_lock:
-            if self._closed:
-                raise DispatcherClosedError(f"dispatcher {self._name!r} is closed")
-            posts = self._posts
-            posts.append(cb)
-            if len(posts) == 1:
-                if self._running and _get_ident() == self._run_tid:
-                    self._post_cb.schedule_callback_current_iteration()
-                else:
-                    self._scheduler.wake()
+            if not self._closed:
+                self._scheduler.wake()
 
     def _on_wake(self) -> None:
-        if self._posts:
-            self._post_cb.schedule_callback_current_iteration()
+        # Always drain: the drain is what clears _wake_pending.
+        self._post_cb.schedule_callback_current_iteration()
 
     def _run_post_callbacks(self) -> None:
-        # As Envoy: purge deferred deletes first, then run a snapshot FIFO.
+        # As Envoy: purge deferred deletes first, then run what is queued, FIFO.
         self.clear_deferred_delete_list()
-        with self._post_lock:
-            callbacks = self._posts
-            if not callbacks:
-                return
-            self._posts = []
-        it = iter(callbacks)
+        # Clear the flag before taking anything: a post that lands after this
+        # point wakes the loop again; one before it is in this drain.
+        self._wake_pending = False
+        posts = self._posts
+        popleft = posts.popleft
         try:
-            for cb in it:
+            for _ in range(len(posts)):
+                cb = popleft()
                 try:
                     cb()
                 except Exception as exc:
                     self._on_callback_error(exc)
-        finally:
-            rest = list(it)
-            if rest:  # a BaseException escaped: the rest run first next time
-                with self._post_lock:
-                    self._posts[:0] = rest
-                    self._post_cb.schedule_callback_current_iteration()
+        except BaseException:
+            if posts:  # what did not run stays queued and runs first next time
+                self._wake_pending = True
+                self._post_cb.schedule_callback_current_iteration()
+            raise
 
     # Dispatcher: deferred deletion
 
@@ -310,7 +317,8 @@ class DispatcherImpl(Dispatcher):
             self.clear_deferred_delete_list()
         with self._post_lock:
             self._closed = True
-            dropped, self._posts = len(self._posts), []
+            dropped = len(self._posts)
+            self._posts.clear()
         if dropped:
             warnings.warn(
                 f"dispatcher {self._name!r} closed with {dropped} posted callback(s) not run",

@@ -8,7 +8,7 @@ of Envoy's loop:
    libevent polls, moves expired timers to its active queue and runs its
    callbacks, which are C and only append ``(arming id, ready bits)`` records
    (``csrc/shim.c``).
-2. The approximate monotonic time is refreshed.
+2. The approximate monotonic time is refreshed (in C, right after the poll).
 3. The records run in libevent's order: file events, then expired timers.
    A record whose arming id is no longer armed is skipped (the event was
    disabled, re-armed or closed by an earlier callback of the same pass).
@@ -111,7 +111,6 @@ class LibeventScheduler:
         "_leftover",
         "_on_error",
         "_internal",
-        "now",
         "events_created",
         "events_closed",
     )
@@ -135,7 +134,6 @@ class LibeventScheduler:
         self._next: list[tuple[SchedulableCallbackImpl, int]] = []
         self._leftover: list[int] = []
         self._on_error = on_error
-        self.now = _monotonic()
         self.events_created = 0
         self.events_closed = 0
 
@@ -156,6 +154,17 @@ class LibeventScheduler:
         return SignalEventImpl(self, signum, cb)
 
     # state
+
+    @property
+    def now(self) -> float:
+        """``time.monotonic()`` as of the last poll (kept in C by ``pe_loop_run``)."""
+        loop = self._loop
+        return _monotonic() if loop is None else loop.now
+
+    @now.setter
+    def now(self, value: float) -> None:
+        if self._loop is not None:
+            self._loop.now = value
 
     @property
     def closed(self) -> bool:
@@ -211,12 +220,11 @@ class LibeventScheduler:
         # module constants as locals: this loop runs once per event
         once, once_nonblock, once_no_exit = _ONCE, _ONCE_NONBLOCK, _ONCE_NO_EXIT_ON_EMPTY
         shift, mask, run_many = _SHIFT, _MASK, _RUN_MANY
-        monotonic = _monotonic
         max_rounds = MAX_SAME_ITERATION_ROUNDS
+        if self._leftover:  # records a BaseException interrupted last time (only it leaves run)
+            records, self._leftover = self._leftover, []
+            self._run_records(records)
         while True:
-            if self._leftover:  # records a BaseException interrupted last time
-                records, self._leftover = self._leftover, []
-                self._run_records(records)
             # 1. poll: never block while Python work is queued or exit is pending
             if self._current or self._next or not blocking or dispatcher._exit_requested:
                 flags = once_nonblock
@@ -226,16 +234,16 @@ class LibeventScheduler:
                 flags = once
             else:
                 return  # BLOCK with nothing left to wait for
-            r = loop_run(loop, flags)
-            # 2. the approximate clock
-            self.now = monotonic()
+            r = loop_run(loop, flags)  # 2. also refreshes the approximate clock (loop.now)
             nxt = self._next
             if nxt:
                 self._next = []
             else:
                 nxt = ()  # never alias the live queue: what this pass schedules runs next pass
             # 3. file events, then expired timers, in libevent's order
-            if r > 0:  # exactly one record, encoded in r
+            if r == 0:
+                pass
+            elif r > 0:  # exactly one record, encoded in r
                 obj = armed_get(r >> shift)
                 if obj is not None:
                     try:

@@ -294,6 +294,31 @@ def test_dispatcher_post_from_8_threads_none_lost_fifo_per_thread(dispatcher):
     assert dispatcher.statistics().posts_pending == 0
 
 
+@pytest.mark.timeout(120)
+def test_dispatcher_post_never_loses_a_wake_when_posts_meet_a_drain(dispatcher):
+    """One post at a time, each waited for: a post that lands while a drain is
+    clearing the wake flag must still wake the loop (a lost wake hangs here)."""
+    rounds = 5000
+    ran = threading.Semaphore(0)
+    lost = []
+
+    def producer():
+        for _ in range(rounds):
+            dispatcher.post(ran.release)
+            if not ran.acquire(timeout=10):
+                lost.append(True)
+                break
+        dispatcher.post(dispatcher.exit)
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    with ExitLater(dispatcher, 100) as guard:
+        dispatcher.run(RunType.RUN_UNTIL_EXIT)
+    thread.join()
+    assert not lost and not guard.fired.is_set()
+    assert dispatcher.statistics().posts_pending == 0
+
+
 def test_dispatcher_post_wakes_a_blocked_loop_from_another_thread(dispatcher):
     ran_on = []
 

@@ -106,6 +106,14 @@ def dispatcher():
     assert stats.events_live == 0, stats
 
 
+def accept_one(dispatcher):
+    """A server, a plain-socket peer connected to it, and the server side's Recorder."""
+    server = Server(dispatcher)
+    peer = socket.create_connection(server.address)
+    run_until(dispatcher, lambda: server.recorders)
+    return server, peer, server.recorders[0]
+
+
 def connect(dispatcher, address):
     connection = ClientConnectionImpl(dispatcher, address)
     recorder = Recorder(dispatcher)
@@ -155,13 +163,11 @@ def test_server_connection_sees_peer_eof_as_remote_close(dispatcher):
 
 
 def test_half_close_keeps_writing_after_peer_fin(dispatcher):
-    server = Server(dispatcher)
-    peer = socket.create_connection(server.address)
-    run_until(dispatcher, lambda: server.recorders)
-    connection = server.recorders[0].connection
+    server, peer, recorder = accept_one(dispatcher)
+    connection = recorder.connection
     connection.enable_half_close(True)
     peer.shutdown(socket.SHUT_WR)
-    run_until(dispatcher, lambda: server.recorders[0].end_stream)
+    run_until(dispatcher, lambda: recorder.end_stream)
     assert connection.state is ConnectionState.OPEN
     connection.write(b"late reply", end_stream=True)
     run_until(dispatcher, lambda: connection.state is ConnectionState.CLOSED)
@@ -173,10 +179,7 @@ def test_half_close_keeps_writing_after_peer_fin(dispatcher):
 
 
 def test_write_buffer_watermarks_report_backpressure(dispatcher):
-    server = Server(dispatcher)
-    peer = socket.create_connection(server.address)
-    run_until(dispatcher, lambda: server.recorders)
-    recorder = server.recorders[0]
+    server, peer, recorder = accept_one(dispatcher)
     connection = recorder.connection
     connection.set_buffer_limits(64 * 1024)
     chunk = b"x" * 65536
@@ -199,10 +202,7 @@ def test_write_buffer_watermarks_report_backpressure(dispatcher):
 
 
 def test_read_disable_is_counted_and_buffered_data_is_dispatched_on_enable(dispatcher):
-    server = Server(dispatcher)
-    peer = socket.create_connection(server.address)
-    run_until(dispatcher, lambda: server.recorders)
-    recorder = server.recorders[0]
+    server, peer, recorder = accept_one(dispatcher)
     connection = recorder.connection
     connection.read_disable(True)
     connection.read_disable(True)
@@ -224,10 +224,7 @@ def test_read_disable_is_counted_and_buffered_data_is_dispatched_on_enable(dispa
 
 
 def test_read_disabled_connection_still_notices_peer_close(dispatcher):
-    server = Server(dispatcher)
-    peer = socket.create_connection(server.address)
-    run_until(dispatcher, lambda: server.recorders)
-    recorder = server.recorders[0]
+    server, peer, recorder = accept_one(dispatcher)
     recorder.connection.read_disable(True)
     peer.close()
     run_until(dispatcher, lambda: recorder.events)
@@ -236,10 +233,8 @@ def test_read_disabled_connection_still_notices_peer_close(dispatcher):
 
 
 def test_close_flush_write_sends_everything_then_closes(dispatcher):
-    server = Server(dispatcher)
-    peer = socket.create_connection(server.address)
-    run_until(dispatcher, lambda: server.recorders)
-    connection = server.recorders[0].connection
+    server, peer, recorder = accept_one(dispatcher)
+    connection = recorder.connection
     payload = b"y" * (4 * 1024 * 1024)
     connection.write(payload)
     connection.close(ConnectionCloseType.FLUSH_WRITE)
@@ -258,16 +253,13 @@ def test_close_flush_write_sends_everything_then_closes(dispatcher):
         except BlockingIOError:
             pass
     assert eof and len(received) == len(payload)
-    assert server.recorders[0].events == [ConnectionEvent.LOCAL_CLOSE]
+    assert recorder.events == [ConnectionEvent.LOCAL_CLOSE]
     peer.close()
     server.close()
 
 
 def test_close_flush_write_and_delay_waits_for_the_peer(dispatcher):
-    server = Server(dispatcher)
-    peer = socket.create_connection(server.address)
-    run_until(dispatcher, lambda: server.recorders)
-    recorder = server.recorders[0]
+    server, peer, recorder = accept_one(dispatcher)
     connection = recorder.connection
     connection.set_delayed_close_timeout(30)
     connection.write(b"bye")
@@ -284,10 +276,7 @@ def test_close_flush_write_and_delay_waits_for_the_peer(dispatcher):
 
 
 def test_close_flush_write_and_delay_times_out(dispatcher):
-    server = Server(dispatcher)
-    peer = socket.create_connection(server.address)
-    run_until(dispatcher, lambda: server.recorders)
-    recorder = server.recorders[0]
+    server, peer, recorder = accept_one(dispatcher)
     recorder.connection.set_delayed_close_timeout(0.05)
     recorder.connection.close(ConnectionCloseType.FLUSH_WRITE_AND_DELAY)
     run_until(dispatcher, lambda: recorder.events)
@@ -297,10 +286,7 @@ def test_close_flush_write_and_delay_times_out(dispatcher):
 
 
 def test_write_to_reset_peer_closes_asynchronously(dispatcher):
-    server = Server(dispatcher)
-    peer = socket.create_connection(server.address)
-    run_until(dispatcher, lambda: server.recorders)
-    recorder = server.recorders[0]
+    server, peer, recorder = accept_one(dispatcher)
     peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     peer.close()  # RST
     time.sleep(0.05)

@@ -255,19 +255,9 @@ class LibeventScheduler:
                         self._next[:0] = nxt
                         raise
             elif r <= run_many:
-                it = iter(unpack(loop.records, run_many - r))
                 try:
-                    for rid, ready in zip(it, it):
-                        obj = armed_get(rid)
-                        if obj is not None:
-                            try:
-                                obj._fire(ready)
-                            except Exception as exc:
-                                on_error(exc)
-                except BaseException:  # keep what did not run for the next pass
-                    rest = list(it)
-                    if rest:
-                        self._leftover = rest + self._leftover
+                    self._run_records(unpack(loop.records, run_many - r))
+                except BaseException:
                     self._next[:0] = nxt
                     raise
             elif r == _RUN_ERROR:
@@ -310,7 +300,9 @@ class LibeventScheduler:
                 return
 
     def _run_records(self, records: list[int]) -> None:
+        """Run ``(arming id, ready)`` pairs; on a BaseException keep the rest for the next pass."""
         armed_get = self._armed.get
+        on_error = self._on_error
         it = iter(records)
         try:
             for rid, ready in zip(it, it):
@@ -319,11 +311,12 @@ class LibeventScheduler:
                     try:
                         obj._fire(ready)
                     except Exception as exc:
-                        self._on_error(exc)
-        finally:
+                        on_error(exc)
+        except BaseException:
             rest = list(it)
             if rest:
                 self._leftover = rest + self._leftover
+            raise
 
     def close(self) -> list[Any]:
         """Close every armed event, free the base, and return what was closed.

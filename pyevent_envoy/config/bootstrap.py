@@ -1,0 +1,609 @@
+"""The configuration model: Envoy's v3 bootstrap, the subset pyevent-envoy runs.
+
+Every class is a frozen, slotted dataclass named after the Envoy message it
+stands for, with the fields of that message that are supported, in Envoy's
+snake_case, and Envoy's defaults.  Repeated fields are tuples.  Durations are
+float seconds (``0`` disables a timeout where Envoy's does).  Enumerations are
+:class:`enum.IntEnum` with Envoy's names and numbers.
+
+Where Envoy has a ``oneof`` the members are optional fields of which exactly
+one is set (``RouteMatch.prefix`` / ``path`` / ``safe_regex``); where an
+action is one of several messages it is one field typed as their union
+(``Route.action``).
+
+Instances are made by :func:`pyevent_envoy.config.load_bootstrap`, which has
+validated them; building them by hand skips that validation.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Union
+
+__all__ = [
+    "ACCESS_LOG_FILE_TYPE_URL",
+    "ACCESS_LOG_STDERR_TYPE_URL",
+    "ACCESS_LOG_STDOUT_TYPE_URL",
+    "DEFAULT_BUFFER_LIMIT_BYTES",
+    "HCM_TYPE_URL",
+    "ROUTER_TYPE_URL",
+    "UPSTREAM_HTTP_PROTOCOL_OPTIONS_NAME",
+    "UPSTREAM_HTTP_PROTOCOL_OPTIONS_TYPE_URL",
+    "AccessLog",
+    "Admin",
+    "Bootstrap",
+    "CircuitBreakers",
+    "Cluster",
+    "ClusterLoadAssignment",
+    "ClusterWeight",
+    "CodecType",
+    "DirectResponseAction",
+    "DiscoveryType",
+    "DnsLookupFamily",
+    "FilterChain",
+    "HeaderAppendAction",
+    "HeaderMatcher",
+    "HeaderValueOption",
+    "Http1ProtocolOptions",
+    "HttpConnectionManager",
+    "HttpFilter",
+    "HttpProtocolOptions",
+    "LbEndpoint",
+    "LbPolicy",
+    "Listener",
+    "LocalityLbEndpoints",
+    "NetworkFilter",
+    "Node",
+    "RedirectAction",
+    "RedirectResponseCode",
+    "RegexMatcher",
+    "Route",
+    "RouteAction",
+    "RouteConfiguration",
+    "RouteMatch",
+    "Router",
+    "RoutingPriority",
+    "SocketAddress",
+    "StaticResources",
+    "StringMatcher",
+    "Thresholds",
+    "VirtualHost",
+]
+
+_PREFIX = "type.googleapis.com/"
+#: ``@type`` of the ``envoy.filters.network.http_connection_manager`` filter's config.
+HCM_TYPE_URL = _PREFIX + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+#: ``@type`` of the ``envoy.filters.http.router`` filter's config.
+ROUTER_TYPE_URL = _PREFIX + "envoy.extensions.filters.http.router.v3.Router"
+#: ``@type`` of the file access logger.
+ACCESS_LOG_FILE_TYPE_URL = _PREFIX + "envoy.extensions.access_loggers.file.v3.FileAccessLog"
+#: ``@type`` of the standard-output access logger (a file access log on ``/dev/stdout``).
+ACCESS_LOG_STDOUT_TYPE_URL = _PREFIX + "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
+#: ``@type`` of the standard-error access logger (a file access log on ``/dev/stderr``).
+ACCESS_LOG_STDERR_TYPE_URL = _PREFIX + "envoy.extensions.access_loggers.stream.v3.StderrAccessLog"
+#: The ``typed_extension_protocol_options`` key of a cluster's upstream HTTP options.
+UPSTREAM_HTTP_PROTOCOL_OPTIONS_NAME = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+#: ``@type`` of a cluster's upstream HTTP options.
+UPSTREAM_HTTP_PROTOCOL_OPTIONS_TYPE_URL = _PREFIX + UPSTREAM_HTTP_PROTOCOL_OPTIONS_NAME
+
+#: Envoy's default for listener and cluster ``per_connection_buffer_limit_bytes`` (1 MiB).
+DEFAULT_BUFFER_LIMIT_BYTES = 1024 * 1024
+
+
+# --------------------------------------------------------------------------------------------
+# Enumerations (names and numbers as in Envoy's API).
+
+
+class CodecType(enum.IntEnum):
+    """``HttpConnectionManager.CodecType``; only AUTO and HTTP1 are supported."""
+
+    AUTO = 0
+    HTTP1 = 1
+    HTTP2 = 2
+    HTTP3 = 3
+
+
+class DiscoveryType(enum.IntEnum):
+    """``Cluster.DiscoveryType``; STATIC, STRICT_DNS and LOGICAL_DNS are supported."""
+
+    STATIC = 0
+    STRICT_DNS = 1
+    LOGICAL_DNS = 2
+    EDS = 3
+    ORIGINAL_DST = 4
+
+
+class LbPolicy(enum.IntEnum):
+    """``Cluster.LbPolicy``; ROUND_ROBIN, LEAST_REQUEST and RANDOM are supported."""
+
+    ROUND_ROBIN = 0
+    LEAST_REQUEST = 1
+    RING_HASH = 2
+    RANDOM = 3
+    MAGLEV = 5
+    CLUSTER_PROVIDED = 6
+    LOAD_BALANCING_POLICY_CONFIG = 7
+
+
+class DnsLookupFamily(enum.IntEnum):
+    """``Cluster.DnsLookupFamily``."""
+
+    AUTO = 0
+    V4_ONLY = 1
+    V6_ONLY = 2
+    V4_PREFERRED = 3
+    ALL = 4
+
+
+class RoutingPriority(enum.IntEnum):
+    """``core.v3.RoutingPriority`` (circuit-breaker thresholds are per priority)."""
+
+    DEFAULT = 0
+    HIGH = 1
+
+
+class RedirectResponseCode(enum.IntEnum):
+    """``RedirectAction.RedirectResponseCode``; :attr:`status` is the HTTP status sent."""
+
+    MOVED_PERMANENTLY = 0
+    FOUND = 1
+    SEE_OTHER = 2
+    TEMPORARY_REDIRECT = 3
+    PERMANENT_REDIRECT = 4
+
+    @property
+    def status(self) -> int:
+        return _REDIRECT_STATUS[self]
+
+
+_REDIRECT_STATUS = {
+    RedirectResponseCode.MOVED_PERMANENTLY: 301,
+    RedirectResponseCode.FOUND: 302,
+    RedirectResponseCode.SEE_OTHER: 303,
+    RedirectResponseCode.TEMPORARY_REDIRECT: 307,
+    RedirectResponseCode.PERMANENT_REDIRECT: 308,
+}
+
+
+class HeaderAppendAction(enum.IntEnum):
+    """``HeaderValueOption.HeaderAppendAction``."""
+
+    APPEND_IF_EXISTS_OR_ADD = 0
+    ADD_IF_ABSENT = 1
+    OVERWRITE_IF_EXISTS_OR_ADD = 2
+    OVERWRITE_IF_EXISTS = 3
+
+
+# --------------------------------------------------------------------------------------------
+# Shared pieces.
+
+
+@dataclass(frozen=True, slots=True)
+class SocketAddress:
+    """``core.v3.SocketAddress`` (TCP).  ``address`` is an IP literal, or a host name in a DNS cluster."""
+
+    address: str
+    port_value: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegexMatcher:
+    """``type.matcher.v3.RegexMatcher``: an RE2 regex and its compiled Python equivalent.
+
+    Envoy's regex matches are full matches: use ``pattern.fullmatch``.
+    """
+
+    regex: str
+    pattern: re.Pattern = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StringMatcher:
+    """``type.matcher.v3.StringMatcher``: exactly one of the match fields is set."""
+
+    exact: Optional[str] = None
+    prefix: Optional[str] = None
+    suffix: Optional[str] = None
+    contains: Optional[str] = None
+    safe_regex: Optional[RegexMatcher] = None
+    ignore_case: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderValueOption:
+    """``core.v3.HeaderValueOption``: one header to add, and how.
+
+    The deprecated ``append: true`` / ``false`` reads as
+    APPEND_IF_EXISTS_OR_ADD / OVERWRITE_IF_EXISTS_OR_ADD.  ``value`` may hold
+    Envoy command operators (``%DOWNSTREAM_REMOTE_ADDRESS%``); ``%%`` is a
+    literal percent sign.
+    """
+
+    key: str
+    value: str = ""
+    append_action: HeaderAppendAction = HeaderAppendAction.APPEND_IF_EXISTS_OR_ADD
+    keep_empty_value: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLog:
+    """``config.accesslog.v3.AccessLog`` with a file sink.
+
+    ``StdoutAccessLog`` / ``StderrAccessLog`` read as ``path`` ``/dev/stdout`` /
+    ``/dev/stderr``.  At most one of ``text_format`` and ``json_format`` is
+    set; with neither, Envoy's default format applies.  ``json_format`` is a
+    read-only mapping whose string leaves are format strings.
+    """
+
+    name: str
+    path: str
+    text_format: Optional[str] = None
+    json_format: Optional[Mapping[str, Any]] = field(default=None, hash=False)
+    omit_empty_values: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+# Routes.
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderMatcher:
+    """``route.v3.HeaderMatcher``.
+
+    With ``string_match`` set the header value must match it; otherwise
+    ``present_match`` says whether the header must be present (``True``, also
+    the meaning of a matcher with no match field) or absent (``False``).
+    ``invert_match`` inverts the result.  The deprecated ``exact_match``,
+    ``prefix_match``, ``suffix_match``, ``contains_match`` and
+    ``safe_regex_match`` read as the equivalent ``string_match``.
+    """
+
+    name: str
+    string_match: Optional[StringMatcher] = None
+    present_match: Optional[bool] = None
+    invert_match: bool = False
+    treat_missing_header_as_empty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    """``route.v3.RouteMatch``: exactly one of ``prefix``, ``path``, ``safe_regex`` is set."""
+
+    prefix: Optional[str] = None
+    path: Optional[str] = None
+    safe_regex: Optional[RegexMatcher] = None
+    case_sensitive: bool = True
+    headers: tuple[HeaderMatcher, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterWeight:
+    """``WeightedCluster.ClusterWeight``."""
+
+    name: str
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class RouteAction:
+    """``route.v3.RouteAction``: forward upstream.
+
+    Exactly one of ``cluster`` and ``weighted_clusters`` is set.  At most one
+    of ``host_rewrite_literal`` and ``auto_host_rewrite`` is.  ``timeout``
+    defaults to 15 s; ``0`` disables it.
+    """
+
+    cluster: Optional[str] = None
+    weighted_clusters: Optional[tuple[ClusterWeight, ...]] = None
+    prefix_rewrite: Optional[str] = None
+    host_rewrite_literal: Optional[str] = None
+    auto_host_rewrite: bool = False
+    timeout: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectAction:
+    """``route.v3.RedirectAction``: answer with a redirect.
+
+    Empty strings and ``port_redirect == 0`` keep that part of the request URL.
+    At most one of ``https_redirect`` / ``scheme_redirect`` and at most one of
+    ``path_redirect`` / ``prefix_rewrite`` is set.
+    """
+
+    https_redirect: bool = False
+    scheme_redirect: Optional[str] = None
+    host_redirect: str = ""
+    port_redirect: int = 0
+    path_redirect: Optional[str] = None
+    prefix_rewrite: Optional[str] = None
+    response_code: RedirectResponseCode = RedirectResponseCode.MOVED_PERMANENTLY
+    strip_query: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DirectResponseAction:
+    """``route.v3.DirectResponseAction``: answer locally with ``status`` and ``body`` (at most 4096 bytes)."""
+
+    status: int
+    body: Optional[bytes] = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """``route.v3.Route``: a match and one action."""
+
+    match: RouteMatch
+    action: Union[RouteAction, RedirectAction, DirectResponseAction]
+    name: str = ""
+    request_headers_to_add: tuple[HeaderValueOption, ...] = ()
+    request_headers_to_remove: tuple[str, ...] = ()
+    response_headers_to_add: tuple[HeaderValueOption, ...] = ()
+    response_headers_to_remove: tuple[str, ...] = ()
+
+    @property
+    def route(self) -> Optional[RouteAction]:
+        """The action if it forwards upstream, else ``None``."""
+        return self.action if isinstance(self.action, RouteAction) else None
+
+    @property
+    def redirect(self) -> Optional[RedirectAction]:
+        """The action if it is a redirect, else ``None``."""
+        return self.action if isinstance(self.action, RedirectAction) else None
+
+    @property
+    def direct_response(self) -> Optional[DirectResponseAction]:
+        """The action if it is a direct response, else ``None``."""
+        return self.action if isinstance(self.action, DirectResponseAction) else None
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualHost:
+    """``route.v3.VirtualHost``.
+
+    ``domains`` as written: exact names, ``*.suffix`` / ``*suffix``,
+    ``prefix*``, or ``*``; Envoy compares them case-insensitively.
+    """
+
+    name: str
+    domains: tuple[str, ...]
+    routes: tuple[Route, ...] = ()
+    request_headers_to_add: tuple[HeaderValueOption, ...] = ()
+    request_headers_to_remove: tuple[str, ...] = ()
+    response_headers_to_add: tuple[HeaderValueOption, ...] = ()
+    response_headers_to_remove: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfiguration:
+    """``route.v3.RouteConfiguration`` given inline in the connection manager."""
+
+    name: str = ""
+    virtual_hosts: tuple[VirtualHost, ...] = ()
+    request_headers_to_add: tuple[HeaderValueOption, ...] = ()
+    request_headers_to_remove: tuple[str, ...] = ()
+    response_headers_to_add: tuple[HeaderValueOption, ...] = ()
+    response_headers_to_remove: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------
+# The HTTP connection manager.
+
+
+@dataclass(frozen=True, slots=True)
+class Router:
+    """``extensions.filters.http.router.v3.Router`` (no options are supported)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpFilter:
+    """One entry of ``http_filters``; the router is the only HTTP filter supported."""
+
+    name: str
+    typed_config: Router = field(default_factory=Router)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpProtocolOptions:
+    """``core.v3.HttpProtocolOptions``: the connection idle timeout (1 h; ``0`` disables it)."""
+
+    idle_timeout: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Http1ProtocolOptions:
+    """``core.v3.Http1ProtocolOptions``."""
+
+    accept_http_10: bool = False
+    default_host_for_http_10: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConnectionManager:
+    """``extensions.filters.network.http_connection_manager.v3.HttpConnectionManager``."""
+
+    stat_prefix: str
+    route_config: RouteConfiguration
+    http_filters: tuple[HttpFilter, ...]
+    codec_type: CodecType = CodecType.AUTO
+    access_log: tuple[AccessLog, ...] = ()
+    use_remote_address: bool = False
+    xff_num_trusted_hops: int = 0
+    server_name: str = "envoy"
+    generate_request_id: bool = True
+    request_timeout: float = 0.0
+    stream_idle_timeout: float = 300.0
+    drain_timeout: float = 5.0
+    delayed_close_timeout: float = 1.0
+    max_request_headers_kb: int = 60
+    common_http_protocol_options: HttpProtocolOptions = field(default_factory=HttpProtocolOptions)
+    http_protocol_options: Http1ProtocolOptions = field(default_factory=Http1ProtocolOptions)
+
+
+# --------------------------------------------------------------------------------------------
+# Listeners.
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkFilter:
+    """``listener.v3.Filter``; the HTTP connection manager is the only network filter supported."""
+
+    name: str
+    typed_config: HttpConnectionManager
+
+
+@dataclass(frozen=True, slots=True)
+class FilterChain:
+    """``listener.v3.FilterChain`` (without ``filter_chain_match``: a listener has one)."""
+
+    filters: tuple[NetworkFilter, ...]
+    name: str = ""
+
+    @property
+    def http_connection_manager(self) -> HttpConnectionManager:
+        return self.filters[-1].typed_config
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """``listener.v3.Listener``.
+
+    A listener without a ``name`` gets a random UUID, as in Envoy.
+    """
+
+    name: str
+    address: SocketAddress
+    filter_chains: tuple[FilterChain, ...]
+    per_connection_buffer_limit_bytes: int = DEFAULT_BUFFER_LIMIT_BYTES
+
+
+# --------------------------------------------------------------------------------------------
+# Clusters.
+
+
+@dataclass(frozen=True, slots=True)
+class LbEndpoint:
+    """``endpoint.v3.LbEndpoint`` (its ``endpoint.address``, flattened)."""
+
+    address: SocketAddress
+    load_balancing_weight: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LocalityLbEndpoints:
+    """``endpoint.v3.LocalityLbEndpoints`` (no locality, priority 0)."""
+
+    lb_endpoints: tuple[LbEndpoint, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterLoadAssignment:
+    """``endpoint.v3.ClusterLoadAssignment``."""
+
+    cluster_name: str
+    endpoints: tuple[LocalityLbEndpoints, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """``CircuitBreakers.Thresholds`` for one priority, with Envoy's defaults."""
+
+    priority: RoutingPriority = RoutingPriority.DEFAULT
+    max_connections: int = 1024
+    max_pending_requests: int = 1024
+    max_requests: int = 1024
+    max_retries: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreakers:
+    """``cluster.v3.CircuitBreakers``: at most one :class:`Thresholds` per priority."""
+
+    thresholds: tuple[Thresholds, ...] = ()
+
+    def for_priority(self, priority: RoutingPriority = RoutingPriority.DEFAULT) -> Thresholds:
+        """The thresholds in force for ``priority`` (Envoy's defaults when none is configured)."""
+        for t in self.thresholds:
+            if t.priority == priority:
+                return t
+        return Thresholds(priority=priority)
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """``cluster.v3.Cluster``.
+
+    ``http_protocol_options`` is set when the cluster's
+    ``typed_extension_protocol_options`` asks explicitly for HTTP/1 upstream
+    (the only upstream protocol there is); ``None`` otherwise.
+    """
+
+    name: str
+    type: DiscoveryType = DiscoveryType.STATIC
+    connect_timeout: float = 5.0
+    lb_policy: LbPolicy = LbPolicy.ROUND_ROBIN
+    load_assignment: Optional[ClusterLoadAssignment] = None
+    circuit_breakers: CircuitBreakers = field(default_factory=CircuitBreakers)
+    dns_refresh_rate: float = 5.0
+    dns_lookup_family: DnsLookupFamily = DnsLookupFamily.AUTO
+    per_connection_buffer_limit_bytes: int = DEFAULT_BUFFER_LIMIT_BYTES
+    http_protocol_options: Optional[Http1ProtocolOptions] = None
+
+    @property
+    def lb_endpoints(self) -> tuple[LbEndpoint, ...]:
+        """Every endpoint of every locality, in order."""
+        if self.load_assignment is None:
+            return ()
+        return tuple(e for loc in self.load_assignment.endpoints for e in loc.lb_endpoints)
+
+
+# --------------------------------------------------------------------------------------------
+# The bootstrap.
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """``core.v3.Node``: who this proxy is."""
+
+    id: str = ""
+    cluster: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    """``bootstrap.v3.Admin``: with no ``address`` there is no admin listener."""
+
+    address: Optional[SocketAddress] = None
+    access_log: tuple[AccessLog, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StaticResources:
+    """``Bootstrap.StaticResources``."""
+
+    listeners: tuple[Listener, ...] = ()
+    clusters: tuple[Cluster, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Bootstrap:
+    """``bootstrap.v3.Bootstrap``: the whole configuration."""
+
+    node: Node = field(default_factory=Node)
+    static_resources: StaticResources = field(default_factory=StaticResources)
+    admin: Optional[Admin] = None
+
+    def cluster(self, name: str) -> Optional[Cluster]:
+        """The static cluster called ``name``, or ``None``."""
+        for c in self.static_resources.clusters:
+            if c.name == name:
+                return c
+        return None
+
+    def listener(self, name: str) -> Optional[Listener]:
+        """The listener called ``name``, or ``None``."""
+        for lst in self.static_resources.listeners:
+            if lst.name == name:
+                return lst
+        return None

@@ -1,0 +1,1729 @@
+"""The HTTP/1.1 codec (Envoy's ``source/common/http/http1/codec_impl.cc``), sans I/O.
+
+Rules, in the order the bytes meet them:
+
+1. **Heads are found, then parsed whole.**  Input is scanned for the
+   ``CRLF CRLF`` that ends a head (a start line plus header fields); until it
+   arrives, at most the raw head limit is held (431/502 past it).  The whole
+   head then goes to llhttp (through httptools) in one call, with a fresh
+   parser each time, so llhttp's strict grammar checks the start line, the
+   field syntax, Content-Length and Transfer-Encoding; one Python callback
+   per field appends to a list, and one pass decodes the names and values.
+   Since a head is never split, no header is ever accumulated piecemeal
+   and the codec always knows where each message starts.
+2. **Bodies are framed here**, not by llhttp: Content-Length counts bytes,
+   chunked is decoded chunk by chunk (``find`` for the size line, zero-copy
+   slices for the data; never a Python loop per byte), close-delimited
+   responses end at ``dispatch_eof()``.  Trailers reuse llhttp's field
+   grammar.  Body bytes found in one ``dispatch`` are joined and handed over
+   once, as Envoy buffers the body of one dispatch.
+3. **Strict, like Envoy and RFC 9112.**  Content-Length with
+   Transfer-Encoding, duplicate or malformed Content-Length, Transfer-Encoding
+   whose last coding is not ``chunked``, Transfer-Encoding on HTTP/1.0,
+   invalid names or values (CR, LF, NUL, CTLs), obs-fold, bare LF, a request
+   line that is not ``method SP target SP HTTP/1.x``, several Host fields, a
+   missing Host on HTTP/1.1, a fragment in the target: all 400.  Codings
+   other than chunked (``gzip, chunked``) are 501, as Envoy answers.  More
+   header bytes than ``max_request_headers_kb`` or more fields than
+   ``max_headers_count``: 431.  Upstream, any of these is 502; a close
+   before the response ends is 503.
+4. **One request at a time (Envoy's pipelining model).**  When a request
+   ends, the server codec pauses: later input is held unparsed until the
+   response ends, then parsing resumes (at once, or on :meth:`resume`).
+   So responses are always written in request order.
+5. **Hop-by-hop fields** (Connection, Keep-Alive, Proxy-Connection,
+   Transfer-Encoding, TE, Trailer, and Upgrade unless upgrading) never reach
+   a decoder; the encoders write their own.  Host becomes ``:authority``.
+6. **Upgrade and CONNECT are tunnels**: after the head every byte is body,
+   unparsed, until the peer closes.
+7. **Errors are terminal.**  A :class:`CodecProtocolError` goes to
+   ``on_protocol_error`` once (valid body bytes before it are delivered
+   first); held input is dropped; ``dispatch`` then raises
+   :class:`CodecUsageError`.  A callback, not an exception out of
+   ``dispatch``, because a pipelined request is parsed when the response
+   before it ends, inside the owner's ``encode_*`` call.  An exception from
+   an owner callback propagates out of the codec call and also leaves the
+   connection terminal.
+8. **Read boundaries never matter**: the same bytes give the same events
+   however they are split (only how body bytes are grouped differs); every
+   limit is applied the same way to held and to complete input.
+
+The state machine is a table: one handler per input state, each taking
+``(buf, pos)`` and returning the next position, or ``~pos`` when it needs
+more bytes than ``buf`` holds.
+
+The interface is Envoy's (``dispatch`` in, decoder callbacks out, encoders
+writing to a sink) rather than h11's pull of event objects: the connection
+manager and router above are Envoy's, and callbacks save an object per
+event on the hot path.
+"""
+
+from __future__ import annotations
+
+import http
+import re
+from typing import Callable, List, Optional, Tuple
+
+from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
+
+from pyevent_envoy.http.codec.codec import (
+    ClientConnection,
+    ConnectionCallbacks,
+    Http1Settings,
+    RequestDecoder,
+    RequestEncoder,
+    ResponseDecoder,
+    ResponseEncoder,
+    ServerConnection,
+    ServerConnectionCallbacks,
+    Sink,
+)
+from pyevent_envoy.http.codec.errors import CodecProtocolError, CodecUsageError
+from pyevent_envoy.http.header_map import HeaderMap
+
+__all__ = [
+    "ClientConnectionImpl",
+    "RequestEncoderImpl",
+    "ResponseEncoderImpl",
+    "ServerConnectionImpl",
+]
+
+# Size limits
+
+# Beyond the counted header bytes (URL, names, values), a raw head may hold
+# this much framing and optional whitespace: the request line's method,
+# spaces and version, ": " and CRLF per field (4 bytes each, counted per
+# allowed field on top of this), padding.  It bounds what is held while the
+# end of a head has not arrived yet.
+_HEAD_FRAMING_ALLOWANCE = 8 * 1024
+
+# The longest chunk-size line (size plus extensions) held while incomplete:
+# h11's default max_incomplete_event_size.
+_MAX_CHUNK_LINE = 16 * 1024
+
+# A chunk size above 2**60 bytes is an overflow, not a body (llhttp rejects
+# sizes that overflow 64 bits; 15 significant hex digits stay below that).
+_MAX_CHUNK_SIZE_DIGITS = 15
+
+# Input states.  Everything at or above _STOP ends input processing.
+_HEAD = 0  # awaiting a head (request, or response when a request is out)
+_BODY = 1  # Content-Length body
+_CHUNK_SIZE = 2
+_CHUNK_DATA = 3
+_CHUNK_CRLF = 4
+_TRAILERS = 5
+_TUNNEL = 6  # raw bytes until the peer closes (also close-delimited responses)
+_IDLE = 7  # client: no request outstanding; any byte is an error
+_STOP = 8
+_CLOSED = 8  # no more input is read
+_ERROR = 9
+
+# Response framing modes of an encoder.
+_MODE_NONE = 0  # no body may be sent (HEAD, 1xx, 204, 304): body bytes are dropped
+_MODE_LENGTH = 1
+_MODE_CHUNKED = 2
+_MODE_RAW = 3  # close-delimited or tunnel: bytes as they are
+
+_HTTP11 = "HTTP/1.1"
+_HTTP10 = "HTTP/1.0"
+# llhttp's method names, decoded once.
+_METHODS = {
+    m.encode(): m
+    for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE")
+}
+
+# Fields the codec owns: never delivered to decoders, never copied by encoders.
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
+)
+# What a request head needs looked at beyond the generic field decoding.
+_REQUEST_SPECIAL = _HOP_BY_HOP | {"host", "content-length", "expect"}
+_RESPONSE_SPECIAL = _HOP_BY_HOP | {"content-length"}
+# Hop-by-hop fields with nothing to read in them: just removed.
+_OTHER_HOP_BY_HOP = frozenset({"keep-alive", "proxy-connection", "te", "trailer"})
+# Connection values that are one token (the common case: no split needed).
+_SIMPLE_CONNECTION = frozenset({"keep-alive", "close", "upgrade"})
+_REQUEST_ENCODE_SKIP = _HOP_BY_HOP | {"host"}
+_INFORMATIONAL_SKIP = _HOP_BY_HOP | {"content-length"}
+# Not allowed in a trailer section (RFC 9110 section 6.5.1: framing, routing).
+_TRAILER_FORBIDDEN = _HOP_BY_HOP | {"content-length", "host"}
+
+# RFC 9110 section 9.3: methods whose request without a body gets no
+# Content-Length: 0 (Envoy's "bodiless" requests).
+_BODILESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+
+_HEXDIGITS = b"0123456789abcdefABCDEF"
+_TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# RFC 3986 authority characters (host, port, IP literal, percent-encoding; userinfo's '@').
+_AUTHORITY_CHARS = (
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:[]%@"
+)
+
+# Chunk extensions, checked only when a size line has a ';' (RFC 9112 section 7.1.1;
+# no whitespace between the size and the first ';', as llhttp requires).
+_TCHAR_RE = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED_RE = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
+_CHUNK_EXT_RE = re.compile(
+    rb"(?:;[ \t]*" + _TCHAR_RE + rb"(?:[ \t]*=[ \t]*(?:" + _TCHAR_RE + rb"|" + _QUOTED_RE + rb"))?[ \t]*)*\Z"
+)
+
+# Trailer sections have the grammar of header sections (RFC 9112 section 7.1.2);
+# llhttp checks them as the fields of this fixed request line.
+_TRAILER_PREFIX = b"POST / HTTP/1.1\r\n"
+
+
+def _status_lines() -> dict:
+    lines = {}
+    for code in range(100, 600):
+        try:
+            phrase = http.HTTPStatus(code).phrase
+        except ValueError:
+            phrase = "Unknown"
+        lines[code] = f"HTTP/1.1 {code} {phrase}\r\n"
+    return lines
+
+
+_STATUS_LINES = _status_lines()
+# ":status" value -> (code, status line), so that a response needs one dict lookup.
+_STATUS_BY_VALUE = {str(code): (code, line) for code, line in _STATUS_LINES.items()}
+
+
+def _status_line(status: int) -> str:
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else f"HTTP/1.1 {status} Unknown\r\n"
+
+
+def _parse_status(value: Optional[str]) -> Tuple[int, str]:
+    """``(code, status line)`` for a ``:status`` value outside the table (600-999)."""
+    if value is None:
+        raise CodecUsageError("response headers need :status")
+    if not (len(value) == 3 and value.isascii() and value.isdigit()) or value[0] == "0":
+        raise CodecUsageError(f"invalid :status {value!r}")
+    code = int(value)
+    return code, _status_line(code)
+
+
+def _bare_cr_or_lf(seg: bytes) -> bool:
+    """True if ``seg`` has a CR not followed by LF or an LF not preceded by CR.
+
+    A CR at the very end is undecided (its LF may be in the next read).
+    llhttp rejects both in a complete head; this finds them in a head that
+    is still incomplete, so that it is refused at once instead of held.
+    """
+    if seg[-1:] == b"\r":
+        seg = seg[:-1]
+    pairs = seg.count(b"\r\n")
+    return seg.count(b"\n") != pairs or seg.count(b"\r") != pairs
+
+
+def _serialize_fields(names: List[str], values: List[str]) -> str:
+    """``name: value CRLF`` for each field, built with slice assignments and one join."""
+    n = len(names)
+    if not n:
+        return ""
+    parts = [": "] * (4 * n)
+    parts[0::4] = names
+    parts[2::4] = values
+    parts[3::4] = _CRLFS[n] if n < len(_CRLFS) else ["\r\n"] * n
+    return "".join(parts)
+
+
+_CRLFS = [["\r\n"] * n for n in range(128)]
+
+
+def _tokens(values: List[str]) -> List[str]:
+    """The lowercase, non-empty list elements of comma-separated field values."""
+    out = []
+    for value in values:
+        for item in value.split(","):
+            item = item.strip(" \t").lower()
+            if item:
+                out.append(item)
+    return out
+
+
+def _pop_all(names: List[str], values: List[str], name: str) -> List[str]:
+    """Remove every ``name`` field; return their values in order."""
+    out = []
+    while name in names:
+        i = names.index(name)
+        out.append(values[i])
+        del names[i]
+        del values[i]
+    return out
+
+
+class _HeadCollector:
+    """The httptools protocol object: collects one head's URL and fields, nothing else.
+
+    A fresh parser is made for each head (about 0.25 us); this object is
+    reused, reset by :meth:`parse`.
+    """
+
+    __slots__ = ("url", "names", "values", "complete")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.names: List[bytes] = []
+        self.values: List[bytes] = []
+        self.complete = False
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.names.append(name)
+        self.values.append(value)
+
+    def on_headers_complete(self) -> None:
+        self.complete = True
+
+    def parse(self, parser_type: type, head: bytes) -> "HttpRequestParser":
+        """Run llhttp over one whole head; return the parser (for method, status).
+
+        Raises:
+            HttpParserError: llhttp rejected the head.
+        """
+        self.url = b""
+        self.names = []
+        self.values = []
+        self.complete = False
+        parser = parser_type(self)
+        try:
+            parser.feed_data(head)
+        except HttpParserUpgrade:
+            pass  # Upgrade and CONNECT are decided by the codec, from the fields.
+        return parser
+
+
+def _decode_fields(
+    raw_names: List[bytes],
+    raw_values: List[bytes],
+    counted: int,
+    max_bytes: int,
+    max_count: int,
+    status: int,
+    what: str,
+) -> Tuple[List[str], List[str]]:
+    """Decode llhttp's raw fields into lowercase names and stripped latin-1 values.
+
+    ``counted`` is what already counts against ``max_bytes`` (the URL).
+    Envoy counts name and value bytes (values without surrounding whitespace);
+    llhttp strips the leading whitespace, the trailing is stripped here.
+    """
+    count = len(raw_names)
+    if count > max_count:
+        raise CodecProtocolError(f"{what} count exceeds limit", status, "http1.too_many_headers")
+    if not count:
+        if counted > max_bytes:
+            raise CodecProtocolError(f"{what} size exceeds limit", status, "http1.headers_too_large")
+        return [], []
+    # One join, one decode, one split for all names, and the same for values.
+    # NUL never occurs in a field (llhttp rejects it), so it is a safe separator.
+    joined_names = b"\0".join(raw_names).decode("latin-1")
+    joined_values = b"\0".join(raw_values).decode("latin-1")
+    size = counted + len(joined_names) + len(joined_values) - 2 * (count - 1)
+    # (str searches: several times faster than the same search in bytes.)
+    if " \0" in joined_values or "\t\0" in joined_values or joined_values.endswith((" ", "\t")):
+        values = [v.rstrip(" \t") for v in joined_values.split("\0")]
+        size = counted + len(joined_names) - (count - 1) + sum(map(len, values))
+    else:
+        values = joined_values.split("\0")
+    if size > max_bytes:
+        raise CodecProtocolError(f"{what} size exceeds limit", status, "http1.headers_too_large")
+    return joined_names.lower().split("\0"), values
+
+
+class _ConnectionBase:
+    """What the server and client codecs share: input buffering and body framing.
+
+    Subclasses provide ``_on_head(head)``, the delivery hooks
+    ``_deliver_data`` and ``_deliver_trailers``, ``_message_complete_begin``
+    and ``_message_complete_end`` (around a message's last event), and
+    ``_fail``.
+    """
+
+    __slots__ = (
+        "_sink",
+        "_settings",
+        "_state",
+        "_pending",
+        "_scan_from",
+        "_processing",
+        "_paused",
+        "_should_close",
+        "_remaining",
+        "_body_parts",
+        "_max_head_bytes",
+        "_max_head_count",
+        "_raw_head_limit",
+        "_too_large_status",
+        "_bad_status",
+        "_collector",
+    )
+
+    def __init__(self, sink: Sink, settings: Optional[Http1Settings], server: bool) -> None:
+        if not callable(sink):
+            raise TypeError("sink must be callable")
+        settings = settings if settings is not None else Http1Settings()
+        self._sink = sink
+        self._settings = settings
+        self._state = _HEAD if server else _IDLE
+        self._pending = bytearray()
+        self._scan_from = 0
+        self._processing = False
+        self._paused = False
+        self._should_close = False
+        self._remaining = 0
+        self._body_parts: List[bytes] = []
+        if server:
+            kb, count, status = settings.max_request_headers_kb, settings.max_headers_count, 431
+            self._bad_status = 400
+        else:
+            kb, count, status = settings.max_response_headers_kb, settings.max_response_headers_count, 502
+            self._bad_status = 502
+        self._max_head_bytes = kb * 1024
+        self._max_head_count = count
+        self._raw_head_limit = kb * 1024 + 4 * count + _HEAD_FRAMING_ALLOWANCE
+        self._too_large_status = status
+        self._collector = _HeadCollector()
+
+    # Input
+
+    def dispatch(self, data: bytes) -> None:
+        state = self._state
+        if state >= _STOP:
+            if state == _ERROR:
+                raise CodecUsageError("dispatch() after a protocol error: the connection is done")
+            return  # closed: nothing more is read
+        if self._processing:
+            raise CodecUsageError("dispatch() called from inside a codec callback")
+        if type(data) is not bytes:
+            data = bytes(data)
+        if not data:
+            return
+        pending = self._pending
+        if pending or self._paused:
+            pending += data
+            if self._paused:
+                return
+            if (state == _HEAD or state == _TRAILERS) and len(pending) <= self._raw_head_limit:
+                # Still waiting for the end of a head?  Look only at the new bytes.
+                old = len(pending) - len(data)
+                if old and pending[old - 1] == 13:  # CR: its LF may be the first new byte
+                    old -= 1
+                if (
+                    pending.find(b"\r\n\r\n", self._scan_from) < 0
+                    and not (state == _TRAILERS and (pending[:2] == b"\r\n" or pending[:1] == b"\n"))
+                    and not _bare_cr_or_lf(bytes(pending[old:]))
+                ):
+                    self._scan_from = max(0, len(pending) - 3)
+                    return
+            data = bytes(pending)
+            pending.clear()
+        self._scan_from = 0
+        self._run(data)
+
+    def _run(self, buf: bytes) -> None:
+        self._processing = True
+        try:
+            self._process(buf)
+        finally:
+            self._processing = False
+
+    def _run_guarded(self, fn: Callable[[], None]) -> None:
+        self._processing = True
+        try:
+            try:
+                fn()
+            except CodecProtocolError as err:
+                self._fail(err)
+        finally:
+            self._processing = False
+
+    def _head_too_large(self) -> None:
+        raise CodecProtocolError(
+            "headers size exceeds limit", self._too_large_status, "http1.headers_too_large"
+        )
+
+    def _process(self, buf: bytes) -> None:
+        pos = 0
+        n = len(buf)
+        handlers = self._HANDLERS
+        try:
+            while pos < n and self._state < _STOP and not self._paused:
+                new = handlers[self._state](self, buf, pos)
+                if new < 0:
+                    pos = ~new
+                    break
+                pos = new
+            if self._body_parts:
+                self._flush_body(False)
+        except CodecProtocolError as err:
+            # Body bytes before the error are valid: deliver them first, so
+            # that what the owner sees does not depend on read boundaries.
+            if self._body_parts and self._state < _STOP:
+                self._flush_body(False)
+            self._fail(err)
+            return
+        except BaseException:
+            # An owner callback raised: nothing can say where parsing stood.
+            self._state = _ERROR
+            self._pending.clear()
+            self._body_parts.clear()
+            raise
+        if pos < n and self._state < _STOP:
+            self._pending[:] = buf[pos:] if pos else buf
+            if self._state == _HEAD or self._state == _TRAILERS:
+                self._scan_from = max(0, len(self._pending) - 3)
+
+    # Body framing (shared table entries)
+
+    def _read_head(self, buf: bytes, pos: int) -> int:
+        n = len(buf)
+        # RFC 9112 section 2.2: ignore empty lines before a start line.
+        while buf.startswith(b"\r\n", pos):
+            pos += 2
+        if pos >= n:
+            return n
+        end = buf.find(b"\r\n\r\n", pos)
+        if end < 0:
+            limit = self._raw_head_limit
+            if _bare_cr_or_lf(buf[pos : pos + limit + 1]):
+                raise CodecProtocolError("bare CR or LF in head", self._bad_status)
+            if n - pos > limit:
+                self._head_too_large()
+            return ~pos
+        end += 4
+        if end - pos > self._raw_head_limit:
+            self._head_too_large()
+        self._on_head(buf[pos:end] if (pos or end != n) else buf)
+        return end
+
+    def _read_body(self, buf: bytes, pos: int) -> int:
+        n = len(buf)
+        remaining = self._remaining
+        end = pos + remaining
+        if end >= n:
+            self._body_parts.append(buf if not pos else buf[pos:])
+            self._remaining = remaining - (n - pos)
+            if end > n:
+                return n
+            end = n
+        else:
+            self._body_parts.append(buf[pos:end])
+            self._remaining = 0
+        self._end_message(None)
+        return end
+
+    def _read_chunk_size(self, buf: bytes, pos: int) -> int:
+        # Whole chunks already in ``buf`` are taken in this one loop: per chunk
+        # a find, a few checks and a zero-copy slice (joined once at flush).
+        n = len(buf)
+        view = None
+        while True:
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                if n - pos > _MAX_CHUNK_LINE:
+                    raise CodecProtocolError("chunk size line too long", self._bad_status)
+                self._state = _CHUNK_SIZE
+                return ~pos
+            if nl - pos > _MAX_CHUNK_LINE:  # the same verdict however the line was read
+                raise CodecProtocolError("chunk size line too long", self._bad_status)
+            if nl == pos or buf[nl - 1] != 13:  # 13 is CR
+                raise CodecProtocolError("missing CR before LF after chunk size", self._bad_status)
+            line = buf[pos : nl - 1]
+            semi = line.find(b";")
+            size = line if semi < 0 else line[:semi]
+            if not size or size.strip(_HEXDIGITS):
+                raise CodecProtocolError("invalid chunk size", self._bad_status)
+            if len(size) > _MAX_CHUNK_SIZE_DIGITS and len(size.lstrip(b"0")) > _MAX_CHUNK_SIZE_DIGITS:
+                raise CodecProtocolError("chunk size overflow", self._bad_status)
+            if semi >= 0 and _CHUNK_EXT_RE.match(line, semi) is None:
+                raise CodecProtocolError("invalid chunk extension", self._bad_status)
+            chunk = int(size, 16)
+            start = nl + 1
+            if not chunk:
+                self._state = _TRAILERS
+                return start
+            end = start + chunk
+            if end + 2 > n:
+                # The chunk goes on in a later read.
+                self._remaining = chunk
+                self._state = _CHUNK_DATA
+                return start
+            if view is None:
+                view = memoryview(buf)
+            self._body_parts.append(view[start:end])
+            if not buf.startswith(b"\r\n", end):
+                raise CodecProtocolError("missing CRLF after chunk data", self._bad_status)
+            pos = end + 2
+            if pos >= n:
+                self._state = _CHUNK_SIZE
+                return n
+
+    def _read_chunk_data(self, buf: bytes, pos: int) -> int:
+        n = len(buf)
+        end = pos + self._remaining
+        if end >= n:
+            self._body_parts.append(buf if not pos else buf[pos:])
+            self._remaining = end - n
+            if end == n:
+                self._state = _CHUNK_CRLF
+            return n
+        self._body_parts.append(buf[pos:end])
+        self._remaining = 0
+        self._state = _CHUNK_CRLF
+        return end
+
+    def _read_chunk_crlf(self, buf: bytes, pos: int) -> int:
+        if buf.startswith(b"\r\n", pos):
+            self._state = _CHUNK_SIZE
+            return pos + 2
+        if len(buf) - pos == 1 and buf[pos] == 13:
+            return ~pos
+        raise CodecProtocolError("missing CRLF after chunk data", self._bad_status)
+
+    def _read_trailers(self, buf: bytes, pos: int) -> int:
+        if buf.startswith(b"\r\n", pos):
+            self._end_message(None)
+            return pos + 2
+        n = len(buf)
+        first = buf[pos]
+        if first == 10:  # LF
+            raise CodecProtocolError("bare LF in trailer section", self._bad_status)
+        end = buf.find(b"\r\n\r\n", pos)
+        if end < 0:
+            if _bare_cr_or_lf(buf[pos : pos + self._raw_head_limit + 1]):
+                raise CodecProtocolError("bare CR or LF in trailer section", self._bad_status)
+            if n - pos > self._raw_head_limit:
+                raise CodecProtocolError(
+                    "trailers size exceeds limit", self._too_large_status, "http1.headers_too_large"
+                )
+            return ~pos
+        end += 4
+        if end - pos > self._raw_head_limit:
+            raise CodecProtocolError(
+                "trailers size exceeds limit", self._too_large_status, "http1.headers_too_large"
+            )
+        collector = self._collector
+        try:
+            collector.parse(HttpRequestParser, _TRAILER_PREFIX + buf[pos:end])
+        except HttpParserError as exc:
+            raise CodecProtocolError(
+                f"http/1.1 protocol error in trailers: {exc}", self._bad_status
+            ) from None
+        if not collector.complete:
+            raise CodecProtocolError("malformed trailer section", self._bad_status)
+        names, values = _decode_fields(
+            collector.names,
+            collector.values,
+            0,
+            self._max_head_bytes,
+            self._max_head_count,
+            self._too_large_status,
+            "trailers",
+        )
+        if not _TRAILER_FORBIDDEN.isdisjoint(names):
+            for name in _TRAILER_FORBIDDEN.intersection(names):
+                _pop_all(names, values, name)
+        if names and self._settings.enable_trailers:
+            self._end_message(HeaderMap._trusted(names, values))
+        else:
+            self._end_message(None)
+        return end
+
+    def _read_tunnel(self, buf: bytes, pos: int) -> int:
+        self._body_parts.append(buf if not pos else buf[pos:])
+        return len(buf)
+
+    def _read_idle(self, buf: bytes, pos: int) -> int:
+        raise CodecProtocolError(
+            "response bytes with no request outstanding", 503, "upstream_unsolicited_response"
+        )
+
+    _HANDLERS = (
+        _read_head,
+        _read_body,
+        _read_chunk_size,
+        _read_chunk_data,
+        _read_chunk_crlf,
+        _read_trailers,
+        _read_tunnel,
+        _read_idle,
+    )
+
+    # Delivery
+
+    def _flush_body(self, end_stream: bool) -> None:
+        parts = self._body_parts
+        if parts:
+            # Parts are bytes or memoryview slices of the input: one copy at most.
+            if len(parts) == 1:
+                data = parts[0]
+                if type(data) is not bytes:
+                    data = bytes(data)
+            else:
+                data = b"".join(parts)
+            parts.clear()
+            self._deliver_data(data, end_stream)
+        elif end_stream:
+            self._deliver_data(b"", True)
+
+    def _end_message(self, trailers: Optional[HeaderMap]) -> None:
+        """The message's last byte was read: deliver what is left, then the end."""
+        self._state = _HEAD
+        self._message_complete_begin()
+        if trailers is None:
+            self._flush_body(True)
+        else:
+            if self._body_parts:
+                self._flush_body(False)
+            self._deliver_trailers(trailers)
+        self._message_complete_end()
+
+    # Common properties
+
+    @property
+    def should_close(self) -> bool:
+        return self._should_close
+
+    # Hooks
+
+    def _on_head(self, head: bytes) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _deliver_data(self, data: bytes, end_stream: bool) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _deliver_trailers(self, trailers: HeaderMap) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _message_complete_begin(self) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _message_complete_end(self) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _fail(self, err: CodecProtocolError) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+# Encoders
+
+
+class _StreamEncoderBase:
+    """Body framing for one outgoing message (Envoy's ``StreamEncoderImpl``)."""
+
+    __slots__ = ("_conn", "_sink", "_mode", "_remaining", "_started", "_complete", "_close")
+
+    def _init_encoder(self, conn: "_ConnectionBase") -> None:
+        self._conn = conn
+        self._sink = conn._sink
+        self._mode = _MODE_NONE
+        self._remaining = 0
+        self._started = False
+        self._complete = False
+
+    def encode_data(self, data: bytes, end_stream: bool) -> None:
+        if not self._started:
+            raise CodecUsageError("encode_data() before encode_headers()")
+        if self._complete:
+            raise CodecUsageError("encode_data() after the end of the message")
+        mode = self._mode
+        n = len(data)
+        if mode == _MODE_CHUNKED:
+            if n:
+                self._sink(
+                    b"".join((b"%x\r\n" % n, data, b"\r\n0\r\n\r\n" if end_stream else b"\r\n"))
+                )
+            elif end_stream:
+                self._sink(b"0\r\n\r\n")
+        elif mode == _MODE_LENGTH:
+            remaining = self._remaining
+            if n > remaining:
+                self._close = True
+                self._conn._should_close = True
+                raise CodecUsageError(
+                    f"body longer than its Content-Length ({n} bytes, {remaining} left)"
+                )
+            self._remaining = remaining = remaining - n
+            if n:
+                self._sink(data if type(data) is bytes else bytes(data))
+            if end_stream and remaining:
+                self._close = True
+                self._conn._should_close = True
+                self._complete = True
+                self._on_encode_complete()
+                raise CodecUsageError(f"body ended {remaining} bytes short of its Content-Length")
+        elif mode == _MODE_RAW:
+            if n:
+                self._sink(data if type(data) is bytes else bytes(data))
+        # _MODE_NONE: a message that cannot have a body; its bytes are dropped.
+        if end_stream:
+            self._complete = True
+            self._on_encode_complete()
+
+    def encode_trailers(self, trailers: HeaderMap) -> None:
+        if not self._started:
+            raise CodecUsageError("encode_trailers() before encode_headers()")
+        if self._complete:
+            raise CodecUsageError("encode_trailers() after the end of the message")
+        if self._mode == _MODE_CHUNKED:
+            parts = ["0\r\n"]
+            if self._conn._settings.enable_trailers:
+                for name, value in trailers:
+                    if name[0] != ":" and name not in _TRAILER_FORBIDDEN:
+                        parts.append(f"{name}: {value}\r\n")
+            parts.append("\r\n")
+            self._sink("".join(parts).encode("latin-1"))
+        elif self._mode == _MODE_LENGTH and self._remaining:
+            self._close = True
+            self._conn._should_close = True
+            self._complete = True
+            self._on_encode_complete()
+            raise CodecUsageError(
+                f"body ended {self._remaining} bytes short of its Content-Length"
+            )
+        self._complete = True
+        self._on_encode_complete()
+
+    def _on_encode_complete(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _checked_length(names: List[str], values: List[str]) -> int:
+    """The Content-Length the owner's fields announce (``"content-length" in names``).
+
+    Raises:
+        CodecUsageError: not a decimal number, or repeated with another value.
+    """
+    value = values[names.index("content-length")]
+    if names.count("content-length") > 1:
+        others = {v for k, v in zip(names, values) if k == "content-length"}
+        if len(others) > 1:
+            raise CodecUsageError(f"conflicting Content-Length values {sorted(others)}")
+    if not (value.isascii() and value.isdigit()):
+        raise CodecUsageError(f"invalid Content-Length {value!r}")
+    return int(value)
+
+
+class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
+    """The response side of one server stream; created by :class:`ServerConnectionImpl`."""
+
+    __slots__ = (
+        "protocol",
+        "keep_alive",
+        "upgrade",
+        "is_head_request",
+        "is_connect_request",
+        "expect_continue",
+        "_request_complete",
+        "_sent_100",
+        "_special",
+    )
+
+    def __init__(
+        self,
+        conn: "ServerConnectionImpl",
+        protocol: str,
+        keep_alive: bool,
+        upgrade: bool = False,
+        is_head_request: bool = False,
+        is_connect_request: bool = False,
+        expect_continue: bool = False,
+    ) -> None:
+        self._conn = conn
+        self._sink = conn._sink
+        self._mode = _MODE_NONE
+        self._remaining = 0
+        self._started = False
+        self._complete = False
+        self.protocol = protocol
+        self.keep_alive = keep_alive
+        self.upgrade = upgrade
+        self.is_head_request = is_head_request
+        self.is_connect_request = is_connect_request
+        self.expect_continue = expect_continue
+        self._request_complete = False
+        self._close = not keep_alive
+        self._sent_100 = False
+        # Anything that takes the response off the common path.
+        self._special = upgrade or is_head_request or is_connect_request
+
+    @property
+    def started_response(self) -> bool:
+        return self._started
+
+    def encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
+        if self._started:
+            raise CodecUsageError("encode_headers() called twice")
+        names = headers._names
+        values = headers._values
+        # The codec and HeaderMap.add() put pseudo-headers first.
+        if names and names[0] == ":status":
+            status, line = _STATUS_BY_VALUE.get(values[0]) or _parse_status(values[0])
+        else:
+            value = headers.get(":status")
+            status, line = _STATUS_BY_VALUE.get(value) or _parse_status(value)
+        n = len(names)
+        start = 0
+        while start < n and names[start][0] == ":":
+            start += 1
+        if start:
+            names = names[start:]
+            values = values[start:]
+        if (
+            status >= 200
+            and status != 204
+            and status != 304
+            and not self._special
+            and _HOP_BY_HOP.isdisjoint(names)
+        ):
+            # The common response: regular fields, framing chosen here.
+            self._started = True
+            head = line + _serialize_fields(names, values)
+            if "content-length" in names:
+                self._remaining = _checked_length(names, values)
+                self._mode = _MODE_LENGTH
+            elif end_stream:
+                head += "content-length: 0\r\n"
+                self._mode = _MODE_LENGTH
+            elif self.protocol == _HTTP11:
+                head += "transfer-encoding: chunked\r\n"
+                self._mode = _MODE_CHUNKED
+            else:
+                # An HTTP/1.0 client and no length: the close ends the body.
+                self._mode = _MODE_RAW
+                self._close = True
+            if self._close:
+                head += "connection: close\r\n\r\n"
+            elif self.protocol == _HTTP10:
+                head += "connection: keep-alive\r\n\r\n"
+            else:
+                head += "\r\n"
+            self._sink(head.encode("latin-1"))
+        else:
+            self._encode_other_headers(status, line, names, values, end_stream)
+        if end_stream:
+            self._complete = True
+            self._conn._on_response_complete(self)
+
+    def _encode_other_headers(
+        self, status: int, line: str, names: List[str], values: List[str], end_stream: bool
+    ) -> None:
+        """Everything but the common case: 1xx/101, 204, 304, HEAD, tunnels, hop-by-hop fields."""
+        switching = status == 101
+        if status < 200 and not (switching and self.upgrade):
+            raise CodecUsageError("send informational responses with encode_1xx_headers()")
+        self._started = True
+        close = self._close
+        kept_names = []
+        kept_values = []
+        connection = []
+        upgrade = None
+        for name, value in zip(names, values):
+            if name not in _HOP_BY_HOP:
+                kept_names.append(name)
+                kept_values.append(value)
+            elif name == "connection":
+                connection.append(value)
+            elif name == "upgrade" and upgrade is None:
+                upgrade = value
+        if "close" in _tokens(connection):
+            close = True
+        length = _checked_length(kept_names, kept_values) if "content-length" in kept_names else None
+        if status == 204 and length is not None:
+            # RFC 9110 section 8.6: no Content-Length in a 204.
+            _pop_all(kept_names, kept_values, "content-length")
+        parts = [line, _serialize_fields(kept_names, kept_values)]
+        if switching or (self.is_connect_request and 200 <= status < 300):
+            # A tunnel: raw bytes both ways until one side closes.
+            self._mode = _MODE_RAW
+            close = True
+            if switching:
+                parts.append("connection: upgrade\r\n")
+                if upgrade is not None:
+                    parts.append(f"upgrade: {upgrade}\r\n")
+        else:
+            if self.upgrade or self.is_connect_request:
+                # The request side was a tunnel that was not accepted: its bytes
+                # cannot be told apart from a next request.
+                close = True
+            if self.is_head_request or status == 304 or status == 204:
+                self._mode = _MODE_NONE
+            elif length is not None:
+                self._mode = _MODE_LENGTH
+                self._remaining = length
+            elif end_stream:
+                parts.append("content-length: 0\r\n")
+                self._mode = _MODE_LENGTH
+            elif self.protocol == _HTTP11:
+                parts.append("transfer-encoding: chunked\r\n")
+                self._mode = _MODE_CHUNKED
+            else:
+                self._mode = _MODE_RAW
+                close = True
+            if close:
+                parts.append("connection: close\r\n")
+            elif self.protocol == _HTTP10:
+                parts.append("connection: keep-alive\r\n")
+        self._close = close
+        parts.append("\r\n")
+        self._sink("".join(parts).encode("latin-1"))
+
+    def encode_1xx_headers(self, headers: HeaderMap) -> None:
+        if self._started:
+            raise CodecUsageError("encode_1xx_headers() after the response started")
+        status = headers.get(":status")
+        if status is None or not (
+            len(status) == 3 and status.isascii() and status.isdigit() and status[0] == "1"
+        ) or status == "101":
+            raise CodecUsageError(f"encode_1xx_headers() needs a 1xx :status but 101, got {status!r}")
+        if self.protocol == _HTTP10:
+            return
+        block = "".join(
+            f"{name}: {value}\r\n"
+            for name, value in headers
+            if name[0] != ":" and name not in _INFORMATIONAL_SKIP
+        )
+        self._sink((_status_line(int(status)) + block + "\r\n").encode("latin-1"))
+        if status == "100":
+            self._sent_100 = True
+
+    def encode_100_continue(self) -> None:
+        if self._started or self._sent_100 or self.protocol == _HTTP10:
+            return
+        self._sent_100 = True
+        self._sink(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _on_encode_complete(self) -> None:
+        self._conn._on_response_complete(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<ResponseEncoderImpl {self.protocol} started={self._started} "
+            f"complete={self._complete} close={self._close}>"
+        )
+
+
+class RequestEncoderImpl(_StreamEncoderBase, RequestEncoder):
+    """The request side of one client stream; created by :meth:`ClientConnectionImpl.new_stream`."""
+
+    __slots__ = ("method", "is_head_request", "is_connect_request", "upgrade")
+
+    def __init__(self, conn: "ClientConnectionImpl") -> None:
+        self._init_encoder(conn)
+        self.method = ""
+        self.is_head_request = False
+        self.is_connect_request = False
+        self.upgrade = False
+        self._close = False
+
+    def encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
+        if self._started:
+            raise CodecUsageError("encode_headers() called twice")
+        method = headers.get(":method")
+        if not method or method.strip(_TCHAR):
+            raise CodecUsageError(f"request headers need a valid :method, got {method!r}")
+        authority = headers.get(":authority")
+        if authority is None:
+            authority = headers.get("host")
+        is_connect = method == "CONNECT"
+        target = authority if is_connect else headers.get(":path")
+        # The request target goes in the request line: visible ASCII only.
+        if not target or not target.isascii() or not target.isprintable() or " " in target:
+            raise CodecUsageError(f"request headers need a valid :path, got {target!r}")
+        if authority is None:
+            raise CodecUsageError("HTTP/1.1 requests need :authority (the Host field)")
+        if authority.strip(_AUTHORITY_CHARS):
+            raise CodecUsageError(f"invalid :authority {authority!r}")
+        self._started = True
+        self.method = method
+        self.is_head_request = method == "HEAD"
+        self.is_connect_request = is_connect
+        names = headers._names
+        values = headers._values
+        n = len(names)
+        start = 0
+        while start < n and names[start][0] == ":":
+            start += 1
+        if start:
+            names = names[start:]
+            values = values[start:]
+        head = f"{method} {target} HTTP/1.1\r\nhost: {authority}\r\n"
+        upgrade_value = None
+        if _REQUEST_ENCODE_SKIP.isdisjoint(names):
+            head += _serialize_fields(names, values)
+        else:
+            kept_names = []
+            kept_values = []
+            connection = []
+            for name, value in zip(names, values):
+                if name not in _REQUEST_ENCODE_SKIP:
+                    kept_names.append(name)
+                    kept_values.append(value)
+                elif name == "connection":
+                    connection.append(value)
+                elif name == "upgrade" and upgrade_value is None:
+                    upgrade_value = value
+            names, values = kept_names, kept_values
+            head += _serialize_fields(names, values)
+            tokens = _tokens(connection)
+            self._close = "close" in tokens
+            if upgrade_value is not None and "upgrade" in tokens:
+                self.upgrade = True
+        if self.upgrade or is_connect:
+            # The body, if any, is a tunnel: raw bytes.
+            self._mode = _MODE_RAW
+            if self.upgrade:
+                head += f"connection: upgrade\r\nupgrade: {upgrade_value}\r\n"
+        elif "content-length" in names:
+            self._mode = _MODE_LENGTH
+            self._remaining = _checked_length(names, values)
+        elif end_stream:
+            self._mode = _MODE_LENGTH
+            if method not in _BODILESS_METHODS:
+                head += "content-length: 0\r\n"
+        else:
+            self._mode = _MODE_CHUNKED
+            head += "transfer-encoding: chunked\r\n"
+        if self._close:
+            head += "connection: close\r\n"
+        self._sink((head + "\r\n").encode("latin-1"))
+        if end_stream:
+            self._complete = True
+            self._conn._on_request_complete(self)
+
+    def _on_encode_complete(self) -> None:
+        self._conn._on_request_complete(self)
+
+    def __repr__(self) -> str:
+        return f"<RequestEncoderImpl {self.method} started={self._started} complete={self._complete}>"
+
+
+# Connections
+
+
+class ServerConnectionImpl(_ConnectionBase, ServerConnection):
+    """The downstream HTTP/1.1 codec.
+
+    Args:
+        callbacks: the owner (:class:`ServerConnectionCallbacks`):
+            ``new_stream(encoder)`` and ``on_protocol_error(error, encoder)``.
+        sink: called with every serialized response piece.
+        settings: limits and switches; Envoy's defaults when None.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ("_callbacks", "_stream", "_decoder", "_eof")
+
+    def __init__(
+        self,
+        callbacks: ServerConnectionCallbacks,
+        sink: Sink,
+        settings: Optional[Http1Settings] = None,
+    ) -> None:
+        _ConnectionBase.__init__(self, sink, settings, server=True)
+        self._callbacks = callbacks
+        self._stream: Optional[ResponseEncoderImpl] = None
+        self._decoder: Optional[RequestDecoder] = None
+        self._eof = False
+
+    # ServerConnection
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def stream(self) -> Optional[ResponseEncoderImpl]:
+        """The current request's encoder, from its headers until its response ends."""
+        return self._stream
+
+    def resume(self) -> None:
+        if self._paused or self._processing or self._state >= _STOP:
+            return
+        if self._pending:
+            data = bytes(self._pending)
+            self._pending.clear()
+            self._scan_from = 0
+            self._run(data)
+
+    def dispatch_eof(self) -> None:
+        if self._state >= _STOP or self._eof:
+            return
+        if self._processing:
+            raise CodecUsageError("dispatch_eof() called from inside a codec callback")
+        self._eof = True
+        state = self._state
+        if state == _TUNNEL:
+            self._run_guarded(self._end_tunnel)
+        elif state == _HEAD:
+            if not self._paused:
+                # Between requests: nothing more will come (a partial head is dropped).
+                self._closed_after_eof()
+            # Else a response is pending: pipelined requests already received
+            # are still answered, then the connection closes.
+        else:
+            self._run_guarded(self._incomplete_request)
+
+    def _closed_after_eof(self) -> None:
+        self._pending.clear()
+        self._should_close = True
+        if self._state < _STOP:
+            self._state = _CLOSED
+
+    def _process(self, buf: bytes) -> None:
+        _ConnectionBase._process(self, buf)
+        if self._eof and self._state == _HEAD and not self._paused and self._stream is None:
+            self._closed_after_eof()
+
+    def _end_tunnel(self) -> None:
+        self._end_message(None)
+
+    def _incomplete_request(self) -> None:
+        raise CodecProtocolError("connection closed before the request ended", 400, "http1.premature_eof")
+
+    def close(self) -> None:
+        if self._state < _STOP:
+            self._state = _CLOSED
+        self._pending.clear()
+        self._body_parts.clear()
+        self._paused = False
+        self._decoder = None
+
+    # Input
+
+    def _on_head(self, head: bytes) -> None:
+        # The request line: exactly "method SP target SP HTTP/1.x" (llhttp
+        # tolerates repeated spaces, other protocol names, a leading LF).
+        eol = head.find(b"\r\n")
+        if eol >= 9 and head.startswith(b" HTTP/1.1", eol - 9):
+            http11 = True
+        elif eol >= 9 and head.startswith(b" HTTP/1.0", eol - 9):
+            http11 = False
+        else:
+            raise CodecProtocolError(f"malformed request line {head[:min(eol, 80)]!r}", 400)
+        collector = self._collector
+        try:
+            parser = collector.parse(HttpRequestParser, head)
+        except HttpParserError as exc:
+            raise CodecProtocolError(f"http/1.1 protocol error: {exc}", 400) from None
+        if not collector.complete:
+            raise CodecProtocolError("malformed request head", 400)
+        method = _METHODS.get(parser.get_method()) or parser.get_method().decode("ascii")
+        url = collector.url
+        if len(method) + len(url) + 10 != eol:
+            # llhttp took a line with more than one space between its parts
+            # (or a leading LF) for "method SP target SP version".
+            raise CodecProtocolError(f"malformed request line {head[:min(eol, 80)]!r}", 400)
+        names, values = _decode_fields(
+            collector.names,
+            collector.values,
+            len(url),
+            self._max_head_bytes,
+            self._max_head_count,
+            431,
+            "headers",
+        )
+
+        host = None
+        length = 0
+        chunked = False
+        keep_alive = http11
+        upgrade = False
+        expect_continue = False
+        if not _REQUEST_SPECIAL.isdisjoint(names):
+            if "host" in names:
+                i = names.index("host")
+                host = values[i]
+                del names[i]
+                del values[i]
+                if "host" in names:
+                    raise CodecProtocolError("multiple Host fields", 400, "http1.invalid_host")
+                if host.strip(_AUTHORITY_CHARS):
+                    raise CodecProtocolError(f"invalid Host {host!r}", 400, "http1.invalid_host")
+            if "transfer-encoding" in names:
+                codings = _tokens(_pop_all(names, values, "transfer-encoding"))
+                if not http11:
+                    # RFC 9112 section 6.1: an HTTP/1.0 message with
+                    # Transfer-Encoding has faulty framing.
+                    raise CodecProtocolError(
+                        "Transfer-Encoding in an HTTP/1.0 request", 400, "http1.invalid_transfer_encoding"
+                    )
+                if not codings or codings[-1] != "chunked":
+                    raise CodecProtocolError(
+                        "Transfer-Encoding must end with chunked", 400, "http1.invalid_transfer_encoding"
+                    )
+                if len(codings) > 1:
+                    raise CodecProtocolError(
+                        f"unsupported transfer coding {', '.join(codings)!r}",
+                        501,
+                        "http1.invalid_transfer_encoding",
+                    )
+                if "content-length" in names:
+                    raise CodecProtocolError(
+                        "both Content-Length and Transfer-Encoding", 400, "http1.content_length_not_allowed"
+                    )
+                chunked = True
+            elif "content-length" in names:
+                # llhttp checked it: digits, no overflow, no second one.
+                length = int(values[names.index("content-length")])
+            connection: Tuple[str, ...] = ()
+            if "connection" in names:
+                i = names.index("connection")
+                value = values[i].lower()
+                del names[i]
+                del values[i]
+                if "connection" in names:
+                    value = ",".join([value] + [v.lower() for v in _pop_all(names, values, "connection")])
+                connection = (value,) if value in _SIMPLE_CONNECTION else tuple(_tokens([value]))
+                if "close" in connection:
+                    keep_alive = False
+                elif not http11 and "keep-alive" in connection:
+                    keep_alive = True
+            if "upgrade" in names:
+                upgrades = _pop_all(names, values, "upgrade")
+                if "upgrade" in connection and upgrades[0].lower() != "h2c":
+                    upgrade = True
+                    names += ("upgrade", "connection")
+                    values += (upgrades[0], "upgrade")
+                elif "http2-settings" in names and "http2-settings" in connection:
+                    # An h2c upgrade is refused by serving the request as
+                    # HTTP/1.1 (Envoy does the same); its settings go too.
+                    _pop_all(names, values, "http2-settings")
+            if not _OTHER_HOP_BY_HOP.isdisjoint(names):
+                for name in _OTHER_HOP_BY_HOP:
+                    _pop_all(names, values, name)
+            if http11 and "expect" in names:
+                expect_continue = values[names.index("expect")].lower() == "100-continue"
+
+        # The request target (RFC 9112 section 3.2) and the pseudo-headers.
+        target = url.decode("latin-1")
+        is_connect = method == "CONNECT"
+        if target[:1] == "/":
+            if "#" in target:
+                raise CodecProtocolError("fragment in request target", 400, "http1.invalid_url")
+            if host is not None:
+                pseudo_names = [":method", ":path", ":authority"]
+                pseudo_values = [method, target, host]
+            elif http11:
+                raise CodecProtocolError("HTTP/1.1 request without Host", 400, "missing_host_header")
+            else:
+                pseudo_names = [":method", ":path"]
+                pseudo_values = [method, target]
+        elif is_connect:
+            if not target or target.strip(_AUTHORITY_CHARS) or "@" in target:
+                raise CodecProtocolError("CONNECT needs an authority-form target", 400, "http1.invalid_url")
+            if chunked or length:
+                raise CodecProtocolError("CONNECT request with a body", 400, "http1.body_disallowed")
+            if "content-length" in names:
+                _pop_all(names, values, "content-length")
+            pseudo_names = [":method", ":authority"]
+            pseudo_values = [method, target]
+            upgrade = False
+        else:
+            path = self._other_target(method, target)
+            if path is not target:
+                # Absolute form: RFC 9112 section 3.2.2, the target's authority replaces Host.
+                host, path = path
+            if host is not None:
+                pseudo_names = [":method", ":path", ":authority"]
+                pseudo_values = [method, path, host]
+            elif http11:
+                raise CodecProtocolError("HTTP/1.1 request without Host", 400, "missing_host_header")
+            else:
+                pseudo_names = [":method", ":path"]
+                pseudo_values = [method, path]
+        if upgrade and chunked:
+            raise CodecProtocolError("Upgrade request with a chunked body", 400, "http1.invalid_transfer_encoding")
+
+        pseudo_names += names
+        pseudo_values += values
+        headers = HeaderMap._trusted(pseudo_names, pseudo_values)
+        encoder = ResponseEncoderImpl(
+            self,
+            _HTTP11 if http11 else _HTTP10,
+            keep_alive and not self._should_close,
+            upgrade,
+            method == "HEAD",
+            is_connect,
+            expect_continue,
+        )
+        self._stream = encoder
+        decoder = self._callbacks.new_stream(encoder)
+        self._decoder = decoder
+        if upgrade or is_connect:
+            self._state = _TUNNEL
+            decoder.decode_headers(headers, False)
+        elif chunked or length:
+            if chunked:
+                self._state = _CHUNK_SIZE
+            else:
+                self._remaining = length
+                self._state = _BODY
+            decoder.decode_headers(headers, False)
+        else:
+            # The request ends with its headers (_message_complete_begin/_end, inlined).
+            encoder._request_complete = True
+            self._paused = True
+            decoder.decode_headers(headers, True)
+            if self._stream is None:
+                self._paused = False
+
+    def _other_target(self, method: str, target: str):
+        """``*`` for OPTIONS (returned as is), or an absolute-form target as ``(authority, path)``."""
+        if target == "*" and method == "OPTIONS":
+            return target
+        lowered = target[:8].lower()
+        if self._settings.allow_absolute_url and (
+            lowered.startswith("http://") or lowered.startswith("https://")
+        ):
+            rest = target[target.index("://") + 3 :]
+            cut = len(rest)
+            for sep in ("/", "?"):
+                i = rest.find(sep)
+                if 0 <= i < cut:
+                    cut = i
+            authority, path = rest[:cut], rest[cut:]
+            if not authority or authority.strip(_AUTHORITY_CHARS):
+                raise CodecProtocolError(f"invalid absolute URL {target[:80]!r}", 400, "http1.invalid_url")
+            if not path:
+                path = "/"
+            elif path[0] == "?":
+                path = "/" + path
+            if "#" in path:
+                raise CodecProtocolError("fragment in request target", 400, "http1.invalid_url")
+            return authority, path
+        raise CodecProtocolError(f"invalid request target {target[:80]!r}", 400, "http1.invalid_url")
+
+    def _deliver_data(self, data: bytes, end_stream: bool) -> None:
+        decoder = self._decoder
+        if decoder is not None and self._state != _CLOSED:
+            decoder.decode_data(data, end_stream)
+
+    def _deliver_trailers(self, trailers: HeaderMap) -> None:
+        decoder = self._decoder
+        if decoder is not None and self._state != _CLOSED:
+            decoder.decode_trailers(trailers)
+
+    def _message_complete_begin(self) -> None:
+        # Marked before the last event is delivered, so that a response
+        # completed from inside that callback is not taken for an early one.
+        stream = self._stream
+        if stream is not None:
+            stream._request_complete = True
+            self._paused = not stream._complete
+
+    def _message_complete_end(self) -> None:
+        if self._stream is None:
+            self._paused = False
+
+    def _on_response_complete(self, encoder: ResponseEncoderImpl) -> None:
+        if encoder is not self._stream:
+            # An error reply, or a stream already given up on: the connection ends.
+            self._should_close = True
+            return
+        self._stream = None
+        self._decoder = None
+        if not encoder._request_complete or encoder._close or self._should_close:
+            # Envoy: a response before the request ended leaves the connection
+            # to be closed; so does Connection: close, HTTP/1.0 without
+            # keep-alive, or a tunnel.
+            self._should_close = True
+            if self._state < _STOP:
+                self._state = _CLOSED
+            self._pending.clear()
+            self._paused = False
+            return
+        self._paused = False
+        if self._eof and not self._pending:
+            self._closed_after_eof()
+        elif self._settings.auto_resume and not self._processing and self._pending:
+            self.resume()
+
+    def _fail(self, err: CodecProtocolError) -> None:
+        self._state = _ERROR
+        self._pending.clear()
+        self._body_parts.clear()
+        self._paused = False
+        self._should_close = True
+        stream = self._stream
+        if stream is None:
+            encoder: Optional[ResponseEncoderImpl] = ResponseEncoderImpl(self, _HTTP11, keep_alive=False)
+        elif not stream._started:
+            encoder = stream
+            encoder._close = True
+        else:
+            encoder = None
+        self._stream = encoder
+        self._decoder = None
+        self._callbacks.on_protocol_error(err, encoder)
+
+    def __repr__(self) -> str:
+        return (
+            f"<ServerConnectionImpl state={self._state} paused={self._paused} "
+            f"should_close={self._should_close} pending={len(self._pending)}>"
+        )
+
+
+class ClientConnectionImpl(_ConnectionBase, ClientConnection):
+    """The upstream HTTP/1.1 codec: one request at a time.
+
+    Args:
+        callbacks: the owner (:class:`ConnectionCallbacks`):
+            ``on_protocol_error(error)``.
+        sink: called with every serialized request piece.
+        settings: limits and switches; Envoy's defaults when None.
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ("_callbacks", "_stream", "_decoder", "_response_close", "_deferred_head")
+
+    def __init__(
+        self,
+        callbacks: ConnectionCallbacks,
+        sink: Sink,
+        settings: Optional[Http1Settings] = None,
+    ) -> None:
+        _ConnectionBase.__init__(self, sink, settings, server=False)
+        self._callbacks = callbacks
+        self._stream: Optional[RequestEncoderImpl] = None
+        self._decoder: Optional[ResponseDecoder] = None
+        self._response_close = False
+        self._deferred_head = False
+
+    @property
+    def stream(self) -> Optional[RequestEncoderImpl]:
+        """The active request's encoder, until its response ends."""
+        return self._stream
+
+    def new_stream(self, response_decoder: ResponseDecoder) -> RequestEncoderImpl:
+        if self._state == _ERROR:
+            raise CodecUsageError("new_stream() after a protocol error")
+        if self._stream is not None:
+            raise CodecUsageError("new_stream() while a request is active (no pipelining)")
+        if self._should_close or self._state == _CLOSED:
+            raise CodecUsageError("new_stream() on a connection that must close")
+        encoder = RequestEncoderImpl(self)
+        self._stream = encoder
+        self._decoder = response_decoder
+        self._response_close = False
+        if self._processing:
+            # Started from a callback of the previous response: bytes already
+            # in hand arrived before this request was written and cannot be
+            # its response, so they are still read as unsolicited.
+            self._deferred_head = True
+        else:
+            self._state = _HEAD
+        return encoder
+
+    def dispatch_eof(self) -> None:
+        if self._state >= _STOP:
+            return
+        if self._processing:
+            raise CodecUsageError("dispatch_eof() called from inside a codec callback")
+        self._should_close = True
+        state = self._state
+        if state == _TUNNEL:
+            self._run_guarded(self._end_close_delimited)
+            if self._state < _STOP:
+                self._state = _CLOSED
+        elif state == _IDLE:
+            self._pending.clear()
+            self._state = _CLOSED
+        else:
+            self._run_guarded(self._premature_close)
+
+    def _end_close_delimited(self) -> None:
+        self._end_message(None)
+
+    def _premature_close(self) -> None:
+        raise CodecProtocolError(
+            "upstream connection closed before the response ended",
+            503,
+            "upstream_reset_before_response_complete{connection_termination}",
+        )
+
+    # Input
+
+    def _on_head(self, head: bytes) -> None:
+        if head[:9] != b"HTTP/1.1 " and head[:9] != b"HTTP/1.0 ":
+            raise CodecProtocolError(f"malformed status line {head[:80]!r}", 502)
+        collector = self._collector
+        try:
+            parser = collector.parse(HttpResponseParser, head)
+        except HttpParserError as exc:
+            raise CodecProtocolError(f"http/1.1 protocol error: {exc}", 502) from None
+        if not collector.complete:
+            raise CodecProtocolError("malformed response head", 502)
+        status = parser.get_status_code()
+        if status < 100:
+            raise CodecProtocolError(f"invalid status {status}", 502)
+        http11 = head[7] == 49  # "1" of HTTP/1.1
+        names, values = _decode_fields(
+            collector.names,
+            collector.values,
+            0,
+            self._max_head_bytes,
+            self._max_head_count,
+            502,
+            "headers",
+        )
+        stream = self._stream
+        assert stream is not None, "a response head is only parsed with a request out"
+        keep_alive = http11
+        chunked = False
+        length: Optional[int] = None
+        upgrade_value = None
+        connection: Tuple[str, ...] = ()
+        if not _RESPONSE_SPECIAL.isdisjoint(names):
+            present = _RESPONSE_SPECIAL.intersection(names)
+            if "transfer-encoding" in present:
+                codings = _tokens(_pop_all(names, values, "transfer-encoding"))
+                if codings != ["chunked"]:
+                    raise CodecProtocolError(
+                        f"unsupported transfer coding {', '.join(codings)!r}",
+                        502,
+                        "http1.invalid_transfer_encoding",
+                    )
+                if not http11:
+                    raise CodecProtocolError(
+                        "Transfer-Encoding in an HTTP/1.0 response", 502, "http1.invalid_transfer_encoding"
+                    )
+                chunked = True
+            if "content-length" in present:
+                if chunked:
+                    raise CodecProtocolError(
+                        "both Content-Length and Transfer-Encoding", 502, "http1.content_length_not_allowed"
+                    )
+                length = int(values[names.index("content-length")])
+            if "connection" in present:
+                value = ",".join(_pop_all(names, values, "connection")).lower()
+                connection = (value,) if value in _SIMPLE_CONNECTION else tuple(_tokens([value]))
+                if "close" in connection:
+                    keep_alive = False
+                elif not http11 and "keep-alive" in connection:
+                    keep_alive = True
+            if "upgrade" in present:
+                upgrade_value = _pop_all(names, values, "upgrade")[0]
+            if not _OTHER_HOP_BY_HOP.isdisjoint(present):
+                for name in _OTHER_HOP_BY_HOP:
+                    _pop_all(names, values, name)
+
+        if status < 200 and status != 101:
+            if chunked or length:
+                raise CodecProtocolError(
+                    "a 1xx response cannot have a body", 502, "http1.content_length_not_allowed"
+                )
+            if length is not None:
+                _pop_all(names, values, "content-length")
+            decode_1xx = getattr(self._decoder, "decode_1xx_headers", None)
+            if decode_1xx is not None:
+                decode_1xx(HeaderMap._trusted([":status"] + names, [str(status)] + values))
+            return  # the final response is still to come
+
+        self._response_close = not keep_alive or stream._close
+        decoder = self._decoder
+        if status == 101:
+            if not (stream.upgrade and "upgrade" in connection and upgrade_value is not None):
+                raise CodecProtocolError("unexpected 101 Switching Protocols", 502)
+            names += ("upgrade", "connection")
+            values += (upgrade_value, "upgrade")
+            self._response_close = True
+            self._state = _TUNNEL
+            decoder.decode_headers(HeaderMap._trusted([":status"] + names, ["101"] + values), False)
+            return
+        if status == 204:
+            if chunked or length:
+                raise CodecProtocolError(
+                    "a 204 response cannot have a body", 502, "http1.content_length_not_allowed"
+                )
+            if length is not None:
+                _pop_all(names, values, "content-length")
+        headers = HeaderMap._trusted([":status"] + names, [str(status)] + values)
+        if stream.is_connect_request and status < 300:
+            if chunked:
+                raise CodecProtocolError(
+                    "chunked response to CONNECT", 502, "http1.invalid_transfer_encoding"
+                )
+            self._response_close = True
+            self._state = _TUNNEL
+            decoder.decode_headers(headers, False)
+            return
+        if stream.upgrade or stream.is_connect_request:
+            # The request side may have sent tunnel bytes that were refused.
+            self._response_close = True
+        if stream.is_head_request or status == 304 or status == 204:
+            self._end_with_headers(headers)
+        elif chunked:
+            self._state = _CHUNK_SIZE
+            decoder.decode_headers(headers, False)
+        elif length is not None:
+            if length:
+                self._remaining = length
+                self._state = _BODY
+                decoder.decode_headers(headers, False)
+            else:
+                self._end_with_headers(headers)
+        else:
+            # Neither length nor chunked: the body ends when the upstream closes.
+            self._response_close = True
+            self._state = _TUNNEL
+            decoder.decode_headers(headers, False)
+
+    def _end_with_headers(self, headers: HeaderMap) -> None:
+        self._message_complete_begin()
+        self._decoder.decode_headers(headers, True)
+        self._message_complete_end()
+
+    def _deliver_data(self, data: bytes, end_stream: bool) -> None:
+        decoder = self._decoder
+        if decoder is not None:
+            decoder.decode_data(data, end_stream)
+
+    def _deliver_trailers(self, trailers: HeaderMap) -> None:
+        decoder = self._decoder
+        if decoder is not None:
+            decoder.decode_trailers(trailers)
+
+    def _message_complete_begin(self) -> None:
+        # The response is complete once its last event is delivered; the
+        # connection's fate is settled before the owner sees it, so that a
+        # request started from that callback finds it.
+        stream = self._stream
+        close = self._response_close or (stream is not None and not stream._complete)
+        self._stream = None
+        if close:
+            self._should_close = True
+            self._state = _CLOSED
+        else:
+            self._state = _IDLE
+
+    def _message_complete_end(self) -> None:
+        self._decoder = None if self._stream is None else self._decoder
+
+    def _on_request_complete(self, encoder: RequestEncoderImpl) -> None:
+        pass
+
+    def _process(self, buf: bytes) -> None:
+        _ConnectionBase._process(self, buf)
+        if self._deferred_head:
+            self._deferred_head = False
+            if self._state == _IDLE and self._stream is not None:
+                self._state = _HEAD
+
+    def _fail(self, err: CodecProtocolError) -> None:
+        self._state = _ERROR
+        self._pending.clear()
+        self._body_parts.clear()
+        self._should_close = True
+        self._stream = None
+        self._decoder = None
+        self._callbacks.on_protocol_error(err)
+
+    def __repr__(self) -> str:
+        return f"<ClientConnectionImpl state={self._state} should_close={self._should_close}>"

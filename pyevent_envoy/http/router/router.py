@@ -1,0 +1,419 @@
+"""The router filter (Envoy's ``source/common/router/router.cc``): the last decoder filter.
+
+For each request it takes the stream's route and either answers it (no
+route: 404 NR; ``direct_response``; ``redirect``) or proxies it: the
+cluster (``weighted_clusters`` by weight), a host from this worker's load
+balancer, this worker's HTTP/1.1 pool for the host, then an
+:class:`UpstreamRequest` that streams the body up and the response down
+with flow control both ways.
+
+Failures, as Envoy answers them: no host 503 (UH), circuit breaker 503
+(UO), connect failure or timeout 503 (UF), the upstream resetting before
+the response headers 503 (UC) -- retried once on a fresh connection when the
+request went out on a reused keep-alive connection and had no body, since
+the upstream most likely closed it idle -- a malformed response 502 (UPE),
+no response within the route's timeout 504 (UT).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from pyevent_envoy.http.conn_pool import Http1ConnPool, PoolFailureReason, StreamResetReason
+from pyevent_envoy.http.filter import FilterDataStatus, FilterHeadersStatus, StreamDecoderFilter
+from pyevent_envoy.http.header_map import HeaderMap
+from pyevent_envoy.http.router.config_impl import FormatterContext
+from pyevent_envoy.http.stream_info import ResponseFlag
+
+__all__ = ["RouterFilter", "UpstreamRequest"]
+
+_log = logging.getLogger("pyevent_envoy.http")
+
+#: Request body bytes held while no upstream connection is ready, before the
+#: downstream stops being read (Envoy: the connection buffer limit).
+BUFFER_LIMIT = 1024 * 1024
+
+_CONNECT_FAILURE_BODY = "upstream connect error or disconnect/reset before headers. reset reason: {}"
+
+
+class UpstreamRequest:
+    """One attempt to get the response from one upstream host (Envoy's ``UpstreamRequest``)."""
+
+    __slots__ = (
+        "_router",
+        "host",
+        "encoder",
+        "client",
+        "_pending",
+        "response_started",
+        "response_complete",
+        "_start",
+        "_upstream_read_disabled",
+    )
+
+    def __init__(self, router: "RouterFilter", host: Any) -> None:
+        self._router = router
+        self.host = host
+        self.encoder: Any = None
+        self.client: Any = None
+        self._pending: Any = None
+        self.response_started = False
+        self.response_complete = False
+        self._start = router.stream.dispatcher.approximate_monotonic_time()
+        self._upstream_read_disabled = False
+
+    def start(self, pool: Http1ConnPool) -> None:
+        self._pending = pool.new_stream(self, self)
+
+    # PoolCallbacks
+
+    def on_pool_ready(self, encoder: Any, client: Any) -> None:
+        self._pending = None
+        self.encoder = encoder
+        self.client = client
+        self._router._on_upstream_ready(self)
+
+    def on_pool_failure(self, reason: PoolFailureReason, details: str) -> None:
+        self._pending = None
+        self._router._on_pool_failure(self, reason, details)
+
+    # ResponseDecoder (through the pool's CodecClient)
+
+    def decode_1xx_headers(self, headers: HeaderMap) -> None:
+        if headers.get(":status") == "100":
+            self._router.stream.encode_100_continue()
+
+    def decode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
+        self.response_started = True
+        if end_stream:
+            self.response_complete = True
+        self._router._on_upstream_headers(self, headers, end_stream)
+
+    def decode_data(self, data: bytes, end_stream: bool) -> None:
+        if end_stream:
+            self.response_complete = True
+        self._router._on_upstream_data(self, data, end_stream)
+
+    def decode_trailers(self, trailers: HeaderMap) -> None:
+        self.response_complete = True
+        self._router._on_upstream_trailers(self, trailers)
+
+    # the client's stream owner callbacks
+
+    def on_upstream_reset(self, reason: StreamResetReason, details: str) -> None:
+        self._router._on_upstream_reset(self, reason, details)
+
+    def on_upstream_above_write_buffer_high_watermark(self) -> None:
+        self._router.stream.connection.read_disable(True)
+
+    def on_upstream_below_write_buffer_low_watermark(self) -> None:
+        self._router.stream.connection.read_disable(False)
+
+    # flow control of the response
+
+    def read_disable(self, disable: bool) -> None:
+        if self.client is None or self.client.closed or disable == self._upstream_read_disabled:
+            return
+        self._upstream_read_disabled = disable
+        self.client.connection.read_disable(disable)
+
+    def cancel(self) -> None:
+        """The stream is gone: stop waiting, or drop the connection mid-exchange."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        if self.client is not None and not self.response_complete:
+            self.client.detach_stream()
+        self.client = None
+
+
+class RouterFilter(StreamDecoderFilter):
+    """``envoy.filters.http.router``."""
+
+    __slots__ = (
+        "stream",
+        "decoder_callbacks",
+        "_route",
+        "_headers",
+        "_upstream",
+        "_body",
+        "_body_bytes",
+        "_request_complete",
+        "_timer",
+        "_retried",
+        "_downstream_read_disabled",
+        "_done",
+        "_cluster",
+    )
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self._route: Any = None
+        self._headers: Optional[HeaderMap] = None
+        self._upstream: Optional[UpstreamRequest] = None
+        self._body: list[bytes] = []
+        self._body_bytes = 0
+        self._request_complete = False
+        self._timer: Any = None
+        self._retried = False
+        self._downstream_read_disabled = False
+        self._done = False
+        self._cluster: Any = None
+
+    # StreamDecoderFilter
+
+    def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
+        stream = self.stream
+        route = stream.route
+        self._headers = headers
+        self._request_complete = end_stream
+        if route is None:
+            stream.send_local_reply(404, "", details="route_not_found", flag=ResponseFlag.NO_ROUTE_FOUND)
+            return FilterHeadersStatus.STOP_ITERATION
+        self._route = route
+        direct = route.direct_response
+        if direct is not None:
+            reply = HeaderMap()
+            location = route.redirect_location(headers)
+            if location is not None:
+                reply.set("location", location)
+            route.finalize_response_headers(reply, self._format_context())
+            stream.send_local_reply(direct[0], direct[1], details="direct_response", headers=reply)
+            return FilterHeadersStatus.STOP_ITERATION
+        if route.redirect is not None:
+            reply = HeaderMap()
+            status, location = route.redirect_response(headers)
+            reply.set("location", location)
+            route.finalize_response_headers(reply, self._format_context())
+            stream.send_local_reply(status, "", details="direct_response", headers=reply)
+            return FilterHeadersStatus.STOP_ITERATION
+        cluster_name = route.cluster
+        tlc = stream.cluster_manager.get_thread_local_cluster(cluster_name)
+        if tlc is None:
+            stream.send_local_reply(503, "", details="cluster_not_found", flag=ResponseFlag.NO_CLUSTER_FOUND)
+            return FilterHeadersStatus.STOP_ITERATION
+        self._cluster = tlc
+        timeout = route.timeout
+        if timeout:
+            self._timer = stream.dispatcher.create_timer(self._on_timeout)
+            if end_stream:
+                self._timer.enable_timer(timeout)
+        self._prepare_upstream_headers(headers)
+        self._start_upstream()
+        return FilterHeadersStatus.STOP_ITERATION
+
+    def decode_data(self, data: bytes, end_stream: bool) -> FilterDataStatus:
+        if end_stream:
+            self._request_complete = True
+            if self._timer is not None:
+                self._timer.enable_timer(self._route.timeout)
+        upstream = self._upstream
+        if upstream is not None and upstream.encoder is not None:
+            upstream.encoder.encode_data(data, end_stream)
+        else:
+            self._body.append(data)
+            self._body_bytes += len(data)
+            if self._body_bytes > BUFFER_LIMIT and not self._downstream_read_disabled:
+                self._downstream_read_disabled = True
+                self.stream.connection.read_disable(True)
+        return FilterDataStatus.STOP_ITERATION_NO_BUFFER
+
+    def decode_trailers(self, trailers: HeaderMap) -> FilterHeadersStatus:
+        self._request_complete = True
+        if self._timer is not None:
+            self._timer.enable_timer(self._route.timeout)
+        upstream = self._upstream
+        if upstream is not None and upstream.encoder is not None:
+            upstream.encoder.encode_trailers(trailers)
+        else:
+            self._body.append(trailers)  # sent after the buffered body
+        return FilterHeadersStatus.STOP_ITERATION
+
+    # request preparation
+
+    def _format_context(self) -> FormatterContext:
+        stream = self.stream
+        connection = stream.connection
+        upstream = self._upstream
+        return FormatterContext(
+            downstream_remote_address=connection.remote_address,
+            downstream_local_address=connection.local_address,
+            protocol=stream.stream_info.protocol,
+            upstream_host=upstream.host.address if upstream is not None else None,
+            upstream_cluster=self._route.cluster or "" if self._route is not None else "",
+            request_headers=self._headers,
+        )
+
+    def _prepare_upstream_headers(self, headers: HeaderMap) -> None:
+        route = self._route
+        # Envoy's order: the route's header mutations, then its rewrites.
+        route.finalize_request_headers(headers, self._format_context())
+        route.apply_rewrites(headers)
+        if route.timeout:
+            headers.set("x-envoy-expected-rq-timeout-ms", str(int(route.timeout * 1000)))
+
+    def _start_upstream(self) -> None:
+        tlc = self._cluster
+        host = tlc.choose_host()
+        if host is None:
+            self.stream.send_local_reply(
+                503, "no healthy upstream", details="no_healthy_upstream", flag=ResponseFlag.NO_HEALTHY_UPSTREAM
+            )
+            return
+        self.stream.stream_info.upstream_host = host
+        if self._route.auto_host_rewrite and host.hostname:
+            self._headers.set(":authority", host.hostname)
+        pool = tlc.conn_pools.get(host)
+        if pool is None:
+            pool = tlc.conn_pools[host] = Http1ConnPool(
+                self.stream.dispatcher, host, tlc.info, tlc.host_stats.for_host(host)
+            )
+        upstream = self._upstream = UpstreamRequest(self, host)
+        upstream.start(pool)
+
+    # upstream events
+
+    def _on_upstream_ready(self, upstream: UpstreamRequest) -> None:
+        if upstream is not self._upstream or self._done:
+            upstream.cancel()
+            return
+        encoder = upstream.encoder
+        body = self._body
+        headers_only = self._request_complete and not body
+        encoder.encode_headers(self._headers, headers_only)
+        if body:
+            self._body = []
+            self._body_bytes = 0
+            last = len(body) - 1
+            for i, chunk in enumerate(body):
+                if isinstance(chunk, HeaderMap):
+                    encoder.encode_trailers(chunk)
+                else:
+                    encoder.encode_data(chunk, self._request_complete and i == last)
+            if self._downstream_read_disabled:
+                self._downstream_read_disabled = False
+                self.stream.connection.read_disable(False)
+
+    def _on_pool_failure(self, upstream: UpstreamRequest, reason: PoolFailureReason, details: str) -> None:
+        if upstream is not self._upstream or self._done:
+            return
+        self._upstream = None
+        if reason is PoolFailureReason.OVERFLOW:
+            self.stream.send_local_reply(
+                503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+                details="upstream_reset_before_response_started{overflow}", flag=ResponseFlag.UPSTREAM_OVERFLOW,
+            )
+            return
+        self.stream.send_local_reply(
+            503,
+            _CONNECT_FAILURE_BODY.format("connection failure" if reason is not PoolFailureReason.TIMEOUT else "connection timeout"),
+            details=f"upstream_reset_before_response_started{{connection_failure,{details}}}",
+            flag=ResponseFlag.UPSTREAM_CONNECTION_FAILURE,
+        )
+
+    def _on_upstream_headers(self, upstream: UpstreamRequest, headers: HeaderMap, end_stream: bool) -> None:
+        if upstream is not self._upstream or self._done:
+            return
+        stream = self.stream
+        elapsed = stream.dispatcher.approximate_monotonic_time() - upstream._start
+        headers.set("x-envoy-upstream-service-time", str(max(0, int(elapsed * 1000))))
+        self._route.finalize_response_headers(headers, self._format_context())
+        if end_stream:
+            self._finish_timer()
+        stream.encode_headers(headers, end_stream)
+        self._apply_downstream_backpressure()
+
+    def _on_upstream_data(self, upstream: UpstreamRequest, data: bytes, end_stream: bool) -> None:
+        if upstream is not self._upstream or self._done:
+            return
+        if end_stream:
+            self._finish_timer()
+        self.stream.encode_data(data, end_stream)
+        self._apply_downstream_backpressure()
+
+    def _on_upstream_trailers(self, upstream: UpstreamRequest, trailers: HeaderMap) -> None:
+        if upstream is not self._upstream or self._done:
+            return
+        self._finish_timer()
+        self.stream.encode_trailers(trailers)
+
+    def _apply_downstream_backpressure(self) -> None:
+        upstream = self._upstream
+        if upstream is not None and not upstream.response_complete:
+            upstream.read_disable(self.stream.connection.above_high_watermark())
+
+    def on_above_write_buffer_high_watermark(self) -> None:
+        if self._upstream is not None:
+            self._upstream.read_disable(True)
+
+    def on_below_write_buffer_low_watermark(self) -> None:
+        if self._upstream is not None:
+            self._upstream.read_disable(False)
+
+    def _on_upstream_reset(self, upstream: UpstreamRequest, reason: StreamResetReason, details: str) -> None:
+        if upstream is not self._upstream or self._done:
+            return
+        self._upstream = None
+        if upstream.response_started:
+            self.stream.stream_info.response_flags.add(ResponseFlag.UPSTREAM_CONNECTION_TERMINATION)
+            self.stream.reset_stream()
+            return
+        reused = upstream.client is not None and upstream.client.reused
+        if (
+            reason is StreamResetReason.CONNECTION_TERMINATION
+            and reused
+            and not self._retried
+            and self._request_complete
+            and not self._had_body()
+        ):
+            # The keep-alive connection was most likely closed by the upstream while idle.
+            self._retried = True
+            self._start_upstream()
+            return
+        if reason is StreamResetReason.PROTOCOL_ERROR:
+            self.stream.send_local_reply(
+                502, "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
+                details=details, flag=ResponseFlag.UPSTREAM_PROTOCOL_ERROR,
+            )
+        else:
+            self.stream.send_local_reply(
+                503, _CONNECT_FAILURE_BODY.format("connection termination"),
+                details=details, flag=ResponseFlag.UPSTREAM_CONNECTION_TERMINATION,
+            )
+
+    def _had_body(self) -> bool:
+        method = self._headers.get(":method") if self._headers is not None else None
+        return method not in ("GET", "HEAD", "OPTIONS", "DELETE", "TRACE") or bool(self._body)
+
+    def _on_timeout(self) -> None:
+        if self._done:
+            return
+        upstream = self._upstream
+        self._upstream = None
+        if upstream is not None:
+            upstream.cancel()
+        self.stream.send_local_reply(
+            504, "upstream request timeout", details="upstream_response_timeout", flag=ResponseFlag.UPSTREAM_REQUEST_TIMEOUT
+        )
+
+    def _finish_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.disable_timer()
+
+    def on_stream_reset(self) -> None:
+        """The downstream went away or timed out: drop the upstream exchange."""
+        upstream = self._upstream
+        self._upstream = None
+        if upstream is not None:
+            upstream.cancel()
+
+    def on_destroy(self) -> None:
+        self._done = True
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
+        upstream = self._upstream
+        self._upstream = None
+        if upstream is not None:
+            upstream.cancel()

@@ -1,0 +1,79 @@
+"""Upstream: clusters, hosts, load balancers and the cluster manager (Envoy's ``source/common/upstream``).
+
+The main thread owns clusters and their discovery (STATIC, STRICT_DNS,
+LOGICAL_DNS; DNS on a thread pool, never on a loop).  Each thread gets
+immutable ``(ClusterInfo, HostSet)`` snapshots through a thread-local slot
+and picks hosts with its own load balancer, without locks::
+
+    cm = ClusterManagerImpl(main_dispatcher, tls)
+    cm.add_cluster(*from_config(cluster_config))
+    cm.initialize(on_ready)
+    ...
+    # on any registered thread
+    tlc = cm.get_thread_local_cluster("backend")
+    host = tlc.choose_host() if tlc is not None else None
+"""
+
+from pyevent_envoy.upstream.cluster import CircuitBreakerThresholds as CircuitBreakerThresholds
+from pyevent_envoy.upstream.cluster import Cluster as Cluster
+from pyevent_envoy.upstream.cluster import ClusterImplBase as ClusterImplBase
+from pyevent_envoy.upstream.cluster import ClusterInfo as ClusterInfo
+from pyevent_envoy.upstream.cluster import DiscoveryType as DiscoveryType
+from pyevent_envoy.upstream.cluster import Endpoint as Endpoint
+from pyevent_envoy.upstream.cluster import LogicalDnsCluster as LogicalDnsCluster
+from pyevent_envoy.upstream.cluster import StaticCluster as StaticCluster
+from pyevent_envoy.upstream.cluster import StrictDnsCluster as StrictDnsCluster
+from pyevent_envoy.upstream.cluster import from_config as from_config
+from pyevent_envoy.upstream.cluster_manager import ClusterManagerImpl as ClusterManagerImpl
+from pyevent_envoy.upstream.cluster_manager import ClusterSnapshot as ClusterSnapshot
+from pyevent_envoy.upstream.cluster_manager import ThreadLocalCluster as ThreadLocalCluster
+from pyevent_envoy.upstream.cluster_manager import ThreadLocalClusterManager as ThreadLocalClusterManager
+from pyevent_envoy.upstream.dns import ActiveDnsQuery as ActiveDnsQuery
+from pyevent_envoy.upstream.dns import DnsLookupFamily as DnsLookupFamily
+from pyevent_envoy.upstream.dns import DnsResolverImpl as DnsResolverImpl
+from pyevent_envoy.upstream.dns import ResolutionStatus as ResolutionStatus
+from pyevent_envoy.upstream.dns import getaddrinfo_resolve as getaddrinfo_resolve
+from pyevent_envoy.upstream.host import HostImpl as HostImpl
+from pyevent_envoy.upstream.host import HostSet as HostSet
+from pyevent_envoy.upstream.host import HostStats as HostStats
+from pyevent_envoy.upstream.host import HostStatsMap as HostStatsMap
+from pyevent_envoy.upstream.host import LogicalHost as LogicalHost
+from pyevent_envoy.upstream.load_balancer import LbPolicy as LbPolicy
+from pyevent_envoy.upstream.load_balancer import LeastRequestLoadBalancer as LeastRequestLoadBalancer
+from pyevent_envoy.upstream.load_balancer import LoadBalancer as LoadBalancer
+from pyevent_envoy.upstream.load_balancer import RandomLoadBalancer as RandomLoadBalancer
+from pyevent_envoy.upstream.load_balancer import RoundRobinLoadBalancer as RoundRobinLoadBalancer
+from pyevent_envoy.upstream.load_balancer import create_load_balancer as create_load_balancer
+
+__all__ = [
+    "ActiveDnsQuery",
+    "CircuitBreakerThresholds",
+    "Cluster",
+    "ClusterImplBase",
+    "ClusterInfo",
+    "ClusterManagerImpl",
+    "ClusterSnapshot",
+    "DiscoveryType",
+    "DnsLookupFamily",
+    "DnsResolverImpl",
+    "Endpoint",
+    "HostImpl",
+    "HostSet",
+    "HostStats",
+    "HostStatsMap",
+    "LbPolicy",
+    "LeastRequestLoadBalancer",
+    "LoadBalancer",
+    "LogicalDnsCluster",
+    "LogicalHost",
+    "RandomLoadBalancer",
+    "ResolutionStatus",
+    "RoundRobinLoadBalancer",
+    "StaticCluster",
+    "StrictDnsCluster",
+    "ThreadLocalCluster",
+    "ThreadLocalClusterManager",
+    "create_load_balancer",
+    "from_config",
+    "getaddrinfo_resolve",
+]

@@ -1,0 +1,204 @@
+"""Upstream hosts and host sets (Envoy's ``HostImpl``, ``HostSetImpl``; ``source/common/upstream/upstream_impl.cc``).
+
+Threading rules, which the rest of :mod:`pyevent_envoy.upstream` relies on:
+
+- A :class:`HostImpl` is immutable and shared by every thread.  Hosts compare
+  and hash by identity, so a worker can key its own maps (connection pools,
+  counters) by host, and a host that survives a DNS refresh keeps its pools.
+  The one exception is :class:`LogicalHost`, whose address the main thread
+  replaces as a whole (see there).
+- A :class:`HostSet` is an immutable snapshot built on the main thread and
+  handed to workers through a thread-local slot.
+- Per-host counters (:class:`HostStats`) are **per worker**: each worker owns
+  a :class:`HostStatsMap` and is the only thread that reads or writes it, so
+  load balancers never take a lock.  Envoy keeps one atomic counter per host
+  shared by all workers; here a worker's least-request balancer sees only the
+  requests that worker has outstanding.  Summing the workers' maps (for the
+  admin endpoint) is done by posting to each worker, never by reading across
+  threads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable
+
+from pyevent_envoy.network.address import Address
+
+__all__ = ["HostImpl", "HostSet", "HostStats", "HostStatsMap", "LogicalHost"]
+
+#: Envoy's default ``healthy_panic_threshold``: below this share of healthy
+#: hosts, load balancers use every host instead of only the healthy ones.
+HEALTHY_PANIC_THRESHOLD = 0.5
+
+
+class HostImpl:
+    """One upstream endpoint: an address with a load-balancing weight.
+
+    Args:
+        address: where to connect.
+        weight: Envoy's ``load_balancing_weight``, at least 1.
+        cluster_name: the cluster this host belongs to.
+        hostname: the DNS name the address came from (empty for STATIC
+            hosts); used for ``auto_host_rewrite`` and logs.
+
+    Equality and hashing are by identity.
+    """
+
+    __slots__ = ("_address", "_weight", "_cluster_name", "_hostname", "__weakref__")
+
+    def __init__(self, address: Address, *, weight: int = 1, cluster_name: str = "", hostname: str = "") -> None:
+        if not isinstance(address, Address):
+            raise TypeError(f"address must be a pyevent_envoy.network.Address, got {address!r}")
+        weight = int(weight)
+        if weight < 1:
+            raise ValueError(f"host weight must be >= 1, got {weight}")
+        self._address = address
+        self._weight = weight
+        self._cluster_name = cluster_name
+        self._hostname = hostname
+
+    def __repr__(self) -> str:
+        extra = f" hostname={self._hostname!r}" if self._hostname else ""
+        weight = f" weight={self._weight}" if self._weight != 1 else ""
+        return f"<{type(self).__name__} {self._address} cluster={self._cluster_name!r}{weight}{extra}>"
+
+    @property
+    def address(self) -> Address:
+        return self._address
+
+    @property
+    def weight(self) -> int:
+        return self._weight
+
+    @property
+    def cluster_name(self) -> str:
+        return self._cluster_name
+
+    @property
+    def hostname(self) -> str:
+        return self._hostname
+
+
+class LogicalHost(HostImpl):
+    """The single host of a LOGICAL_DNS cluster (Envoy's ``LogicalHost``).
+
+    Its identity never changes, so connection pools keyed by it survive DNS
+    changes (existing connections keep their old address; new ones use the
+    new address).  The main thread replaces :attr:`address` with
+    :meth:`set_address`; that is one reference assignment of an immutable
+    :class:`Address`, so a worker reading it sees either the old address or
+    the new one, never a mix.
+    """
+
+    __slots__ = ()
+
+    def set_address(self, address: Address) -> None:
+        """Main thread only: point the host at a newly resolved address."""
+        if not isinstance(address, Address):
+            raise TypeError(f"address must be a pyevent_envoy.network.Address, got {address!r}")
+        self._address = address
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HostSet:
+    """An immutable snapshot of a cluster's hosts (Envoy's ``HostSet`` for priority 0).
+
+    Attributes:
+        hosts: every host, in configuration and resolution order.
+        healthy_hosts: the hosts that may take traffic; every host when not
+            given (there are no health checks yet).
+        hosts_to_use: what load balancers pick from: ``healthy_hosts``, or
+            every host when fewer than half are healthy (Envoy's panic mode,
+            default ``healthy_panic_threshold`` 50 %).
+    """
+
+    hosts: tuple[HostImpl, ...] = ()
+    healthy_hosts: tuple[HostImpl, ...] | None = None
+    hosts_to_use: tuple[HostImpl, ...] = dataclasses.field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        hosts = tuple(self.hosts)
+        object.__setattr__(self, "hosts", hosts)
+        healthy = hosts if self.healthy_hosts is None else tuple(self.healthy_hosts)
+        object.__setattr__(self, "healthy_hosts", healthy)
+        if hosts and len(healthy) < HEALTHY_PANIC_THRESHOLD * len(hosts):
+            object.__setattr__(self, "hosts_to_use", hosts)
+        else:
+            object.__setattr__(self, "hosts_to_use", healthy)
+
+    def __len__(self) -> int:
+        return len(self.hosts)
+
+    def __iter__(self):
+        return iter(self.hosts)
+
+    def __contains__(self, host: object) -> bool:
+        return host in self.hosts
+
+
+class HostStats:
+    """One worker's counters for one host.  Plain ints, touched by one thread only.
+
+    Attributes:
+        rq_active: requests sent to the host and not yet complete (what
+            LEAST_REQUEST compares).
+        rq_pending_active: requests waiting for a connection to the host.
+        rq_total: requests sent so far.
+        cx_active: open connections to the host.
+        cx_total: connections opened so far.
+    """
+
+    __slots__ = ("rq_active", "rq_pending_active", "rq_total", "cx_active", "cx_total")
+
+    def __init__(self) -> None:
+        self.rq_active = 0
+        self.rq_pending_active = 0
+        self.rq_total = 0
+        self.cx_active = 0
+        self.cx_total = 0
+
+    def __repr__(self) -> str:
+        fields = " ".join(f"{name}={getattr(self, name)}" for name in self.__slots__)
+        return f"<HostStats {fields}>"
+
+
+class HostStatsMap:
+    """One worker's :class:`HostStats`, keyed by host.  Owned by that worker's thread.
+
+    The HTTP connection pool updates the counters through :meth:`for_host`;
+    load balancers read them through :meth:`active_requests`, which creates
+    nothing.
+    """
+
+    __slots__ = ("_by_host",)
+
+    def __init__(self) -> None:
+        self._by_host: dict[HostImpl, HostStats] = {}
+
+    def __repr__(self) -> str:
+        return f"<HostStatsMap {len(self._by_host)} hosts>"
+
+    def __len__(self) -> int:
+        return len(self._by_host)
+
+    def __contains__(self, host: object) -> bool:
+        return host in self._by_host
+
+    def for_host(self, host: HostImpl) -> HostStats:
+        """The host's counters on this worker, created at zero on first use."""
+        stats = self._by_host.get(host)
+        if stats is None:
+            stats = self._by_host[host] = HostStats()
+        return stats
+
+    def active_requests(self, host: HostImpl) -> int:
+        """``rq_active`` of ``host`` on this worker (0 when it has none)."""
+        stats = self._by_host.get(host)
+        return 0 if stats is None else stats.rq_active
+
+    def retain(self, hosts: Iterable[HostImpl]) -> None:
+        """Forget the counters of every host not in ``hosts`` (hosts gone from the cluster)."""
+        keep = set(hosts)
+        for host in [h for h in self._by_host if h not in keep]:
+            del self._by_host[host]

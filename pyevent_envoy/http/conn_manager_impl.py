@@ -1,0 +1,596 @@
+"""The HTTP connection manager (Envoy's ``source/common/http/conn_manager_impl.cc``).
+
+One :class:`ConnectionManagerImpl` per downstream connection: a network read
+filter that feeds the HTTP/1.1 server codec, and the codec's owner, which
+turns each request into an :class:`ActiveStream`.  A stream runs its decoder
+filters in order (the router last) and its encoder filters in reverse, adds
+the headers Envoy's connection manager adds (``x-forwarded-for`` with
+``use_remote_address``, ``x-forwarded-proto``, ``x-request-id``, ``server``,
+``date``), answers locally when asked (404 without a route, 503 without an
+upstream, 408 on the stream idle timeout...), and records what the access
+log and stats need in its :class:`StreamInfo`.
+
+Timeouts, with Envoy's defaults: ``stream_idle_timeout`` (5 min without
+activity on a stream), ``request_timeout`` (off), and the connection's
+``common_http_protocol_options.idle_timeout`` (1 h without a stream).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+import uuid
+from typing import Any, Optional
+
+from pyevent_envoy.event.dispatcher import Dispatcher
+from pyevent_envoy.http.codec import CodecProtocolError, Http1Settings, ResponseEncoder
+from pyevent_envoy.http.codec import ServerConnectionImpl as Http1ServerCodec
+from pyevent_envoy.http.filter import FilterDataStatus, FilterHeadersStatus
+from pyevent_envoy.http.header_map import HeaderMap
+from pyevent_envoy.http.stream_info import ResponseFlag, StreamInfo
+from pyevent_envoy.network.buffer import OwnedBuffer
+from pyevent_envoy.network.connection import ConnectionCallbacks, ConnectionCloseType, ConnectionEvent, ConnectionState
+from pyevent_envoy.network.filter import FilterStatus, ReadFilter
+
+__all__ = ["ActiveStream", "ConnectionManagerConfig", "ConnectionManagerImpl"]
+
+_log = logging.getLogger("pyevent_envoy.http")
+
+_STATUS_TEXT = {
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    408: "Request Timeout",
+    413: "Payload Too Large",
+    426: "Upgrade Required",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class _DateCache:
+    """The ``date`` header value, formatted at most once a second."""
+
+    __slots__ = ("_second", "_value")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = ""
+
+    def get(self) -> str:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = email.utils.formatdate(now, usegmt=True)
+        return self._value
+
+
+_date = _DateCache()
+
+
+class ConnectionManagerConfig:
+    """What every connection of one HTTP connection manager shares (immutable).
+
+    Built on the main thread from the HCM's config; ``filter_factories`` are
+    callables ``factory(stream) -> filter`` run for each stream, the router's
+    last.
+    """
+
+    __slots__ = (
+        "stat_prefix",
+        "route_table",
+        "filter_factories",
+        "server_name",
+        "use_remote_address",
+        "xff_num_trusted_hops",
+        "generate_request_id",
+        "request_timeout",
+        "stream_idle_timeout",
+        "idle_timeout",
+        "delayed_close_timeout",
+        "codec_settings",
+        "accept_http_10",
+        "default_host_for_http_10",
+        "stats",
+    )
+
+    def __init__(
+        self,
+        *,
+        stat_prefix: str,
+        route_table: Any,
+        filter_factories: tuple,
+        server_name: str = "envoy",
+        use_remote_address: bool = False,
+        xff_num_trusted_hops: int = 0,
+        generate_request_id: bool = True,
+        request_timeout: float = 0.0,
+        stream_idle_timeout: float = 300.0,
+        idle_timeout: float = 3600.0,
+        delayed_close_timeout: float = 1.0,
+        max_request_headers_kb: int = 60,
+        accept_http_10: bool = False,
+        default_host_for_http_10: str = "",
+    ) -> None:
+        self.stat_prefix = stat_prefix
+        self.route_table = route_table
+        self.filter_factories = filter_factories
+        self.server_name = server_name
+        self.use_remote_address = use_remote_address
+        self.xff_num_trusted_hops = xff_num_trusted_hops
+        self.generate_request_id = generate_request_id
+        self.request_timeout = request_timeout
+        self.stream_idle_timeout = stream_idle_timeout
+        self.idle_timeout = idle_timeout
+        self.delayed_close_timeout = delayed_close_timeout
+        self.codec_settings = Http1Settings(max_request_headers_kb=max_request_headers_kb, auto_resume=True)
+        self.accept_http_10 = accept_http_10
+        self.default_host_for_http_10 = default_host_for_http_10
+        self.stats = None
+
+
+class ActiveStream:
+    """One request/response exchange: the codec's decoder and the filters' callbacks."""
+
+    __slots__ = (
+        "_manager",
+        "_encoder",
+        "_decoder_filters",
+        "_encoder_filters",
+        "_decoder_index",
+        "_idle_timer",
+        "_request_timer",
+        "request_headers",
+        "route",
+        "stream_info",
+        "request_complete",
+        "response_complete",
+        "_destroyed",
+        "_local_reply_sent",
+    )
+
+    def __init__(self, manager: "ConnectionManagerImpl", encoder: ResponseEncoder) -> None:
+        self._manager = manager
+        self._encoder = encoder
+        dispatcher = manager.dispatcher
+        self.stream_info = StreamInfo(
+            dispatcher.approximate_monotonic_time(), encoder.protocol, manager.connection.remote_address
+        )
+        self.request_headers: Optional[HeaderMap] = None
+        self.route: Any = None
+        self.request_complete = False
+        self.response_complete = False
+        self._destroyed = False
+        self._local_reply_sent = False
+        self._decoder_index = 0
+        config = manager.config
+        filters = [factory(self) for factory in config.filter_factories]
+        self._decoder_filters = [f for f in filters if hasattr(f, "decode_headers")]
+        self._encoder_filters = [f for f in reversed(filters) if hasattr(f, "encode_headers")]
+        for f in self._decoder_filters:
+            f.set_decoder_filter_callbacks(self)
+        for f in self._encoder_filters:
+            f.set_encoder_filter_callbacks(self)
+        self._idle_timer = None
+        if config.stream_idle_timeout > 0:
+            self._idle_timer = dispatcher.create_timer(self._on_idle_timeout)
+            self._idle_timer.enable_timer(config.stream_idle_timeout)
+        self._request_timer = None
+        if config.request_timeout > 0:
+            self._request_timer = dispatcher.create_timer(self._on_request_timeout)
+            self._request_timer.enable_timer(config.request_timeout)
+
+    # callbacks the filters use
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self._manager.dispatcher
+
+    @property
+    def connection(self) -> Any:
+        return self._manager.connection
+
+    @property
+    def config(self) -> ConnectionManagerConfig:
+        return self._manager.config
+
+    @property
+    def cluster_manager(self) -> Any:
+        return self._manager.cluster_manager
+
+    def _refresh_idle_timer(self) -> None:
+        timer = self._idle_timer
+        if timer is not None:
+            timer.enable_timer(self._manager.config.stream_idle_timeout)
+
+    # RequestDecoder (called by the codec)
+
+    def decode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
+        manager = self._manager
+        config = manager.config
+        self.request_headers = headers
+        self.stream_info.request_headers = headers
+        self._refresh_idle_timer()
+        if end_stream:
+            self._on_request_complete()
+        if self._encoder.protocol == "HTTP/1.0" and not config.accept_http_10:
+            self.send_local_reply(426, "", details="low_version")
+            return
+        if ":authority" not in headers and config.default_host_for_http_10:
+            headers.set(":authority", config.default_host_for_http_10)
+        self._mutate_request_headers(headers)
+        route_table = config.route_table
+        self.route = route_table.route(headers, manager.random()) if route_table is not None else None
+        if self.route is not None:
+            self.stream_info.route_name = self.route.route_name
+        self._decoder_index = 0
+        self._run_decode_headers(end_stream)
+
+    def _run_decode_headers(self, end_stream: bool) -> None:
+        filters = self._decoder_filters
+        while self._decoder_index < len(filters):
+            flt = filters[self._decoder_index]
+            self._decoder_index += 1
+            if flt.decode_headers(self.request_headers, end_stream) is FilterHeadersStatus.STOP_ITERATION:
+                return
+            if self._destroyed or self._local_reply_sent:
+                return
+
+    def continue_decoding(self) -> None:
+        """Resume the decoder filter chain after a filter stopped it."""
+        self._run_decode_headers(self.request_complete)
+
+    def decode_data(self, data: bytes, end_stream: bool) -> None:
+        self.stream_info.bytes_received += len(data)
+        self._refresh_idle_timer()
+        if end_stream:
+            self._on_request_complete()
+        if self._local_reply_sent or self._destroyed:
+            return
+        for flt in self._decoder_filters[: self._decoder_index]:
+            if flt.decode_data(data, end_stream) is not FilterDataStatus.CONTINUE:
+                return
+            if self._destroyed:
+                return
+
+    def decode_trailers(self, trailers: HeaderMap) -> None:
+        self._on_request_complete()
+        if self._local_reply_sent or self._destroyed:
+            return
+        for flt in self._decoder_filters[: self._decoder_index]:
+            method = getattr(flt, "decode_trailers", None)
+            if method is not None and method(trailers) is FilterHeadersStatus.STOP_ITERATION:
+                return
+
+    def _on_request_complete(self) -> None:
+        self.request_complete = True
+        if self._request_timer is not None:
+            self._request_timer.close()
+            self._request_timer = None
+        if self.response_complete:
+            self._manager._on_stream_done(self)
+
+    def _mutate_request_headers(self, headers: HeaderMap) -> None:
+        """Envoy's ConnectionManagerUtility::mutateRequestHeaders, for the supported options."""
+        config = self._manager.config
+        remote = self._manager.connection.remote_address
+        if config.use_remote_address:
+            if remote is not None:
+                existing = headers.get("x-forwarded-for")
+                headers.set("x-forwarded-for", f"{existing},{remote.ip}" if existing else remote.ip)
+                if _is_internal(remote.ip):
+                    headers.set("x-envoy-internal", "true")
+            headers.set("x-forwarded-proto", "http")
+        elif "x-forwarded-proto" not in headers:
+            headers.set("x-forwarded-proto", "http")
+        # Envoy derives :scheme from x-forwarded-proto when it names one (redirects read it).
+        proto = (headers.get("x-forwarded-proto") or "").lower()
+        headers.set(":scheme", proto if proto in ("http", "https") else "http")
+        if config.generate_request_id and "x-request-id" not in headers:
+            headers.set("x-request-id", str(uuid.uuid4()))
+
+    # encoding (called by the router or by local replies)
+
+    def encode_1xx_headers(self, headers: HeaderMap) -> None:
+        if not self._destroyed:
+            self._encoder.encode_1xx_headers(headers)
+
+    def encode_100_continue(self) -> None:
+        if not self._destroyed:
+            self._encoder.encode_100_continue()
+
+    @property
+    def expect_continue(self) -> bool:
+        return bool(getattr(self._encoder, "expect_continue", False))
+
+    def encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
+        if self._destroyed:
+            return
+        for flt in self._encoder_filters:
+            if flt.encode_headers(headers, end_stream) is FilterHeadersStatus.STOP_ITERATION:
+                return
+        config = self._manager.config
+        headers.set("date", _date.get())
+        if config.server_name:
+            headers.set("server", config.server_name)
+        if self._manager.draining or not self.request_complete:
+            # Draining, or a response that overtakes its request's body: the
+            # codec cannot find the next request after unread bytes.
+            headers.set("connection", "close")
+        status = headers.get(":status")
+        self.stream_info.response_code = int(status) if status and status.isdigit() else None
+        self._refresh_idle_timer()
+        self._encoder.encode_headers(headers, end_stream)
+        if end_stream:
+            self._on_response_complete()
+
+    def encode_data(self, data: bytes, end_stream: bool) -> None:
+        if self._destroyed:
+            return
+        for flt in self._encoder_filters:
+            if flt.encode_data(data, end_stream) is not FilterDataStatus.CONTINUE:
+                return
+        self.stream_info.bytes_sent += len(data)
+        self._refresh_idle_timer()
+        self._encoder.encode_data(data, end_stream)
+        if end_stream:
+            self._on_response_complete()
+
+    def encode_trailers(self, trailers: HeaderMap) -> None:
+        if self._destroyed:
+            return
+        self._encoder.encode_trailers(trailers)
+        self._on_response_complete()
+
+    def send_local_reply(
+        self,
+        status: int,
+        body: str,
+        *,
+        details: str = "",
+        flag: Optional[ResponseFlag] = None,
+        headers: Optional[HeaderMap] = None,
+    ) -> None:
+        """Answer from the proxy itself (Envoy's ``sendLocalReply``).
+
+        When the response has already started, the stream is reset instead
+        (the downstream connection closes).
+        """
+        if self._destroyed:
+            return
+        if flag is not None:
+            self.stream_info.response_flags.add(flag)
+        self.stream_info.response_code_details = details
+        if self._encoder.started_response:
+            self.reset_stream()
+            return
+        self._local_reply_sent = True
+        payload = body.encode() if isinstance(body, str) else body
+        reply = headers if headers is not None else HeaderMap()
+        reply.set(":status", str(status))
+        if payload and "content-type" not in reply:
+            reply.set("content-type", "text/plain")
+        reply.set("content-length", str(len(payload)))
+        is_head = getattr(self._encoder, "is_head_request", False)
+        self.encode_headers(reply, not payload or is_head)
+        if payload and not is_head and not self._destroyed:
+            self.encode_data(payload, True)
+
+    def reset_stream(self) -> None:
+        """Abort the stream: the downstream connection is closed (HTTP/1.1 cannot reset one stream)."""
+        if self._destroyed:
+            return
+        self.stream_info.response_flags.add(ResponseFlag.LOCAL_RESET)
+        self._manager.connection.close(ConnectionCloseType.NO_FLUSH)
+
+    def _on_response_complete(self) -> None:
+        self.response_complete = True
+        if self.request_complete:
+            self._manager._on_stream_done(self)
+        else:
+            # HTTP/1.1 cannot find the next request after an unread body: close after flushing.
+            self._manager._close_after_response = True
+            self._manager._on_stream_done(self)
+
+    # timeouts
+
+    def _on_idle_timeout(self) -> None:
+        self.stream_info.response_flags.add(ResponseFlag.STREAM_IDLE_TIMEOUT)
+        self._reset_filters()
+        if not self._encoder.started_response:
+            self.send_local_reply(408, "stream timeout", details="stream_idle_timeout")
+        else:
+            self.reset_stream()
+
+    def _on_request_timeout(self) -> None:
+        self._reset_filters()
+        self.send_local_reply(408, "request timeout", details="request_overall_timeout")
+
+    def _reset_filters(self) -> None:
+        for flt in self._decoder_filters:
+            on_reset = getattr(flt, "on_stream_reset", None)
+            if on_reset is not None:
+                on_reset()
+
+    # teardown
+
+    def destroy(self) -> None:
+        if self._destroyed:
+            return
+        self._destroyed = True
+        self.stream_info.end_monotonic = self._manager.dispatcher.approximate_monotonic_time()
+        for timer in (self._idle_timer, self._request_timer):
+            if timer is not None:
+                timer.close()
+        self._idle_timer = self._request_timer = None
+        for flt in self._decoder_filters:
+            flt.on_destroy()
+        for flt in self._encoder_filters:
+            if flt not in self._decoder_filters:
+                flt.on_destroy()
+        self._decoder_filters = []
+        self._encoder_filters = []
+
+
+def _is_internal(ip: str) -> bool:
+    """Envoy's default internal addresses: RFC 1918, loopback, ULA."""
+    return (
+        ip.startswith(("10.", "192.168.", "127."))
+        or ip == "::1"
+        or ip.lower().startswith(("fc", "fd"))
+        or (ip.startswith("172.") and ip.count(".") == 3 and 16 <= int(ip.split(".")[1]) <= 31)
+    )
+
+
+class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
+    """The ``envoy.filters.network.http_connection_manager`` filter of one connection."""
+
+    __slots__ = (
+        "config",
+        "dispatcher",
+        "cluster_manager",
+        "connection",
+        "codec",
+        "streams",
+        "draining",
+        "_close_after_response",
+        "_idle_timer",
+        "_rng",
+        "_read_paused",
+    )
+
+    def __init__(self, config: ConnectionManagerConfig, dispatcher: Dispatcher, cluster_manager: Any, rng: Any) -> None:
+        self.config = config
+        self.dispatcher = dispatcher
+        self.cluster_manager = cluster_manager
+        self.connection: Any = None
+        self.codec: Any = None
+        self.streams: list[ActiveStream] = []
+        self.draining = False
+        self._close_after_response = False
+        self._idle_timer = None
+        self._rng = rng
+        self._read_paused = False
+
+    def random(self) -> int:
+        return self._rng.getrandbits(32)
+
+    # ReadFilter
+
+    def initialize_read_filter_callbacks(self, callbacks: Any) -> None:
+        self.connection = callbacks.connection
+        self.connection.add_connection_callbacks(self)
+        self.connection.set_delayed_close_timeout(self.config.delayed_close_timeout)
+
+    def on_new_connection(self) -> FilterStatus:
+        self.codec = Http1ServerCodec(self, self._write, self.config.codec_settings)
+        if self.config.idle_timeout > 0:
+            self._idle_timer = self.dispatcher.create_timer(self._on_connection_idle)
+            self._idle_timer.enable_timer(self.config.idle_timeout)
+        return FilterStatus.STOP_ITERATION
+
+    def _write(self, data: bytes) -> None:
+        self.connection.write(data)
+
+    def on_data(self, data: OwnedBuffer, end_stream: bool) -> FilterStatus:
+        codec = self.codec
+        if data:
+            pipelined = codec.paused  # bytes beyond a request still waiting for its response
+            codec.dispatch(data.take())
+            if pipelined and codec.paused and not self._read_paused:
+                # The codec holds them unparsed; stop reading until it catches up (Envoy does too).
+                self._read_paused = True
+                self.connection.read_disable(True)
+        if end_stream and self.connection.state is not ConnectionState.CLOSED:
+            codec.dispatch_eof()
+        return FilterStatus.STOP_ITERATION
+
+    # codec ServerConnectionCallbacks
+
+    def new_stream(self, encoder: ResponseEncoder) -> ActiveStream:
+        if self._idle_timer is not None:
+            self._idle_timer.disable_timer()
+        stream = ActiveStream(self, encoder)
+        self.streams.append(stream)
+        return stream
+
+    def on_protocol_error(self, error: CodecProtocolError, encoder: Optional[ResponseEncoder]) -> None:
+        stream = self.streams[-1] if self.streams else None
+        if encoder is not None:
+            if stream is None or stream._encoder is not encoder:
+                stream = ActiveStream(self, encoder)
+                self.streams.append(stream)
+            stream.request_complete = True
+            stream.stream_info.response_flags.add(ResponseFlag.DOWNSTREAM_PROTOCOL_ERROR)
+            stream._local_reply_sent = False
+            status = getattr(error, "status", 400)
+            stream.send_local_reply(status, _STATUS_TEXT.get(status, "Bad Request"), details=getattr(error, "details", ""))
+        self._close_after_response = True
+        if self.connection.state is ConnectionState.OPEN:
+            self.connection.close(ConnectionCloseType.FLUSH_WRITE_AND_DELAY)
+
+    # stream lifecycle
+
+    def _on_stream_done(self, stream: ActiveStream) -> None:
+        if stream._destroyed:
+            return
+        stream.destroy()
+        try:
+            self.streams.remove(stream)
+        except ValueError:
+            pass
+        if self.connection.state is not ConnectionState.OPEN:
+            return
+        if self._read_paused and not self.codec.paused:
+            self._read_paused = False
+            self.connection.read_disable(False)
+        if self._close_after_response or self.draining or self.codec.should_close:
+            self.connection.close(ConnectionCloseType.FLUSH_WRITE_AND_DELAY)
+        elif not self.streams and self._idle_timer is not None:
+            self._idle_timer.enable_timer(self.config.idle_timeout)
+
+    def _on_connection_idle(self) -> None:
+        if not self.streams and self.connection.state is ConnectionState.OPEN:
+            self.connection.close(ConnectionCloseType.FLUSH_WRITE_AND_DELAY)
+
+    def start_drain(self) -> None:
+        """Ask the client to go away: ``connection: close`` on the next response, or close now if idle."""
+        self.draining = True
+        if not self.streams and self.connection.state is ConnectionState.OPEN:
+            self.connection.close(ConnectionCloseType.FLUSH_WRITE_AND_DELAY)
+
+    # network ConnectionCallbacks
+
+    def on_event(self, event: ConnectionEvent) -> None:
+        if event is ConnectionEvent.CONNECTED:
+            return
+        for stream in list(self.streams):
+            if not stream.response_complete:
+                stream.stream_info.response_flags.add(ResponseFlag.DOWNSTREAM_CONNECTION_TERMINATION)
+                stream._reset_filters()
+            stream.destroy()
+        self.streams.clear()
+        if self._idle_timer is not None:
+            self._idle_timer.close()
+            self._idle_timer = None
+        if self.codec is not None:
+            self.codec.close()
+
+    def on_above_write_buffer_high_watermark(self) -> None:
+        for stream in self.streams:
+            for flt in stream._decoder_filters:
+                method = getattr(flt, "on_above_write_buffer_high_watermark", None)
+                if method is not None:
+                    method()
+
+    def on_below_write_buffer_low_watermark(self) -> None:
+        for stream in self.streams:
+            for flt in stream._decoder_filters:
+                method = getattr(flt, "on_below_write_buffer_low_watermark", None)
+                if method is not None:
+                    method()

@@ -1,0 +1,403 @@
+"""The per-worker HTTP/1.1 upstream connection pool (Envoy's ``source/common/http/http1/conn_pool.cc``).
+
+One pool per (worker, host).  A pool keeps its clients in three states,
+as Envoy's ``ConnPoolImplBase`` does: *connecting*, *ready* (idle,
+keep-alive) and *busy* (one request, HTTP/1.1 does not pipeline upstream).
+A request (``new_stream``) gets a ready client at once, or waits in the
+pending queue while a client connects; it fails with a
+:class:`PoolFailureReason` when the connect fails or times out, or at once
+when the cluster's circuit breakers say no (``max_pending_requests``,
+``max_requests``).  ``max_connections`` bounds the clients of the pool.
+
+A :class:`CodecClient` is one upstream connection with its HTTP/1.1 client
+codec.  After a response it goes back to *ready*, unless the codec says the
+connection must close (``Connection: close``, HTTP/1.0, a body that did not
+end cleanly).  A ready client whose upstream closes is simply removed.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+from typing import Any, Callable, Optional, Protocol
+
+from pyevent_envoy.event.dispatcher import Dispatcher
+from pyevent_envoy.http.codec import ClientConnectionImpl as Http1ClientCodec
+from pyevent_envoy.http.codec import CodecProtocolError, RequestEncoder, ResponseDecoder
+from pyevent_envoy.http.header_map import HeaderMap
+from pyevent_envoy.network.buffer import OwnedBuffer
+from pyevent_envoy.network.connection import ConnectionCallbacks, ConnectionCloseType, ConnectionEvent
+from pyevent_envoy.network.connection_impl import ClientConnectionImpl
+from pyevent_envoy.network.filter import FilterStatus, ReadFilter
+
+__all__ = ["CodecClient", "Http1ConnPool", "PoolCallbacks", "PoolFailureReason", "StreamResetReason"]
+
+_log = logging.getLogger("pyevent_envoy.http")
+
+
+class PoolFailureReason(enum.Enum):
+    """Why a pool could not give a stream a connection (Envoy's ``ConnectionPool::PoolFailureReason``)."""
+
+    OVERFLOW = "overflow"  # circuit breaker: 503 with UO
+    LOCAL_CONNECTION_FAILURE = "local_connection_failure"
+    REMOTE_CONNECTION_FAILURE = "remote_connection_failure"  # 503 with UF
+    TIMEOUT = "timeout"  # connect timeout: 503 with UF
+
+
+class StreamResetReason(enum.Enum):
+    """Why an upstream stream ended early (Envoy's ``Http::StreamResetReason``)."""
+
+    CONNECTION_TERMINATION = "connection_termination"  # 503 UC before headers
+    PROTOCOL_ERROR = "protocol_error"  # 502 UPE
+    LOCAL_RESET = "local_reset"
+
+
+class PoolCallbacks(Protocol):
+    def on_pool_ready(self, encoder: RequestEncoder, client: "CodecClient") -> None:
+        """A connection is ready; encode the request on ``encoder``."""
+
+    def on_pool_failure(self, reason: PoolFailureReason, details: str) -> None:
+        """No connection: answer locally (503)."""
+
+
+class UpstreamStreamCallbacks(Protocol):
+    """What the owner of an upstream stream (the router) hears besides the response."""
+
+    def on_upstream_reset(self, reason: StreamResetReason, details: str) -> None: ...
+
+
+class _Pending:
+    __slots__ = ("decoder", "callbacks", "cancelled")
+
+    def __init__(self, decoder: Any, callbacks: Any) -> None:
+        self.decoder = decoder
+        self.callbacks = callbacks
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Give up waiting for a connection (the downstream went away)."""
+        self.cancelled = True
+
+
+class _ResponseDecoderWrapper:
+    """Forwards the response to the stream's decoder and tells the client when it ends."""
+
+    __slots__ = ("_client", "_inner")
+
+    def __init__(self, client: "CodecClient", inner: Any) -> None:
+        self._client = client
+        self._inner = inner
+
+    def decode_1xx_headers(self, headers: HeaderMap) -> None:
+        method = getattr(self._inner, "decode_1xx_headers", None)
+        if method is not None:
+            method(headers)
+
+    def decode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
+        self._client.response_started = True
+        self._inner.decode_headers(headers, end_stream)
+        if end_stream:
+            self._client._on_response_complete()
+
+    def decode_data(self, data: bytes, end_stream: bool) -> None:
+        self._inner.decode_data(data, end_stream)
+        if end_stream:
+            self._client._on_response_complete()
+
+    def decode_trailers(self, trailers: HeaderMap) -> None:
+        self._inner.decode_trailers(trailers)
+        self._client._on_response_complete()
+
+
+class CodecClient(ReadFilter, ConnectionCallbacks):
+    """One upstream connection plus its HTTP/1.1 client codec (Envoy's ``CodecClient``)."""
+
+    __slots__ = (
+        "_pool",
+        "connection",
+        "codec",
+        "_connect_timer",
+        "_stream_decoder",
+        "_stream_owner",
+        "response_started",
+        "requests",
+        "connected",
+        "closed",
+    )
+
+    def __init__(self, pool: "Http1ConnPool") -> None:
+        self._pool = pool
+        self.connection = ClientConnectionImpl(pool.dispatcher, pool.host.address)
+        self.connection.set_buffer_limits(pool.cluster_info.per_connection_buffer_limit_bytes)
+        self.codec = Http1ClientCodec(self, self.connection.write)
+        self._stream_decoder: Any = None
+        self._stream_owner: Any = None
+        self.response_started = False
+        self.requests = 0
+        self.connected = False
+        self.closed = False
+        self.connection.add_read_filter(self)
+        self.connection.add_connection_callbacks(self)
+        self._connect_timer = pool.dispatcher.create_timer(self._on_connect_timeout)
+        self._connect_timer.enable_timer(pool.cluster_info.connect_timeout)
+        self.connection.connect()
+
+    @property
+    def reused(self) -> bool:
+        """True when this client carried a request before the current one."""
+        return self.requests > 1
+
+    def start_stream(self, decoder: ResponseDecoder, owner: Any) -> RequestEncoder:
+        self.requests += 1
+        self.response_started = False
+        self._stream_decoder = decoder
+        self._stream_owner = owner
+        return self.codec.new_stream(_ResponseDecoderWrapper(self, decoder))
+
+    def detach_stream(self) -> None:
+        """The owner abandons the stream (downstream reset): the connection cannot be reused."""
+        if self._stream_owner is not None:
+            self._stream_owner = None
+            self._stream_decoder = None
+            self.close()
+
+    def close(self) -> None:
+        self.connection.close(ConnectionCloseType.NO_FLUSH)
+
+    # ReadFilter
+
+    def on_data(self, data: OwnedBuffer, end_stream: bool) -> FilterStatus:
+        if data:
+            self.codec.dispatch(data.take())
+        if end_stream and not self.closed:
+            self.codec.dispatch_eof()
+        return FilterStatus.STOP_ITERATION
+
+    # codec ConnectionCallbacks
+
+    def on_protocol_error(self, error: CodecProtocolError) -> None:
+        reason = (
+            StreamResetReason.CONNECTION_TERMINATION if error.status == 503 else StreamResetReason.PROTOCOL_ERROR
+        )
+        self._reset_stream(reason, getattr(error, "details", str(error)))
+        self.close()
+
+    # network ConnectionCallbacks
+
+    def on_event(self, event: ConnectionEvent) -> None:
+        if event is ConnectionEvent.CONNECTED:
+            self.connected = True
+            self._connect_timer.disable_timer()
+            self._pool._on_client_connected(self)
+            return
+        if self.closed:
+            return
+        self.closed = True
+        self._connect_timer.close()
+        if not self.connected:
+            self._pool._on_connect_failure(self, self.connection.failure_reason or "connection failed")
+        else:
+            if self._stream_owner is not None:
+                self._reset_stream(StreamResetReason.CONNECTION_TERMINATION, "upstream connection termination")
+            self._pool._on_client_closed(self)
+        self._pool.dispatcher.deferred_delete(self.connection)
+
+    def on_above_write_buffer_high_watermark(self) -> None:
+        owner = self._stream_owner
+        if owner is not None:
+            owner.on_upstream_above_write_buffer_high_watermark()
+
+    def on_below_write_buffer_low_watermark(self) -> None:
+        owner = self._stream_owner
+        if owner is not None:
+            owner.on_upstream_below_write_buffer_low_watermark()
+
+    # internals
+
+    def _on_connect_timeout(self) -> None:
+        if not self.connected and not self.closed:
+            self.closed = True
+            self._pool._on_connect_failure(self, "connect timeout", timeout=True)
+            self.connection.close(ConnectionCloseType.NO_FLUSH)
+            self._connect_timer.close()
+            self._pool.dispatcher.deferred_delete(self.connection)
+
+    def _reset_stream(self, reason: StreamResetReason, details: str) -> None:
+        owner = self._stream_owner
+        self._stream_owner = None
+        self._stream_decoder = None
+        if owner is not None:
+            owner.on_upstream_reset(reason, details)
+            self._pool._on_stream_done(self, reusable=False)
+
+    def _on_response_complete(self) -> None:
+        owner = self._stream_owner
+        self._stream_owner = None
+        self._stream_decoder = None
+        if owner is None:
+            return
+        stream = self.codec.stream
+        reusable = not self.codec.should_close and (stream is None or stream._complete)
+        self._pool._on_stream_done(self, reusable=reusable)
+
+
+class Http1ConnPool:
+    """The HTTP/1.1 pool of one host on one worker.
+
+    Args:
+        dispatcher: the worker's dispatcher; every method runs on its thread.
+        host: the upstream host (``host.address``).
+        cluster_info: connect timeout, buffer limits and circuit breakers.
+        host_stats: this worker's counters for the host (``rq_active`` feeds
+            LEAST_REQUEST), or None.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, host: Any, cluster_info: Any, host_stats: Any = None) -> None:
+        self.dispatcher = dispatcher
+        self.host = host
+        self.cluster_info = cluster_info
+        self.host_stats = host_stats
+        self._ready: list[CodecClient] = []
+        self._busy: set[CodecClient] = set()
+        self._connecting: set[CodecClient] = set()
+        self._pending: collections.deque[_Pending] = collections.deque()
+        self._draining = False
+        thresholds = cluster_info.circuit_breakers
+        self._max_connections = thresholds.max_connections
+        self._max_pending = thresholds.max_pending_requests
+        self._max_requests = thresholds.max_requests
+        self.stats = collections.Counter()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Http1ConnPool {self.host.address} ready={len(self._ready)} busy={len(self._busy)} "
+            f"connecting={len(self._connecting)} pending={len(self._pending)}>"
+        )
+
+    def _num_clients(self) -> int:
+        return len(self._ready) + len(self._busy) + len(self._connecting)
+
+    def new_stream(self, decoder: ResponseDecoder, callbacks: Any) -> Optional[_Pending]:
+        """Get a connection for one request.
+
+        ``callbacks.on_pool_ready(encoder, client)`` runs now when a connection
+        is idle, else later; ``callbacks.on_pool_failure(reason, details)``
+        when none can be had.  Returns a handle whose ``cancel()`` gives up
+        waiting, or None when the callback already ran.
+        """
+        if len(self._busy) >= self._max_requests:
+            self.stats["upstream_rq_pending_overflow"] += 1
+            callbacks.on_pool_failure(PoolFailureReason.OVERFLOW, "max_requests")
+            return None
+        while self._ready:
+            client = self._ready.pop()
+            if client.closed:
+                continue
+            self._attach(client, decoder, callbacks)
+            return None
+        if len(self._pending) >= self._max_pending:
+            self.stats["upstream_rq_pending_overflow"] += 1
+            callbacks.on_pool_failure(PoolFailureReason.OVERFLOW, "max_pending_requests")
+            return None
+        pending = _Pending(decoder, callbacks)
+        self._pending.append(pending)
+        if self.host_stats is not None:
+            self.host_stats.rq_pending_active += 1
+        if len(self._connecting) < len(self._pending):
+            if self._num_clients() < self._max_connections:
+                self._new_client()
+            else:
+                self.stats["upstream_cx_overflow"] += 1
+        return pending
+
+    def _new_client(self) -> None:
+        self.stats["upstream_cx_total"] += 1
+        if self.host_stats is not None:
+            self.host_stats.cx_total += 1
+            self.host_stats.cx_active += 1
+        self._connecting.add(CodecClient(self))
+
+    def _attach(self, client: CodecClient, decoder: Any, callbacks: Any) -> None:
+        self._busy.add(client)
+        self.stats["upstream_rq_total"] += 1
+        if self.host_stats is not None:
+            self.host_stats.rq_active += 1
+            self.host_stats.rq_total += 1
+        encoder = client.start_stream(decoder, callbacks)
+        callbacks.on_pool_ready(encoder, client)
+
+    def _next_pending(self) -> Optional[_Pending]:
+        while self._pending:
+            pending = self._pending.popleft()
+            if self.host_stats is not None:
+                self.host_stats.rq_pending_active -= 1
+            if not pending.cancelled:
+                return pending
+        return None
+
+    def _on_client_connected(self, client: CodecClient) -> None:
+        self._connecting.discard(client)
+        self._on_client_idle(client)
+
+    def _on_client_idle(self, client: CodecClient) -> None:
+        pending = self._next_pending()
+        if pending is not None:
+            self._attach(client, pending.decoder, pending.callbacks)
+        elif self._draining:
+            client.close()
+        else:
+            self._ready.append(client)
+
+    def _on_stream_done(self, client: CodecClient, reusable: bool) -> None:
+        if client in self._busy:
+            self._busy.discard(client)
+            if self.host_stats is not None:
+                self.host_stats.rq_active -= 1
+        if reusable and not client.closed:
+            self._on_client_idle(client)
+        elif not client.closed:
+            client.close()
+
+    def _on_client_closed(self, client: CodecClient) -> None:
+        self._forget(client)
+        # A busy client that closed may leave pending requests without a connection.
+        if self._pending and len(self._connecting) < len(self._pending) and not self._draining:
+            self._new_client()
+
+    def _on_connect_failure(self, client: CodecClient, details: str, timeout: bool = False) -> None:
+        self._forget(client)
+        self.stats["upstream_cx_connect_timeout" if timeout else "upstream_cx_connect_fail"] += 1
+        reason = PoolFailureReason.TIMEOUT if timeout else PoolFailureReason.REMOTE_CONNECTION_FAILURE
+        # Envoy fails the pending requests this connection was made for.
+        pending = self._next_pending()
+        if pending is not None:
+            pending.callbacks.on_pool_failure(reason, details)
+
+    def _forget(self, client: CodecClient) -> None:
+        self._connecting.discard(client)
+        if client in self._busy:
+            self._busy.discard(client)
+            if self.host_stats is not None:
+                self.host_stats.rq_active -= 1
+        try:
+            self._ready.remove(client)
+        except ValueError:
+            pass
+        if self.host_stats is not None:
+            self.host_stats.cx_active -= 1
+
+    def drain(self) -> None:
+        """Stop reusing connections: idle ones close now, busy ones after their response."""
+        self._draining = True
+        for client in list(self._ready):
+            client.close()
+
+    def close(self) -> None:
+        """Close every connection now (worker shutdown)."""
+        self._draining = True
+        for pending in list(self._pending):
+            pending.cancel()
+        self._pending.clear()
+        for client in list(self._ready) + list(self._busy) + list(self._connecting):
+            client.close()

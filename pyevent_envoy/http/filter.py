@@ -1,0 +1,66 @@
+"""HTTP stream filter interfaces (Envoy's ``envoy/http/filter.h``).
+
+A stream's decoder filters see the request in installation order; the last
+one is the router, which sends it upstream.  Encoder filters see the
+response in reverse order.  A filter returns STOP_ITERATION to hold the
+message (the router does, until the upstream answers) and resumes the
+chain with ``callbacks.continue_decoding()``.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from pyevent_envoy.http.header_map import HeaderMap
+
+__all__ = ["FilterDataStatus", "FilterHeadersStatus", "StreamDecoderFilter", "StreamEncoderFilter"]
+
+
+class FilterHeadersStatus(enum.Enum):
+    CONTINUE = "continue"
+    STOP_ITERATION = "stop_iteration"
+
+
+class FilterDataStatus(enum.Enum):
+    CONTINUE = "continue"
+    STOP_ITERATION_AND_BUFFER = "stop_iteration_and_buffer"
+    STOP_ITERATION_NO_BUFFER = "stop_iteration_no_buffer"
+
+
+class StreamDecoderFilter:
+    """Sees the request.  Override what you need; the defaults pass everything on."""
+
+    def set_decoder_filter_callbacks(self, callbacks: Any) -> None:
+        self.decoder_callbacks = callbacks
+
+    def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
+        return FilterHeadersStatus.CONTINUE
+
+    def decode_data(self, data: bytes, end_stream: bool) -> FilterDataStatus:
+        return FilterDataStatus.CONTINUE
+
+    def decode_trailers(self, trailers: HeaderMap) -> FilterHeadersStatus:
+        return FilterHeadersStatus.CONTINUE
+
+    def on_destroy(self) -> None:
+        """The stream ended (completed or reset); release what the filter holds."""
+
+
+class StreamEncoderFilter:
+    """Sees the response.  Override what you need; the defaults pass everything on."""
+
+    def set_encoder_filter_callbacks(self, callbacks: Any) -> None:
+        self.encoder_callbacks = callbacks
+
+    def encode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
+        return FilterHeadersStatus.CONTINUE
+
+    def encode_data(self, data: bytes, end_stream: bool) -> FilterDataStatus:
+        return FilterDataStatus.CONTINUE
+
+    def encode_trailers(self, trailers: HeaderMap) -> FilterHeadersStatus:
+        return FilterHeadersStatus.CONTINUE
+
+    def on_destroy(self) -> None:
+        """The stream ended."""

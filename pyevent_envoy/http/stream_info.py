@@ -1,0 +1,74 @@
+"""What one HTTP stream records for access logs and stats (Envoy's ``StreamInfo``)."""
+
+from __future__ import annotations
+
+import enum
+import time
+from typing import Any, Optional
+
+__all__ = ["ResponseFlag", "StreamInfo"]
+
+
+class ResponseFlag(enum.Enum):
+    """Envoy's response flags, by their access-log short names."""
+
+    NO_ROUTE_FOUND = "NR"
+    NO_CLUSTER_FOUND = "NC"
+    NO_HEALTHY_UPSTREAM = "UH"
+    UPSTREAM_CONNECTION_FAILURE = "UF"
+    UPSTREAM_OVERFLOW = "UO"
+    UPSTREAM_REQUEST_TIMEOUT = "UT"
+    UPSTREAM_REMOTE_RESET = "UR"
+    UPSTREAM_CONNECTION_TERMINATION = "UC"
+    UPSTREAM_PROTOCOL_ERROR = "UPE"
+    LOCAL_RESET = "LR"
+    DOWNSTREAM_CONNECTION_TERMINATION = "DC"
+    STREAM_IDLE_TIMEOUT = "SI"
+    DOWNSTREAM_PROTOCOL_ERROR = "DPE"
+
+
+class StreamInfo:
+    """Timings, byte counts, the upstream host and the response flags of one stream."""
+
+    __slots__ = (
+        "start_time",
+        "start_monotonic",
+        "end_monotonic",
+        "protocol",
+        "response_code",
+        "response_code_details",
+        "response_flags",
+        "bytes_received",
+        "bytes_sent",
+        "upstream_host",
+        "route_name",
+        "downstream_remote_address",
+        "request_headers",
+    )
+
+    def __init__(self, now: float, protocol: str, remote: Any) -> None:
+        self.start_time = time.time()
+        self.start_monotonic = now
+        self.end_monotonic: Optional[float] = None
+        self.protocol = protocol
+        self.response_code: Optional[int] = None
+        self.response_code_details = ""
+        self.response_flags: set[ResponseFlag] = set()
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.upstream_host: Any = None
+        self.route_name = ""
+        self.downstream_remote_address = remote
+        self.request_headers: Any = None
+
+    @property
+    def duration(self) -> Optional[float]:
+        if self.end_monotonic is None:
+            return None
+        return self.end_monotonic - self.start_monotonic
+
+    def flags_string(self) -> str:
+        """Envoy's ``%RESPONSE_FLAGS%``: short names joined with commas, ``-`` for none."""
+        if not self.response_flags:
+            return "-"
+        return ",".join(sorted(flag.value for flag in self.response_flags))

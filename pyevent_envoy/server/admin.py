@@ -1,0 +1,95 @@
+"""The admin listener (Envoy's ``source/server/admin``), on the main dispatcher.
+
+Served by the same connection manager as the proxy, with an
+:class:`AdminFilter` instead of the router.  Endpoints, as Envoy names them:
+
+- ``GET /ready``: ``LIVE`` (200) while serving, ``DRAINING`` (503) while draining;
+- ``GET /server_info``: version, state, uptime, concurrency (JSON);
+- ``GET /stats``: ``name: value`` lines of the counters kept so far;
+- ``POST /quitquitquit``: stop the server;
+- ``POST /healthcheck/fail`` / ``/healthcheck/ok``: flip the health state
+  ``/ready`` reports.
+
+Mutating endpoints answer a GET with 400 ("use POST"), as Envoy does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+from pyevent_envoy import __version__
+from pyevent_envoy.http.filter import FilterHeadersStatus, StreamDecoderFilter
+from pyevent_envoy.http.header_map import HeaderMap
+
+__all__ = ["AdminFilter", "AdminHandler"]
+
+_POST_ONLY = frozenset(("/quitquitquit", "/healthcheck/fail", "/healthcheck/ok", "/drain_listeners"))
+
+
+class AdminHandler:
+    """What the admin endpoints read and do; shared by every admin connection."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.started = time.monotonic()
+        self.health_failed = False
+
+    def state(self) -> str:
+        if self.server.draining:
+            return "DRAINING"
+        return "LIVE"
+
+    def handle(self, method: str, path: str) -> tuple[int, str, str]:
+        """``(status, content type, body)`` for one request."""
+        path = path.split("?", 1)[0]
+        if path in _POST_ONLY and method != "POST":
+            return 400, "text/plain", "This endpoint requires POST.\n"
+        if path == "/ready":
+            state = self.state()
+            ok = state == "LIVE" and not self.health_failed
+            return (200 if ok else 503), "text/plain", f"{state if not self.health_failed else 'HEALTH_CHECK_FAILED'}\n"
+        if path == "/server_info":
+            info = {
+                "version": f"pyevent-envoy/{__version__}",
+                "state": self.state(),
+                "uptime_current_epoch": f"{int(time.monotonic() - self.started)}s",
+                "command_line_options": {"concurrency": self.server.concurrency},
+            }
+            return 200, "application/json", json.dumps(info, indent=2) + "\n"
+        if path == "/stats":
+            lines = [f"{name}: {value}" for name, value in sorted(self.server.stats().items())]
+            return 200, "text/plain", "\n".join(lines) + "\n"
+        if path == "/quitquitquit":
+            self.server.main.post(self.server.shutdown)
+            return 200, "text/plain", "OK\n"
+        if path == "/healthcheck/fail":
+            self.health_failed = True
+            return 200, "text/plain", "OK\n"
+        if path == "/healthcheck/ok":
+            self.health_failed = False
+            return 200, "text/plain", "OK\n"
+        if path == "/drain_listeners":
+            self.server.main.post(self.server.drain)
+            return 200, "text/plain", "OK\n"
+        return 404, "text/plain", "invalid path. admin commands are: /ready /server_info /stats /quitquitquit /healthcheck/fail /healthcheck/ok /drain_listeners\n"
+
+
+class AdminFilter(StreamDecoderFilter):
+    """Answers admin requests once their headers are in (bodies are ignored)."""
+
+    def __init__(self, stream: Any, handler: AdminHandler) -> None:
+        self.stream = stream
+        self.handler = handler
+
+    @classmethod
+    def factory(cls, handler: AdminHandler) -> Callable[[Any], "AdminFilter"]:
+        return lambda stream: cls(stream, handler)
+
+    def decode_headers(self, headers: HeaderMap, end_stream: bool) -> FilterHeadersStatus:
+        status, content_type, body = self.handler.handle(headers.get(":method") or "", headers.get(":path") or "/")
+        reply = HeaderMap()
+        reply.set("content-type", content_type)
+        self.stream.send_local_reply(status, body, details="admin_filter_response", headers=reply)
+        return FilterHeadersStatus.STOP_ITERATION

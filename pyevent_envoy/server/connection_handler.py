@@ -1,0 +1,133 @@
+"""Per-worker listeners and their connections (Envoy's ``ConnectionHandlerImpl`` / ``ActiveTcpListener``).
+
+Each worker owns one :class:`ActiveTcpListener` per configured listener,
+on a listening socket of its own (``SO_REUSEPORT``: the kernel spreads
+connections across workers).  An accepted connection gets the listener's
+buffer limit and a fresh HTTP connection manager as its read filter; when it
+closes, it is deferred-deleted and forgotten.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+from typing import Any, Callable
+
+from pyevent_envoy.event.dispatcher import Dispatcher
+from pyevent_envoy.http.conn_manager_impl import ConnectionManagerConfig, ConnectionManagerImpl
+from pyevent_envoy.network.address import Address
+from pyevent_envoy.network.connection import ConnectionCallbacks, ConnectionCloseType, ConnectionEvent, ConnectionState
+from pyevent_envoy.network.connection_impl import ServerConnectionImpl
+from pyevent_envoy.network.listener_impl import TcpListenerImpl
+
+__all__ = ["ActiveTcpListener", "ConnectionHandlerImpl"]
+
+_log = logging.getLogger("pyevent_envoy.server")
+
+
+class _ActiveConnection(ConnectionCallbacks):
+    __slots__ = ("listener", "connection", "manager")
+
+    def __init__(self, listener: "ActiveTcpListener", connection: ServerConnectionImpl, manager: Any) -> None:
+        self.listener = listener
+        self.connection = connection
+        self.manager = manager
+
+    def on_event(self, event: ConnectionEvent) -> None:
+        if event is not ConnectionEvent.CONNECTED:
+            self.listener._remove(self)
+
+
+class ActiveTcpListener:
+    """Accepts on one worker's listening socket and builds each connection's filter chain."""
+
+    def __init__(
+        self,
+        handler: "ConnectionHandlerImpl",
+        name: str,
+        listen_socket: socket.socket,
+        local_address: Address,
+        hcm_config: ConnectionManagerConfig,
+        buffer_limit: int,
+    ) -> None:
+        self.handler = handler
+        self.name = name
+        self.socket = listen_socket
+        self.local_address = local_address
+        self.hcm_config = hcm_config
+        self.buffer_limit = buffer_limit
+        self.connections: set[_ActiveConnection] = set()
+        self.stats = {"downstream_cx_total": 0, "downstream_cx_destroy": 0}
+        self.listener = TcpListenerImpl(handler.dispatcher, listen_socket, self)
+
+    def on_accept(self, fd: int, remote: Address) -> None:
+        dispatcher = self.handler.dispatcher
+        connection = ServerConnectionImpl(dispatcher, fd, remote, self.local_address)
+        connection.set_buffer_limits(self.buffer_limit)
+        manager = ConnectionManagerImpl(self.hcm_config, dispatcher, self.handler.cluster_manager, self.handler.rng)
+        active = _ActiveConnection(self, connection, manager)
+        connection.add_connection_callbacks(active)
+        connection.add_read_filter(manager)
+        connection.initialize_read_filters()
+        self.connections.add(active)
+        self.stats["downstream_cx_total"] += 1
+        self.handler.num_connections += 1
+
+    def _remove(self, active: _ActiveConnection) -> None:
+        if active in self.connections:
+            self.connections.discard(active)
+            self.stats["downstream_cx_destroy"] += 1
+            self.handler.num_connections -= 1
+            self.handler.dispatcher.deferred_delete(active.connection)
+
+    def stop_listening(self) -> None:
+        """Stop accepting; existing connections carry on."""
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+            self.socket.close()
+
+    def drain(self) -> None:
+        for active in list(self.connections):
+            active.manager.start_drain()
+
+    def close_all(self) -> None:
+        self.stop_listening()
+        for active in list(self.connections):
+            if active.connection.state is not ConnectionState.CLOSED:
+                active.connection.close(ConnectionCloseType.NO_FLUSH)
+
+
+class ConnectionHandlerImpl:
+    """One worker's listeners.  Lives on, and is only touched from, the worker's thread."""
+
+    def __init__(self, dispatcher: Dispatcher, cluster_manager: Any) -> None:
+        self.dispatcher = dispatcher
+        self.cluster_manager = cluster_manager
+        self.rng = random.Random()
+        self.listeners: list[ActiveTcpListener] = []
+        self.num_connections = 0  # read from the main thread while draining
+
+    def add_listener(self, *args: Any, **kwargs: Any) -> ActiveTcpListener:
+        listener = ActiveTcpListener(self, *args, **kwargs)
+        self.listeners.append(listener)
+        return listener
+
+    def stop_listeners(self) -> None:
+        for listener in self.listeners:
+            listener.stop_listening()
+
+    def drain(self) -> None:
+        for listener in self.listeners:
+            listener.drain()
+
+    def shutdown(self) -> None:
+        for listener in self.listeners:
+            listener.close_all()
+        self.listeners.clear()
+        self.dispatcher.clear_deferred_delete_list()
+
+    def for_each(self, fn: Callable[[ActiveTcpListener], None]) -> None:
+        for listener in self.listeners:
+            fn(listener)

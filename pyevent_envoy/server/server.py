@@ -1,0 +1,349 @@
+"""The server: a main dispatcher, the workers, the cluster manager and the listeners.
+
+Start-up, as Envoy's (``source/server/server.cc``):
+
+1. the main dispatcher and the thread-local registry; the workers, each
+   registered with it (their loops are not running yet);
+2. the cluster manager with every cluster; route tables and connection
+   manager settings, built once and shared read-only by the workers;
+3. every listening socket bound, one per worker (``SO_REUSEPORT``), so a
+   port in use is reported -- with the listener's YAML path -- before
+   anything serves;
+4. the main loop starts, initializes the clusters (first DNS answers), then
+   starts the workers, each adding its listeners on its own thread.
+
+SIGTERM and SIGINT drain: the listeners close, every HTTP connection is
+told to finish its current request with ``connection: close``, and the
+server exits when no connection is left or ``drain_time_s`` has passed.  A
+second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import time
+from typing import Any, Callable, Optional
+
+from pyevent_envoy.config.bootstrap import Bootstrap
+from pyevent_envoy.errors import PyEventEnvoyError
+from pyevent_envoy.event.dispatcher import RunType
+from pyevent_envoy.event.dispatcher_impl import DispatcherImpl
+from pyevent_envoy.http.conn_manager_impl import ConnectionManagerConfig
+from pyevent_envoy.http.router.config_impl import RouteTable
+from pyevent_envoy.http.router.router import RouterFilter
+from pyevent_envoy.network.address import Address
+from pyevent_envoy.network.listener_impl import create_listen_socket
+from pyevent_envoy.server.admin import AdminFilter, AdminHandler
+from pyevent_envoy.server.connection_handler import ConnectionHandlerImpl
+from pyevent_envoy.server.worker_impl import WorkerImpl
+from pyevent_envoy.thread_local.thread_local_impl import InstanceImpl
+from pyevent_envoy.upstream import ClusterManagerImpl, from_config
+
+__all__ = ["Server", "StartupError"]
+
+_log = logging.getLogger("pyevent_envoy.server")
+
+#: How often the main thread checks whether draining is done.
+DRAIN_POLL_INTERVAL = 0.1
+
+
+class StartupError(PyEventEnvoyError):
+    """The server cannot start; ``path`` is the YAML path of the culprit when there is one."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}" if path else reason)
+        self.path = path
+        self.reason = reason
+
+
+class _ListenerPlan:
+    """One configured listener: its settings and one bound socket per worker."""
+
+    __slots__ = ("name", "address", "hcm_config", "buffer_limit", "sockets")
+
+    def __init__(self, name: str, address: Address, hcm_config: ConnectionManagerConfig, buffer_limit: int) -> None:
+        self.name = name
+        self.address = address
+        self.hcm_config = hcm_config
+        self.buffer_limit = buffer_limit
+        self.sockets: list[Any] = []
+
+
+def _hcm_config(hcm: Any) -> ConnectionManagerConfig:
+    return ConnectionManagerConfig(
+        stat_prefix=hcm.stat_prefix,
+        route_table=RouteTable(hcm.route_config),
+        filter_factories=(RouterFilter,),
+        server_name=hcm.server_name,
+        use_remote_address=hcm.use_remote_address,
+        xff_num_trusted_hops=hcm.xff_num_trusted_hops,
+        generate_request_id=hcm.generate_request_id,
+        request_timeout=hcm.request_timeout,
+        stream_idle_timeout=hcm.stream_idle_timeout,
+        idle_timeout=hcm.common_http_protocol_options.idle_timeout,
+        delayed_close_timeout=hcm.delayed_close_timeout,
+        max_request_headers_kb=hcm.max_request_headers_kb,
+        accept_http_10=hcm.http_protocol_options.accept_http_10,
+        default_host_for_http_10=hcm.http_protocol_options.default_host_for_http_10,
+    )
+
+
+class Server:
+    """Runs a :class:`~pyevent_envoy.config.Bootstrap` until a signal (or :meth:`shutdown`).
+
+    Args:
+        bootstrap: the parsed, validated configuration.
+        concurrency: the number of worker threads.
+        drain_time_s: how long a drain may wait for connections to finish.
+        on_ready: called on the main thread once every worker serves
+            (with the server, so a caller can read :attr:`listen_addresses`).
+    """
+
+    def __init__(
+        self,
+        bootstrap: Bootstrap,
+        *,
+        concurrency: int = 1,
+        drain_time_s: float = 600.0,
+        on_ready: Optional[Callable[["Server"], None]] = None,
+    ) -> None:
+        if concurrency < 1:
+            raise StartupError("--concurrency", f"must be at least 1, got {concurrency}")
+        self.bootstrap = bootstrap
+        self.concurrency = concurrency
+        self.drain_time_s = drain_time_s
+        self._on_ready = on_ready
+        self.main = DispatcherImpl("main_thread")
+        self.tls = InstanceImpl()
+        self.tls.register_thread(self.main, main=True)
+        self.workers = [WorkerImpl(f"worker_{i}", tls=self.tls) for i in range(concurrency)]
+        self.handlers: list[Optional[ConnectionHandlerImpl]] = [None] * concurrency
+        self.cluster_manager = ClusterManagerImpl(self.main, self.tls)
+        self._plans: list[_ListenerPlan] = []
+        self._signals: list[Any] = []
+        self._drain_timer: Any = None
+        self._drain_deadline = 0.0
+        self._draining = False
+        self._started_workers = 0
+        self._closed = False
+        self._shutdown_hooks: list[Callable[[], None]] = []
+        self._started_at = time.monotonic()
+        self._admin_socket: Any = None
+        self._admin_handler: Optional[ConnectionHandlerImpl] = None
+        self.admin_address: Optional[Address] = None
+        try:
+            self._add_clusters()
+            self._plan_listeners()
+            self._bind_admin()
+            self._bind_listeners()
+        except BaseException:
+            self._release()
+            raise
+
+    # set-up
+
+    def _add_clusters(self) -> None:
+        for index, cluster in enumerate(self.bootstrap.static_resources.clusters):
+            try:
+                self.cluster_manager.add_cluster(*from_config(cluster))
+            except ValueError as exc:
+                raise StartupError(f"static_resources.clusters[{index}]", str(exc)) from None
+
+    def _plan_listeners(self) -> None:
+        for index, listener in enumerate(self.bootstrap.static_resources.listeners):
+            hcm = listener.filter_chains[0].filters[0].typed_config
+            address = Address(listener.address.address, listener.address.port_value)
+            plan = _ListenerPlan(listener.name, address, _hcm_config(hcm), listener.per_connection_buffer_limit_bytes)
+            self._plans.append(plan)
+
+    def _bind_listeners(self) -> None:
+        for index, plan in enumerate(self._plans):
+            address = plan.address
+            for _worker in range(self.concurrency):
+                try:
+                    sock = create_listen_socket(address)
+                except OSError as exc:
+                    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                    if exc.errno == errno.EADDRINUSE:
+                        reason = "address already in use"
+                    raise StartupError(
+                        f"static_resources.listeners[{index}].address", f"cannot bind {address}: {reason}"
+                    ) from None
+                plan.sockets.append(sock)
+                if address.port == 0:  # the other workers share the port the kernel picked
+                    address = plan.address = Address(address.ip, sock.getsockname()[1])
+
+    def _bind_admin(self) -> None:
+        admin = self.bootstrap.admin
+        if admin is None or admin.address is None:
+            return
+        address = Address(admin.address.address, admin.address.port_value)
+        try:
+            self._admin_socket = create_listen_socket(address, reuse_port=False)
+        except OSError as exc:
+            reason = "address already in use" if exc.errno == errno.EADDRINUSE else os.strerror(exc.errno or 0)
+            raise StartupError("admin.address", f"cannot bind {address}: {reason}") from None
+        self.admin_address = Address(address.ip, self._admin_socket.getsockname()[1])
+
+    def _start_admin(self) -> None:
+        if self._admin_socket is None:
+            return
+        config = ConnectionManagerConfig(
+            stat_prefix="admin", route_table=None, filter_factories=(AdminFilter.factory(AdminHandler(self)),)
+        )
+        self._admin_handler = ConnectionHandlerImpl(self.main, self.cluster_manager)
+        self._admin_handler.add_listener("admin", self._admin_socket, self.admin_address, config, 1024 * 1024)
+        _log.info("admin serving on %s", self.admin_address)
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def stats(self) -> dict[str, int]:
+        """Counters with Envoy's names, summed over the workers (read without locks: plain ints)."""
+        out: dict[str, int] = {
+            "server.concurrency": self.concurrency,
+            "server.live": 0 if self._draining else 1,
+            "server.uptime": int(time.monotonic() - self._started_at),
+        }
+        for plan in self._plans:
+            prefix = f"listener.{plan.address.ip}_{plan.address.port}"
+            total = destroyed = 0
+            for handler in self.handlers:
+                if handler is None:
+                    continue
+                for listener in list(handler.listeners):
+                    if listener.name == plan.name:
+                        total += listener.stats["downstream_cx_total"]
+                        destroyed += listener.stats["downstream_cx_destroy"]
+            out[f"{prefix}.downstream_cx_total"] = total
+            out[f"{prefix}.downstream_cx_destroy"] = destroyed
+            out[f"{prefix}.downstream_cx_active"] = total - destroyed
+        return out
+
+    @property
+    def listen_addresses(self) -> dict[str, Address]:
+        """The bound address of each listener, by name (useful with port 0)."""
+        return {plan.name: plan.address for plan in self._plans}
+
+    # running
+
+    def run(self) -> None:
+        """Serve until a signal or :meth:`shutdown`; then stop everything.  Main thread only for signals."""
+        main = self.main
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._signals.append(main.listen_for_signal(signum, self._on_signal))
+        main.post(self._start_admin)
+        main.post(lambda: self.cluster_manager.initialize(self._start_workers))
+        try:
+            main.run(RunType.RUN_UNTIL_EXIT)
+        finally:
+            self._release()
+
+    def _start_workers(self) -> None:
+        _log.info("all clusters initialized; starting %d worker(s)", self.concurrency)
+        for index, worker in enumerate(self.workers):
+            worker.start(lambda index=index: self._start_worker(index))
+
+    def _start_worker(self, index: int) -> None:
+        worker = self.workers[index]
+        handler = ConnectionHandlerImpl(worker.dispatcher, self.cluster_manager)
+        for plan in self._plans:
+            handler.add_listener(plan.name, plan.sockets[index], plan.address, plan.hcm_config, plan.buffer_limit)
+        self.handlers[index] = handler
+        self.main.post(self._on_worker_started)
+
+    def _on_worker_started(self) -> None:
+        self._started_workers += 1
+        if self._started_workers == self.concurrency:
+            for plan in self._plans:
+                _log.info("listener %r serving on %s", plan.name, plan.address)
+            if self._on_ready is not None:
+                self._on_ready(self)
+
+    # draining and stopping
+
+    def _on_signal(self) -> None:
+        if self._draining:
+            _log.warning("second signal: exiting now")
+            self.main.exit()
+            return
+        self.drain()
+
+    def drain(self) -> None:
+        """Stop accepting, ask every connection to finish, exit when none is left (or on the deadline)."""
+        if self._draining:
+            return
+        self._draining = True
+        _log.info("draining (at most %.0f s)", self.drain_time_s)
+        for index, worker in enumerate(self.workers):
+            worker.dispatcher.post(lambda index=index: self._drain_worker(index))
+        self._drain_deadline = time.monotonic() + self.drain_time_s
+        self._drain_timer = self.main.create_timer(self._check_drained)
+        self._drain_timer.enable_timer(DRAIN_POLL_INTERVAL)
+
+    def _drain_worker(self, index: int) -> None:
+        handler = self.handlers[index]
+        if handler is not None:
+            handler.stop_listeners()
+            handler.drain()
+
+    def _check_drained(self) -> None:
+        active = sum(handler.num_connections for handler in self.handlers if handler is not None)
+        if active == 0 or time.monotonic() >= self._drain_deadline:
+            if active:
+                _log.warning("drain time over with %d connection(s) left; closing them", active)
+            self.main.exit()
+            return
+        self._drain_timer.enable_timer(DRAIN_POLL_INTERVAL)
+
+    def shutdown(self) -> None:
+        """Exit the main loop from any thread; :meth:`run` then stops everything."""
+        self.main.exit()
+
+    def add_shutdown_hook(self, hook: Callable[[], None]) -> None:
+        """Run ``hook()`` on the main thread after the workers stopped (e.g. to close what runs on the main loop)."""
+        self._shutdown_hooks.append(hook)
+
+    def _shutdown_worker(self, index: int) -> None:
+        handler = self.handlers[index]
+        if handler is not None:
+            handler.shutdown()
+        tlcm = self.cluster_manager.thread_local_cluster_manager()
+        if tlcm is not None:
+            for name in tlcm.names():
+                tlc = tlcm.get(name)
+                for pool in list(tlc.conn_pools.values()):
+                    pool.close()
+        self.workers[index].dispatcher.clear_deferred_delete_list()
+
+    def _release(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for index, worker in enumerate(self.workers):
+            if worker.thread is not None:
+                worker.dispatcher.post(lambda index=index: self._shutdown_worker(index))
+        self.tls.shutdown_global_threading()
+        for worker in self.workers:
+            worker.stop()
+        for plan in self._plans:
+            for sock in plan.sockets:
+                sock.close()
+        if self._admin_handler is not None:
+            self._admin_handler.shutdown()
+        if self._admin_socket is not None:
+            self._admin_socket.close()
+        if self._drain_timer is not None:
+            self._drain_timer.close()
+        for event in self._signals:
+            event.close()
+        for hook in self._shutdown_hooks:
+            hook()
+        self.cluster_manager.shutdown()
+        self.tls.shutdown_thread()
+        self.main.clear_deferred_delete_list()
+        self.main.close()

@@ -1,0 +1,106 @@
+"""Starting pyevent-envoy (and Envoy 1.40, the oracle) on one YAML, for the proxy tests."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+ENVOY = shutil.which("envoy")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"proxy exited with {proc.returncode}: {proc.stderr.read().decode(errors='replace')}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port} after {timeout} s")
+
+
+def bootstrap_yaml(listen_port: int, clusters: dict[str, list[int]], virtual_hosts: str, hcm_extra: str = "", cluster_extra: str = "") -> str:
+    """An Envoy v3 bootstrap: one listener, the given virtual hosts (YAML), STATIC clusters."""
+    cluster_items = []
+    for name, ports in clusters.items():
+        endpoints = "\n".join(
+            f"        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}"
+            for port in ports
+        )
+        cluster_items.append(
+            f"  - name: {name}\n    type: STATIC\n    connect_timeout: 1s\n{textwrap.indent(cluster_extra, '    ')}"
+            f"    load_assignment:\n      cluster_name: {name}\n      endpoints:\n      - lb_endpoints:\n{endpoints}\n"
+        )
+    return (
+        "static_resources:\n"
+        "  listeners:\n"
+        "  - name: test\n"
+        f"    address: {{socket_address: {{address: 127.0.0.1, port_value: {listen_port}}}}}\n"
+        "    filter_chains:\n"
+        "    - filters:\n"
+        "      - name: envoy.filters.network.http_connection_manager\n"
+        "        typed_config:\n"
+        '          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager\n'
+        "          stat_prefix: test\n"
+        f"{textwrap.indent(hcm_extra, '          ')}"
+        "          route_config:\n"
+        "            name: test\n"
+        f"{textwrap.indent(virtual_hosts, '            ')}"
+        "          http_filters:\n"
+        "          - name: envoy.filters.http.router\n"
+        '            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}\n'
+        "  clusters:\n" + "".join(cluster_items)
+    )
+
+
+class ProxyProcess:
+    """pyevent-envoy (``kind="pyevent-envoy"``) or Envoy (``kind="envoy"``) on a config text."""
+
+    def __init__(self, kind: str, config: str, port: int) -> None:
+        self.kind = kind
+        self.port = port
+        self._dir = tempfile.TemporaryDirectory()
+        path = os.path.join(self._dir.name, "bootstrap.yaml")
+        with open(path, "w") as handle:
+            handle.write(config)
+        if kind == "envoy":
+            cmd = [ENVOY, "-c", path, "--concurrency", "1", "-l", "error", "--base-id", str(random.randrange(1, 1 << 30)),
+                   "--disable-hot-restart"]
+        else:
+            cmd = [sys.executable, "-m", "pyevent_envoy", "-c", path, "--concurrency", "1", "-l", "warning", "--drain-time-s", "5"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            wait_for_port(port, self.proc)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.stderr = self.proc.stderr.read().decode(errors="replace")
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        self._dir.cleanup()
+        return self.proc.returncode

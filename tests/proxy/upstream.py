@@ -1,0 +1,118 @@
+"""A real HTTP/1.1 upstream for the proxy tests: threads, keep-alive, a few behaviours by path.
+
+- ``/echo...``: 200 with a JSON body describing the request (method, path, headers, body length).
+- ``/sleep/<seconds>``: answers after sleeping.
+- ``/bytes/<n>``: ``n`` bytes of a repeating pattern (Content-Length).
+- ``/chunked/<n>``: ``n`` bytes, chunked.
+- ``/status/<code>``: that status, empty body.
+- ``/close``: answers with ``Connection: close``.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socketserver
+import threading
+import time
+
+PATTERN = bytes(range(256)) * 256  # 64 KiB
+
+
+def pattern_bytes(n: int) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        out += PATTERN[: n - len(out)]
+    return bytes(out)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "test-upstream"
+
+    def log_message(self, *args):
+        pass
+
+    def _body(self) -> bytes:
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            data = bytearray()
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return bytes(data)
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, body: bytes, headers: dict | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _handle(self) -> None:
+        body = self._body()
+        self.server.requests.append((self.command, self.path, dict(self.headers.items())))
+        path = self.path
+        if path.startswith("/sleep/"):
+            time.sleep(float(path.split("/")[2]))
+            self._send(200, b"slept")
+        elif path.startswith("/bytes/"):
+            self._send(200, pattern_bytes(int(path.split("/")[2])), {"content-type": "application/octet-stream"})
+        elif path.startswith("/chunked/"):
+            n = int(path.split("/")[2])
+            self.send_response(200)
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            data = pattern_bytes(n)
+            for i in range(0, n, 10000):
+                chunk = data[i : i + 10000]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        elif path.startswith("/status/"):
+            self._send(int(path.split("/")[2]), b"")
+        elif path.startswith("/close"):
+            self.close_connection = True
+            self._send(200, b"closing", {"connection": "close"})
+        else:
+            description = {
+                "method": self.command,
+                "path": path,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "body_length": len(body),
+                "upstream": self.server.name,
+            }
+            self._send(200, json.dumps(description).encode(), {"content-type": "application/json", "x-upstream": self.server.name})
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class Upstream:
+    """Starts on 127.0.0.1 with a free port; ``stop()`` shuts it down."""
+
+    def __init__(self, name: str = "upstream") -> None:
+        self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.server.name = name
+        self.server.requests = []
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def requests(self) -> list:
+        return self.server.requests
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

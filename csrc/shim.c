@@ -256,14 +256,25 @@ static int pe_get_thread_name(char *buf, size_t len)
 
 /* Read into buf until EAGAIN, EOF, an error or cap bytes.  Returns the byte
  * count; *status says why it stopped: 0 (would block), PE_IO_EOF, PE_IO_FULL
- * (cap reached; more may be waiting) or an errno. */
-static ssize_t pe_sock_read(int fd, char *buf, size_t cap, int *status)
+ * (cap reached; more may be waiting) or an errno.
+ *
+ * Unless until_eof is set, a short read ends the loop as "would block": the
+ * kernel had less than was asked for, and with edge-triggered readiness any
+ * later byte is a new edge.  This saves the read() that would only return
+ * EAGAIN.  A peer's FIN that arrives with the last bytes is reported by
+ * EV_CLOSED (EPOLLRDHUP), and the caller then reads with until_eof. */
+static ssize_t pe_sock_read(int fd, char *buf, size_t cap, int *status, int until_eof)
 {
     size_t got = 0;
     while (got < cap) {
-        ssize_t n = read(fd, buf + got, cap - got);
+        size_t want = cap - got;
+        ssize_t n = read(fd, buf + got, want);
         if (n > 0) {
             got += (size_t)n;
+            if ((size_t)n < want && !until_eof) {
+                *status = 0;
+                return (ssize_t)got;
+            }
             continue;
         }
         if (n == 0) {

@@ -31,7 +31,22 @@ PSEUDO_HEADERS = frozenset({":method", ":path", ":authority", ":scheme", ":statu
 _TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
+# Names already checked, by the spelling they came in (a few dozen in practice).
+_CHECKED_NAMES: dict = {}
+_CHECKED_NAMES_MAX = 4096
+
+
 def _check_name(name: str) -> str:
+    checked = _CHECKED_NAMES.get(name)
+    if checked is not None:
+        return checked
+    result = _check_name_slow(name)
+    if type(name) is str and len(_CHECKED_NAMES) < _CHECKED_NAMES_MAX:
+        _CHECKED_NAMES[name] = result
+    return result
+
+
+def _check_name_slow(name: str) -> str:
     if type(name) is not str:
         if isinstance(name, (bytes, bytearray)):
             name = bytes(name).decode("latin-1")
@@ -49,6 +64,9 @@ def _check_name(name: str) -> str:
 
 
 def _check_value(value: str) -> str:
+    # Fast path: printable ASCII (no CR, LF, NUL, tab) without surrounding spaces.
+    if type(value) is str and value.isascii() and value.isprintable() and (not value or (value[0] != " " and value[-1] != " ")):
+        return value
     if type(value) is not str:
         if isinstance(value, (bytes, bytearray)):
             value = bytes(value).decode("latin-1")
@@ -174,7 +192,11 @@ class HeaderMap:
         value = _check_value(value)
         names = self._names
         if name not in names:
-            self.add(name, value)
+            if name[0] == ":":
+                self.add(name, value)
+            else:
+                names.append(name)
+                self._values.append(value)
             return
         first = names.index(name)
         self._values[first] = value

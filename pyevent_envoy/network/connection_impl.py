@@ -8,11 +8,11 @@ Python exception.
 
 Differences from Envoy, on purpose:
 
-- ``write()`` sends at once when nothing is buffered, instead of injecting a
-  WRITE for a later iteration: one loop pass less per response, same
-  ordering and flow control.  Errors found there are delivered
-  asynchronously, as Envoy delivers them, so ``write()`` never closes the
-  connection under its caller.
+- ``write()`` buffers, and the buffer is sent once per loop pass in the
+  same-iteration phase (a ``post``), instead of on a WRITE injected for
+  the next iteration: a response's head and body go out in one ``send``,
+  one pass sooner.  Errors are delivered the same way, asynchronously, so
+  ``write()`` never closes the connection under its caller.
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ _READ = FileReadyType.READ
 _WRITE = FileReadyType.WRITE
 _CLOSED = FileReadyType.CLOSED
 _READ_WRITE = _READ | _WRITE
+# While reading, CLOSED too: reads stop at a short read (no EAGAIN round
+# trip), so a FIN that came with the last bytes is learnt from EPOLLRDHUP.
+_READING = _READ | _WRITE | _CLOSED
+_WRITE_BIT = int(_WRITE)
+_CLOSED_BIT = int(_CLOSED)
+_READ_OR_CLOSED_BITS = int(_READ | _CLOSED)
 _EAGAIN = lib.EAGAIN
 _EOF = lib.PE_IO_EOF
 _FULL = lib.PE_IO_FULL
@@ -104,6 +110,8 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         "_close_type",
         "_pending_error",
         "_dispatch_buffered",
+        "_flush_scheduled",
+        "_write_blocked",
         "bytes_read",
         "bytes_written",
         "failure_reason",
@@ -144,13 +152,13 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         self._close_type: ConnectionCloseType | None = None
         self._pending_error = 0
         self._dispatch_buffered = False
+        self._flush_scheduled = False
+        self._write_blocked = False
         self.bytes_read = 0
         self.bytes_written = 0
         self.failure_reason = ""
         if connected:
-            self._file_event = dispatcher.create_file_event(
-                fd, self._on_file_event, FileTriggerType.EDGE, _READ_WRITE
-            )
+            self._file_event = dispatcher.create_file_event(fd, self._on_file_event, FileTriggerType.EDGE, _READING)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} #{self._id} {self._remote} {self._state.value}>"
@@ -246,20 +254,22 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
     # I/O
 
     def _on_file_event(self, events: FileReadyType) -> None:
+        events = int(events)  # plain int bit tests: IntFlag's & builds a new flag each time
         if self._pending_error:
             self.failure_reason = os.strerror(self._pending_error)
             self._close_socket(ConnectionEvent.REMOTE_CLOSE)
             return
-        if events & _CLOSED:
-            # Only registered while reading is disabled: the peer went away.
+        if events & _CLOSED_BIT and self._read_disable_count:
+            # Not reading, so nothing else will see it: the peer went away.
             self._close_socket(ConnectionEvent.REMOTE_CLOSE)
             return
-        if events & _WRITE:
+        if events & _WRITE_BIT:
+            self._write_blocked = False
             self._on_write_ready()
-        if events & _READ and self._state is not _CLOSED_STATE:
-            self._on_read_ready()
+        if events & _READ_OR_CLOSED_BITS and self._state is not _CLOSED_STATE:
+            self._on_read_ready(bool(events & _CLOSED_BIT))
 
-    def _on_read_ready(self) -> None:
+    def _on_read_ready(self, until_eof: bool = False) -> None:
         if self._read_disable_count:
             return
         if self._dispatch_buffered:
@@ -276,7 +286,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         total = 0
         eof = False
         while True:
-            n = lib.pe_sock_read(fd, buf, READ_CHUNK, status)
+            n = lib.pe_sock_read(fd, buf, READ_CHUNK, status, until_eof)
             if n:
                 buffer.add(ffi.unpack(buf, n))
                 total += n
@@ -308,22 +318,19 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
             if not self._half_close:
                 raise RuntimeError("write(end_stream=True) needs enable_half_close(True)")
             self._write_end_stream = True
-        buffer = self._write_buffer
-        if buffer or self._connecting or self._pending_error:
-            buffer.add(data)
-            return
         if data:
-            status = _io_buffers()[1]
-            n = lib.pe_sock_write(self._fd, data, len(data), status)
-            self.bytes_written += n
-            if n < len(data):
-                code = status[0]
-                buffer.add(data[n:] if n else data)
-                if code != _EAGAIN:
-                    self._fail_async(code)
-                return
-        if end_stream:
-            self._shutdown_write()
+            self._write_buffer.add(data)
+        if not (self._flush_scheduled or self._write_blocked or self._connecting or self._pending_error):
+            # Writes made while callbacks run coalesce: one send per connection
+            # per loop pass, in the same-iteration phase (Envoy flushes on a
+            # WRITE injection, one iteration later).
+            self._flush_scheduled = True
+            self._dispatcher.post(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._state is not _CLOSED_STATE and not self._write_blocked and not self._connecting:
+            self._on_write_ready()
 
     def _on_write_ready(self) -> None:
         if self._connecting:
@@ -348,6 +355,8 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
                 if code != _EAGAIN:
                     self.failure_reason = os.strerror(code)
                     self._close_socket(ConnectionEvent.REMOTE_CLOSE)
+                else:
+                    self._write_blocked = True  # the next WRITE edge resumes
                 return
             if self._write_end_stream:
                 self._shutdown_write()
@@ -365,12 +374,6 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         if self._read_end_stream:
             self._close_socket(ConnectionEvent.LOCAL_CLOSE)
 
-    def _fail_async(self, error: int) -> None:
-        """Deliver a write error as a close in a later iteration, as Envoy does."""
-        self._pending_error = error
-        if self._file_event is not None:
-            self._file_event.activate(_WRITE)
-
     # flow control
 
     def read_disable(self, disable: bool) -> None:
@@ -385,7 +388,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
             raise RuntimeError("read_disable(False) without a matching read_disable(True)")
         self._read_disable_count -= 1
         if self._read_disable_count == 0 and self._file_event is not None:
-            self._file_event.set_enabled(_READ_WRITE)
+            self._file_event.set_enabled(_READING)
             if self._read_buffer:
                 # Bytes already buffered are dispatched even if the socket has nothing new.
                 self._dispatch_buffered = True
@@ -495,9 +498,7 @@ class ClientConnectionImpl(ConnectionImpl):
             error = sock.connect_ex((remote.ip, remote.port))
         finally:
             sock.detach()
-        self._file_event = self._dispatcher.create_file_event(
-            self._fd, self._on_file_event, FileTriggerType.EDGE, _READ_WRITE
-        )
+        self._file_event = self._dispatcher.create_file_event(self._fd, self._on_file_event, FileTriggerType.EDGE, _READING)
         if error not in (0, lib.EINPROGRESS):
             self._pending_error = error
             self._file_event.activate(_WRITE)

@@ -185,6 +185,7 @@ def test_write_buffer_watermarks_report_backpressure(dispatcher):
     chunk = b"x" * 65536
     while not recorder.high:
         connection.write(chunk)  # the peer is not reading: the kernel fills, then our buffer
+        dispatcher.run(RunType.NON_BLOCK)
     assert connection.above_high_watermark()
     received = 0
     peer.setblocking(False)
@@ -264,6 +265,7 @@ def test_close_flush_write_and_delay_waits_for_the_peer(dispatcher):
     connection.set_delayed_close_timeout(30)
     connection.write(b"bye")
     connection.close(ConnectionCloseType.FLUSH_WRITE_AND_DELAY)
+    run_until(dispatcher, lambda: connection.write_buffer_length() == 0)  # writes go out in the loop
     peer.settimeout(10)
     assert peer.recv(10) == b"bye"
     for _ in range(5):

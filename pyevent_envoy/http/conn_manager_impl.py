@@ -393,11 +393,16 @@ class ActiveStream:
             self.encode_data(payload, True)
 
     def reset_stream(self) -> None:
-        """Abort the stream: the downstream connection is closed (HTTP/1.1 cannot reset one stream)."""
+        """Abort the stream: the downstream connection closes (HTTP/1.1 cannot reset one stream).
+
+        What was already encoded is flushed first, so the client sees the
+        response it was getting end early, as it does with Envoy.
+        """
         if self._destroyed:
             return
         self.stream_info.response_flags.add(ResponseFlag.LOCAL_RESET)
-        self._manager.connection.close(ConnectionCloseType.NO_FLUSH)
+        self._manager._close_after_response = True
+        self._manager.connection.close(ConnectionCloseType.FLUSH_WRITE)
 
     def _on_response_complete(self) -> None:
         self.response_complete = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -14,6 +15,21 @@ import textwrap
 import time
 
 ENVOY = shutil.which("envoy")
+
+
+def raise_fd_limit() -> None:
+    """Lift the soft open-file limit to the hard one (a thousand connections need two thousand fds)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
 
 
 def free_port() -> int:
@@ -84,7 +100,9 @@ class ProxyProcess:
                    "--disable-hot-restart"]
         else:
             cmd = [sys.executable, "-m", "pyevent_envoy", "-c", path, "--concurrency", "1", "-l", "warning", "--drain-time-s", "5"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=raise_fd_limit
+        )
         try:
             wait_for_port(port, self.proc)
         except BaseException:

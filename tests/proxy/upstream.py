@@ -6,6 +6,7 @@
 - ``/chunked/<n>``: ``n`` bytes, chunked.
 - ``/status/<code>``: that status, empty body.
 - ``/close``: answers with ``Connection: close``.
+- ``/die/<n>``: announces 1,000,000 bytes, sends ``n``, then closes.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def pattern_bytes(n: int) -> bytes:
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "test-upstream"
+    # Head and body are written separately: without this, Nagle's algorithm
+    # and delayed ACKs hold every response for tens of milliseconds.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass
@@ -75,6 +79,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 chunk = data[i : i + 10000]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             self.wfile.write(b"0\r\n\r\n")
+        elif path.startswith("/die/"):
+            # Promise more than is sent, then vanish mid-response.
+            self.send_response(200)
+            self.send_header("content-length", "1000000")
+            self.end_headers()
+            self.wfile.write(pattern_bytes(int(path.split("/")[2])))
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
         elif path.startswith("/status/"):
             self._send(int(path.split("/")[2]), b"")
         elif path.startswith("/close"):

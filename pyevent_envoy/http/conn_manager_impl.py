@@ -232,6 +232,14 @@ class ActiveStream:
         if self._encoder.protocol == "HTTP/1.0" and not config.accept_http_10:
             self.send_local_reply(426, "", details="low_version")
             return
+        if getattr(self._encoder, "upgrade", False):
+            # No upgrade_configs in the supported subset: Envoy refuses upgrades then.
+            self.send_local_reply(403, "", details="upgrade_failed")
+            return
+        if (headers.get("expect") or "").lower() == "100-continue":
+            # Envoy's default (proxy_100_continue off): answer it here, strip it upstream.
+            headers.remove("expect")
+            self._encoder.encode_100_continue()
         if ":authority" not in headers and config.default_host_for_http_10:
             headers.set(":authority", config.default_host_for_http_10)
         self._mutate_request_headers(headers)
@@ -519,6 +527,18 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         self.connection.write(data)
 
     def on_data(self, data: OwnedBuffer, end_stream: bool) -> FilterStatus:
+        try:
+            self._on_data(data, end_stream)
+        except Exception:
+            # A bug in a filter must cost this connection, not the worker.
+            _log.exception("closing downstream connection %s after an internal error", self.connection.remote_address)
+            for stream in self.streams:
+                stream._reset_filters()
+            if self.connection.state is not ConnectionState.CLOSED:
+                self.connection.close(ConnectionCloseType.NO_FLUSH)
+        return FilterStatus.STOP_ITERATION
+
+    def _on_data(self, data: OwnedBuffer, end_stream: bool) -> None:
         codec = self.codec
         if data:
             pipelined = codec.paused  # bytes beyond a request still waiting for its response
@@ -529,7 +549,6 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
                 self.connection.read_disable(True)
         if end_stream and self.connection.state is not ConnectionState.CLOSED:
             codec.dispatch_eof()
-        return FilterStatus.STOP_ITERATION
 
     # codec ServerConnectionCallbacks
 

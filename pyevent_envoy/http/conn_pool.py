@@ -168,10 +168,16 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
     # ReadFilter
 
     def on_data(self, data: OwnedBuffer, end_stream: bool) -> FilterStatus:
-        if data:
-            self.codec.dispatch(data.take())
-        if end_stream and not self.closed:
-            self.codec.dispatch_eof()
+        try:
+            if data:
+                self.codec.dispatch(data.take())
+            if end_stream and not self.closed:
+                self.codec.dispatch_eof()
+        except Exception:
+            # A bug on the response path costs this upstream connection (its
+            # stream is reset: 503 or a truncated response), not the worker.
+            _log.exception("closing upstream connection to %s after an internal error", self._pool.host.address)
+            self.close()
         return FilterStatus.STOP_ITERATION
 
     # codec ConnectionCallbacks

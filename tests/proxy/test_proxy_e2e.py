@@ -352,3 +352,46 @@ def test_proxy_memory_is_flat_over_many_requests(proxy):
     finally:
         conn.close()
     assert growth_kb < 4096, f"RSS grew by {growth_kb} KiB over 3000 requests"
+
+
+def raw_exchange(proxy, raw, then=b"", wait=0.3):
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+        sock.sendall(raw)
+        if then:
+            time.sleep(wait)
+            sock.sendall(then)
+        data = b""
+        deadline = time.monotonic() + 10
+        sock.settimeout(2)
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            data += chunk
+            if b"}" in data or data.startswith(b"HTTP/1.1 403"):
+                break
+        return data
+
+
+def test_proxy_refuses_upgrade_without_upgrade_configs(proxy, upstream):
+    before = len(upstream.requests)
+    data = raw_exchange(
+        proxy,
+        b"GET /echo HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    assert data.startswith(b"HTTP/1.1 403 Forbidden")
+    assert len(upstream.requests) == before
+
+
+def test_proxy_answers_expect_100_continue_itself(proxy):
+    data = raw_exchange(
+        proxy, b"POST /echo/e HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n", then=b"abc"
+    )
+    assert data.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
+    seen = json.loads(data[data.index(b"{") :])
+    assert seen["body_length"] == 3
+    assert "expect" not in seen["headers"]  # answered here, stripped upstream

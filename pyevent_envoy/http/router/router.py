@@ -66,6 +66,10 @@ class UpstreamRequest:
     def start(self, pool: Http1ConnPool) -> None:
         self._pending = pool.new_stream(self, self)
 
+    def mark_request_sent(self) -> None:
+        """The whole request is encoded: x-envoy-upstream-service-time counts from here, as in Envoy."""
+        self._start = self._router.stream.dispatcher.approximate_monotonic_time()
+
     # PoolCallbacks
 
     def on_pool_ready(self, encoder: Any, client: Any) -> None:
@@ -211,6 +215,8 @@ class RouterFilter(StreamDecoderFilter):
         upstream = self._upstream
         if upstream is not None and upstream.encoder is not None:
             upstream.encoder.encode_data(data, end_stream)
+            if end_stream:
+                upstream.mark_request_sent()
         else:
             self._body.append(data)
             self._body_bytes += len(data)
@@ -226,6 +232,7 @@ class RouterFilter(StreamDecoderFilter):
         upstream = self._upstream
         if upstream is not None and upstream.encoder is not None:
             upstream.encoder.encode_trailers(trailers)
+            upstream.mark_request_sent()
         else:
             self._body.append(trailers)  # sent after the buffered body
         return FilterHeadersStatus.STOP_ITERATION
@@ -282,6 +289,8 @@ class RouterFilter(StreamDecoderFilter):
         body = self._body
         headers_only = self._request_complete and not body
         encoder.encode_headers(self._headers, headers_only)
+        if headers_only:
+            upstream.mark_request_sent()
         if body:
             self._body = []
             self._body_bytes = 0
@@ -291,6 +300,8 @@ class RouterFilter(StreamDecoderFilter):
                     encoder.encode_trailers(chunk)
                 else:
                     encoder.encode_data(chunk, self._request_complete and i == last)
+            if self._request_complete:
+                upstream.mark_request_sent()
             if self._downstream_read_disabled:
                 self._downstream_read_disabled = False
                 self.stream.connection.read_disable(False)

@@ -375,10 +375,12 @@ class Http1ConnPool:
         self._forget(client)
         self.stats["upstream_cx_connect_timeout" if timeout else "upstream_cx_connect_fail"] += 1
         reason = PoolFailureReason.TIMEOUT if timeout else PoolFailureReason.REMOTE_CONNECTION_FAILURE
-        # Envoy fails the pending requests this connection was made for.
-        pending = self._next_pending()
-        if pending is not None:
-            pending.callbacks.on_pool_failure(reason, details)
+        # As Envoy: fail the pending requests that the connections still
+        # connecting cannot serve (this one was made for at least one of them).
+        while self._pending and len(self._pending) > len(self._connecting):
+            pending = self._next_pending()
+            if pending is not None:
+                pending.callbacks.on_pool_failure(reason, details)
 
     def _forget(self, client: CodecClient) -> None:
         self._connecting.discard(client)

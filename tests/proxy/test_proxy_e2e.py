@@ -395,3 +395,19 @@ def test_proxy_answers_expect_100_continue_itself(proxy):
     seen = json.loads(data[data.index(b"{") :])
     assert seen["body_length"] == 3
     assert "expect" not in seen["headers"]  # answered here, stripped upstream
+
+
+def test_proxy_concurrent_requests_to_a_down_cluster_all_fail_fast(proxy):
+    results = []
+
+    def one():
+        results.append(request(proxy, "GET", "/down")[0])
+
+    threads = [__import__("threading").Thread(target=one) for _ in range(20)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [503] * 20
+    assert time.monotonic() - started < 10  # connect failures, not the 15 s route timeout

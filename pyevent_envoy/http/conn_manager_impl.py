@@ -105,6 +105,7 @@ class ConnectionManagerConfig:
         "codec_settings",
         "accept_http_10",
         "default_host_for_http_10",
+        "access_logs",
         "stats",
     )
 
@@ -125,6 +126,7 @@ class ConnectionManagerConfig:
         max_request_headers_kb: int = 60,
         accept_http_10: bool = False,
         default_host_for_http_10: str = "",
+        access_logs: tuple = (),
     ) -> None:
         self.stat_prefix = stat_prefix
         self.route_table = route_table
@@ -140,6 +142,7 @@ class ConnectionManagerConfig:
         self.codec_settings = Http1Settings(max_request_headers_kb=max_request_headers_kb, auto_resume=True)
         self.accept_http_10 = accept_http_10
         self.default_host_for_http_10 = default_host_for_http_10
+        self.access_logs = access_logs
         self.stats = None
 
 
@@ -168,9 +171,10 @@ class ActiveStream:
         self._manager = manager
         self._encoder = encoder
         dispatcher = manager.dispatcher
-        self.stream_info = StreamInfo(
-            dispatcher.approximate_monotonic_time(), encoder.protocol, manager.connection.remote_address
-        )
+        connection = manager.connection
+        self.stream_info = info = StreamInfo(dispatcher.approximate_monotonic_time(), encoder.protocol, connection.remote_address)
+        info.downstream_local_address = connection.local_address
+        info.connection_id = connection.id
         self.request_headers: Optional[HeaderMap] = None
         self.route: Any = None
         self.request_complete = False
@@ -302,9 +306,16 @@ class ActiveStream:
             if remote is not None:
                 existing = headers.get("x-forwarded-for")
                 headers.set("x-forwarded-for", f"{existing},{remote.ip}" if existing else remote.ip)
-                if _is_internal(remote.ip):
+                if _is_internal(remote.ip) and not config.xff_num_trusted_hops:
                     headers.set("x-envoy-internal", "true")
             headers.set("x-forwarded-proto", "http")
+        if config.xff_num_trusted_hops:
+            # The client is the (hops + 1)-th address from the right of x-forwarded-for
+            # (after our own append with use_remote_address), as Envoy reads it.
+            chain = [a.strip() for a in (headers.get("x-forwarded-for") or "").split(",") if a.strip()]
+            hops = config.xff_num_trusted_hops
+            if hops < len(chain):
+                self.stream_info.downstream_remote_address = _client_address(chain[len(chain) - 1 - hops])
         elif "x-forwarded-proto" not in headers:
             headers.set("x-forwarded-proto", "http")
         # Envoy derives :scheme from x-forwarded-proto when it names one (redirects read it).
@@ -312,6 +323,7 @@ class ActiveStream:
         headers.set(":scheme", proto if proto in ("http", "https") else "http")
         if config.generate_request_id and "x-request-id" not in headers:
             headers.set("x-request-id", _uuid4(self._manager._rng))
+        self.stream_info.stream_id = headers.get("x-request-id") or ""
 
     # encoding (called by the router or by local replies)
 
@@ -343,6 +355,7 @@ class ActiveStream:
             headers.set("connection", "close")
         status = headers.get(":status")
         self.stream_info.response_code = int(status) if status and status.isdigit() else None
+        self.stream_info.response_headers = headers
         self._refresh_idle_timer()
         self._encoder.encode_headers(headers, end_stream)
         if end_stream:
@@ -452,7 +465,10 @@ class ActiveStream:
         if self._destroyed:
             return
         self._destroyed = True
-        self.stream_info.end_monotonic = self._manager.dispatcher.approximate_monotonic_time()
+        info = self.stream_info
+        info.end_monotonic = self._manager.dispatcher.approximate_monotonic_time()
+        for access_log in self._manager.config.access_logs:
+            access_log.log(info)
         for timer in (self._idle_timer, self._request_timer):
             if timer is not None:
                 timer.close()
@@ -464,6 +480,13 @@ class ActiveStream:
                 flt.on_destroy()
         self._decoder_filters = []
         self._encoder_filters = []
+
+
+def _client_address(text: str) -> Any:
+    """An ``x-forwarded-for`` entry as an address (port 0: the header carries none)."""
+    from pyevent_envoy.network.address import Address
+
+    return Address(text.strip("[]"), 0)
 
 
 def _is_internal(ip: str) -> bool:

@@ -43,7 +43,13 @@ class StreamInfo:
         "upstream_host",
         "route_name",
         "downstream_remote_address",
+        "downstream_direct_remote_address",
+        "downstream_local_address",
         "request_headers",
+        "response_headers",
+        "connection_id",
+        "stream_id",
+        "attempt_count",
     )
 
     def __init__(self, now: float, protocol: str, remote: Any) -> None:
@@ -59,7 +65,13 @@ class StreamInfo:
         self.upstream_host: Any = None
         self.route_name = ""
         self.downstream_remote_address = remote
+        self.downstream_direct_remote_address = remote
+        self.downstream_local_address: Any = None
         self.request_headers: Any = None
+        self.response_headers: Any = None
+        self.connection_id = 0
+        self.stream_id = ""
+        self.attempt_count = 0
 
     @property
     def duration(self) -> Optional[float]:

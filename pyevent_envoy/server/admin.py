@@ -8,7 +8,8 @@ Served by the same connection manager as the proxy, with an
 - ``GET /stats``: ``name: value`` lines of the counters kept so far;
 - ``POST /quitquitquit``: stop the server;
 - ``POST /healthcheck/fail`` / ``/healthcheck/ok``: flip the health state
-  ``/ready`` reports.
+  ``/ready`` reports;
+- ``POST /drain_listeners``: drain, as SIGTERM does.
 
 Mutating endpoints answer a GET with 400 ("use POST"), as Envoy does.
 """

@@ -3,7 +3,7 @@
 A listener on 127.0.0.1:10000 with the HTTP connection manager and the
 router, routing everything to one STATIC cluster: the demo upstream the
 command starts itself (:mod:`pyevent_envoy.server.demo_upstream`).  It is
-ordinary Envoy v3 YAML, printed by ``pyevent-envoy --print-default-config``.
+ordinary Envoy v3 YAML, as :func:`default_config_yaml` returns it.
 """
 
 from __future__ import annotations

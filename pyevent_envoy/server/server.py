@@ -27,6 +27,7 @@ import signal
 import time
 from typing import Any, Callable, Optional
 
+from pyevent_envoy import access_log
 from pyevent_envoy.config.bootstrap import Bootstrap
 from pyevent_envoy.errors import PyEventEnvoyError
 from pyevent_envoy.event.dispatcher import RunType
@@ -72,8 +73,19 @@ class _ListenerPlan:
         self.sockets: list[Any] = []
 
 
-def _hcm_config(hcm: Any) -> ConnectionManagerConfig:
+def _access_logs(configs: Any, path: str) -> tuple:
+    logs = []
+    for index, config in enumerate(configs):
+        try:
+            logs.append(access_log.from_config(config))
+        except OSError as exc:
+            raise StartupError(f"{path}[{index}].typed_config.path", f"cannot open {config.path}: {exc.strerror}") from None
+    return tuple(logs)
+
+
+def _hcm_config(hcm: Any, path: str) -> ConnectionManagerConfig:
     return ConnectionManagerConfig(
+        access_logs=_access_logs(hcm.access_log, f"{path}.access_log"),
         stat_prefix=hcm.stat_prefix,
         route_table=RouteTable(hcm.route_config),
         filter_factories=(RouterFilter,),
@@ -132,6 +144,7 @@ class Server:
         self._shutdown_hooks: list[Callable[[], None]] = []
         self._started_at = time.monotonic()
         self._admin_socket: Any = None
+        self._admin_logs: tuple = ()
         self._admin_handler: Optional[ConnectionHandlerImpl] = None
         self.admin_address: Optional[Address] = None
         try:
@@ -156,7 +169,8 @@ class Server:
         for index, listener in enumerate(self.bootstrap.static_resources.listeners):
             hcm = listener.filter_chains[0].filters[0].typed_config
             address = Address(listener.address.address, listener.address.port_value)
-            plan = _ListenerPlan(listener.name, address, _hcm_config(hcm), listener.per_connection_buffer_limit_bytes)
+            hcm_path = f"static_resources.listeners[{index}].filter_chains[0].filters[0].typed_config"
+            plan = _ListenerPlan(listener.name, address, _hcm_config(hcm, hcm_path), listener.per_connection_buffer_limit_bytes)
             self._plans.append(plan)
 
     def _bind_listeners(self) -> None:
@@ -181,6 +195,7 @@ class Server:
         if admin is None or admin.address is None:
             return
         address = Address(admin.address.address, admin.address.port_value)
+        self._admin_logs = _access_logs(admin.access_log, "admin.access_log")
         try:
             self._admin_socket = create_listen_socket(address, reuse_port=False)
         except OSError as exc:
@@ -192,7 +207,10 @@ class Server:
         if self._admin_socket is None:
             return
         config = ConnectionManagerConfig(
-            stat_prefix="admin", route_table=None, filter_factories=(AdminFilter.factory(AdminHandler(self)),)
+            stat_prefix="admin",
+            route_table=None,
+            filter_factories=(AdminFilter.factory(AdminHandler(self)),),
+            access_logs=self._admin_logs,
         )
         self._admin_handler = ConnectionHandlerImpl(self.main, self.cluster_manager)
         self._admin_handler.add_listener("admin", self._admin_socket, self.admin_address, config, 1024 * 1024)

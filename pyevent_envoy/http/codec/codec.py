@@ -212,12 +212,15 @@ class StreamEncoder(abc.ABC):
 class ResponseEncoder(StreamEncoder):
     """The response side of one server stream.
 
-    Attributes (describing the request, set before ``new_stream``):
+    The attributes describe the request; they are set before ``new_stream``.
+
+    Attributes:
         protocol: ``"HTTP/1.0"`` or ``"HTTP/1.1"``.
         keep_alive: the request allows the connection to carry another one.
         upgrade: an Upgrade request (``upgrade`` and ``connection: upgrade``
             kept in its headers); the request side is a tunnel.
-        is_head_request, is_connect_request: the method was HEAD / CONNECT.
+        is_head_request: the method was HEAD.
+        is_connect_request: the method was CONNECT.
         expect_continue: an HTTP/1.1 request with ``Expect: 100-continue``;
             answer with :meth:`encode_100_continue` or the final response.
     """

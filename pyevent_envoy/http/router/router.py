@@ -277,6 +277,7 @@ class RouterFilter(StreamDecoderFilter):
                 self.stream.dispatcher, host, tlc.info, tlc.host_stats.for_host(host)
             )
         upstream = self._upstream = UpstreamRequest(self, host)
+        self.stream.stream_info.attempt_count += 1
         upstream.start(pool)
 
     # upstream events

@@ -309,6 +309,8 @@ class ActiveStream:
                 if _is_internal(remote.ip) and not config.xff_num_trusted_hops:
                     headers.set("x-envoy-internal", "true")
             headers.set("x-forwarded-proto", "http")
+        elif "x-forwarded-proto" not in headers:
+            headers.set("x-forwarded-proto", "http")
         if config.xff_num_trusted_hops:
             # The client is the (hops + 1)-th address from the right of x-forwarded-for
             # (after our own append with use_remote_address), as Envoy reads it.
@@ -316,8 +318,6 @@ class ActiveStream:
             hops = config.xff_num_trusted_hops
             if hops < len(chain):
                 self.stream_info.downstream_remote_address = _client_address(chain[len(chain) - 1 - hops])
-        elif "x-forwarded-proto" not in headers:
-            headers.set("x-forwarded-proto", "http")
         # Envoy derives :scheme from x-forwarded-proto when it names one (redirects read it).
         proto = (headers.get("x-forwarded-proto") or "").lower()
         headers.set(":scheme", proto if proto in ("http", "https") else "http")

@@ -296,7 +296,7 @@ class Server:
         if self._draining:
             return
         self._draining = True
-        _log.info("draining (at most %.0f s)", self.drain_time_s)
+        _log.info("draining (at most %g s)", self.drain_time_s)
         for index, worker in enumerate(self.workers):
             worker.dispatcher.post(lambda index=index: self._drain_worker(index))
         self._drain_deadline = time.monotonic() + self.drain_time_s

@@ -145,3 +145,5 @@ def test_access_log_client_address_with_trusted_hops(kind, upstream, tmp_path, u
     finally:
         proxy.stop()
     assert lines[0] == ("203.0.113.1" if use_remote_address else "192.0.2.10")
+    seen = upstream.requests[-1][2]
+    assert {k.lower(): v for k, v in seen.items()}["x-forwarded-proto"] == "http"

@@ -9,7 +9,8 @@ Served by the same connection manager as the proxy, with an
 - ``POST /quitquitquit``: stop the server;
 - ``POST /healthcheck/fail`` / ``/healthcheck/ok``: flip the health state
   ``/ready`` reports;
-- ``POST /drain_listeners``: drain, as SIGTERM does.
+- ``POST /drain_listeners``: stop accepting and drain the connections; the
+  process keeps running (SIGTERM drains and exits).
 
 Mutating endpoints answer a GET with 400 ("use POST"), as Envoy does.
 """
@@ -72,7 +73,7 @@ class AdminHandler:
             self.health_failed = False
             return 200, "text/plain", "OK\n"
         if path == "/drain_listeners":
-            self.server.main.post(self.server.drain)
+            self.server.main.post(lambda: self.server.drain(exit_when_drained=False))
             return 200, "text/plain", "OK\n"
         return 404, "text/plain", "invalid path. admin commands are: /ready /server_info /stats /quitquitquit /healthcheck/fail /healthcheck/ok /drain_listeners\n"
 

@@ -139,6 +139,7 @@ class Server:
         self._drain_timer: Any = None
         self._drain_deadline = 0.0
         self._draining = False
+        self._exit_when_drained = False
         self._started_workers = 0
         self._closed = False
         self._shutdown_hooks: list[Callable[[], None]] = []
@@ -285,23 +286,30 @@ class Server:
     # draining and stopping
 
     def _on_signal(self) -> None:
-        if self._draining:
+        if self._exit_when_drained:
             _log.warning("second signal: exiting now")
             self.main.exit()
             return
-        self.drain()
+        self.drain(exit_when_drained=True)
 
-    def drain(self) -> None:
-        """Stop accepting, ask every connection to finish, exit when none is left (or on the deadline)."""
+    def drain(self, *, exit_when_drained: bool = True) -> None:
+        """Stop accepting and ask every connection to finish.
+
+        With ``exit_when_drained`` (signals), the server exits when no
+        connection is left or on the deadline; without it (admin
+        ``/drain_listeners``, as in Envoy) the process keeps running.
+        """
+        if exit_when_drained and not self._exit_when_drained:
+            self._exit_when_drained = True
+            self._drain_deadline = time.monotonic() + self.drain_time_s
+            self._drain_timer = self.main.create_timer(self._check_drained)
+            self._drain_timer.enable_timer(DRAIN_POLL_INTERVAL)
         if self._draining:
             return
         self._draining = True
         _log.info("draining (at most %g s)", self.drain_time_s)
         for index, worker in enumerate(self.workers):
             worker.dispatcher.post(lambda index=index: self._drain_worker(index))
-        self._drain_deadline = time.monotonic() + self.drain_time_s
-        self._drain_timer = self.main.create_timer(self._check_drained)
-        self._drain_timer.enable_timer(DRAIN_POLL_INTERVAL)
 
     def _drain_worker(self, index: int) -> None:
         handler = self.handlers[index]

@@ -124,3 +124,49 @@ def test_cli_default_config_serves_the_demo_upstream_and_exits_on_sigint():
 def test_cli_bad_concurrency_is_an_error():
     result = run("--concurrency", "0", "--mode", "validate")
     assert result.returncode == 1 and "concurrency" in result.stderr
+
+
+def test_admin_endpoints_and_drain_listeners_keeps_running(tmp_path):
+    admin_port, listen_port, upstream_port = free_port(), free_port(), free_port()
+    config = (ROOT / "examples" / "envoy-static.yaml").read_text()
+    config = config.replace("9901", str(admin_port)).replace("10000", str(listen_port)).replace("8080", str(upstream_port))
+    path = tmp_path / "c.yaml"
+    path.write_text(config)
+    proc = subprocess.Popen([*COMMAND, "-c", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def admin(method, url):
+        conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=10)
+        conn.request(method, url)
+        response = conn.getresponse()
+        body = response.read().decode()
+        conn.close()
+        return response.status, body
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, body = admin("GET", "/ready")
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.1)
+        assert (status, body) == (200, "LIVE\n")
+        assert admin("GET", "/quitquitquit")[0] == 400  # mutations need POST
+        assert "server.live: 1" in admin("GET", "/stats")[1]
+        assert admin("POST", "/drain_listeners") == (200, "OK\n")
+        deadline = time.monotonic() + 10
+        while admin("GET", "/ready")[1] != "DRAINING\n":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with pytest.raises(OSError):  # the listener stopped accepting
+            socket.create_connection(("127.0.0.1", listen_port), timeout=2).close()
+        time.sleep(0.5)
+        assert proc.poll() is None  # still running, as Envoy
+        assert admin("POST", "/quitquitquit") == (200, "OK\n")
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        out, err = proc.communicate()
+    assert proc.returncode == 0, err

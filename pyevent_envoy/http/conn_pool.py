@@ -306,6 +306,8 @@ class Http1ConnPool:
             self.stats["upstream_rq_pending_overflow"] += 1
             callbacks.on_pool_failure(PoolFailureReason.OVERFLOW, "max_pending_requests")
             return None
+        if self._pending and self._pending[0].cancelled:
+            self._drop_cancelled()
         pending = _Pending(decoder, callbacks)
         self._pending.append(pending)
         if self.host_stats is not None:
@@ -342,6 +344,14 @@ class Http1ConnPool:
                 return pending
         return None
 
+    def _drop_cancelled(self) -> None:
+        live = collections.deque(p for p in self._pending if not p.cancelled)
+        dropped = len(self._pending) - len(live)
+        if dropped:
+            self._pending = live
+            if self.host_stats is not None:
+                self.host_stats.rq_pending_active -= dropped
+
     def _on_client_connected(self, client: CodecClient) -> None:
         self._connecting.discard(client)
         self._on_client_idle(client)
@@ -377,6 +387,8 @@ class Http1ConnPool:
         reason = PoolFailureReason.TIMEOUT if timeout else PoolFailureReason.REMOTE_CONNECTION_FAILURE
         # As Envoy: fail the pending requests that the connections still
         # connecting cannot serve (this one was made for at least one of them).
+        # Requests whose downstream went away do not count.
+        self._drop_cancelled()
         while self._pending and len(self._pending) > len(self._connecting):
             pending = self._next_pending()
             if pending is not None:

@@ -380,9 +380,9 @@ class _SignalWakeup:
     def _drain(self, _ready: FileReadyType) -> None:
         try:
             while self._reader.recv(4096):
-                pass
+                pass  # the bytes only woke the loop; Python's handlers run on return
         except OSError:
-            pass
+            pass  # drained (EAGAIN)
 
     def remove(self) -> None:
         current = signal.set_wakeup_fd(-1)

@@ -242,7 +242,7 @@ class LibeventScheduler:
                 nxt = ()  # never alias the live queue: what this pass schedules runs next pass
             # 3. file events, then expired timers, in libevent's order
             if r == 0:
-                pass
+                pass  # no record: nothing became ready (the common case of a busy loop)
             elif r > 0:  # exactly one record, encoded in r
                 obj = armed_get(r >> shift)
                 if obj is not None:

@@ -606,7 +606,7 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         try:
             self.streams.remove(stream)
         except ValueError:
-            pass
+            pass  # a protocol-error reply's stream may not be in the list
         if self.connection.state is not ConnectionState.OPEN:
             return
         if self._read_paused and not self.codec.paused:

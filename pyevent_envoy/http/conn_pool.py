@@ -403,7 +403,7 @@ class Http1ConnPool:
         try:
             self._ready.remove(client)
         except ValueError:
-            pass
+            pass  # it was connecting or busy, not idle
         if self.host_stats is not None:
             self.host_stats.cx_active -= 1
 

@@ -211,7 +211,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         try:
             self._callbacks.remove(callbacks)
         except ValueError:
-            pass
+            pass  # not registered: removing is idempotent
 
     def set_buffer_limits(self, limit: int) -> None:
         """Envoy's rule: the high watermark is limit + 1 so one full read does not flap."""
@@ -455,7 +455,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         try:
             os.close(self._fd)
         except OSError:
-            pass
+            pass  # already gone (EBADF); the descriptor is released either way
         self._fd = -1
         self._raise_event(event)
 

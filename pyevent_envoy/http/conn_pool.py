@@ -66,6 +66,10 @@ class UpstreamStreamCallbacks(Protocol):
 
     def on_upstream_reset(self, reason: StreamResetReason, details: str) -> None: ...
 
+    def on_upstream_above_write_buffer_high_watermark(self) -> None: ...
+
+    def on_upstream_below_write_buffer_low_watermark(self) -> None: ...
+
 
 class _Pending:
     __slots__ = ("decoder", "callbacks", "cancelled")
@@ -148,7 +152,7 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
         """True when this client carried a request before the current one."""
         return self.requests > 1
 
-    def start_stream(self, decoder: ResponseDecoder, owner: Any) -> RequestEncoder:
+    def start_stream(self, decoder: ResponseDecoder, owner: UpstreamStreamCallbacks) -> RequestEncoder:
         self.requests += 1
         self.response_started = False
         self._stream_decoder = decoder
@@ -365,11 +369,14 @@ class Http1ConnPool:
         else:
             self._ready.append(client)
 
-    def _on_stream_done(self, client: CodecClient, reusable: bool) -> None:
+    def _release_busy(self, client: CodecClient) -> None:
         if client in self._busy:
             self._busy.discard(client)
             if self.host_stats is not None:
                 self.host_stats.rq_active -= 1
+
+    def _on_stream_done(self, client: CodecClient, reusable: bool) -> None:
+        self._release_busy(client)
         if reusable and not client.closed:
             self._on_client_idle(client)
         elif not client.closed:
@@ -396,10 +403,7 @@ class Http1ConnPool:
 
     def _forget(self, client: CodecClient) -> None:
         self._connecting.discard(client)
-        if client in self._busy:
-            self._busy.discard(client)
-            if self.host_stats is not None:
-                self.host_stats.rq_active -= 1
+        self._release_busy(client)
         try:
             self._ready.remove(client)
         except ValueError:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import socket
-from typing import Any, Callable
+from typing import Any
 
 from pyevent_envoy.event.dispatcher import Dispatcher
 from pyevent_envoy.http.conn_manager_impl import ConnectionManagerConfig, ConnectionManagerImpl
@@ -127,7 +127,3 @@ class ConnectionHandlerImpl:
             listener.close_all()
         self.listeners.clear()
         self.dispatcher.clear_deferred_delete_list()
-
-    def for_each(self, fn: Callable[[ActiveTcpListener], None]) -> None:
-        for listener in self.listeners:
-            fn(listener)

@@ -205,14 +205,18 @@ class FormatterContext:
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-_Context = Union[FormatterContext, Mapping[str, Any], None]
+_Context = Union[FormatterContext, Mapping[str, Any], Callable[[], FormatterContext], None]
 _CONTEXT_FIELDS = frozenset(FormatterContext.__dataclass_fields__)
 
 
 def _as_context(context: _Context) -> Optional[FormatterContext]:
-    """A :class:`FormatterContext`, from one or from a mapping of its field names (others go to ``extra``)."""
+    """A :class:`FormatterContext`, from one, from a mapping of its field names
+    (others go to ``extra``), or from a callable that builds one -- called only
+    when a header value has an operator to evaluate."""
     if context is None or isinstance(context, FormatterContext):
         return context
+    if callable(context):
+        return context()
     known = {k: v for k, v in context.items() if k in _CONTEXT_FIELDS}
     unknown = {k: v for k, v in context.items() if k not in _CONTEXT_FIELDS}
     if unknown:

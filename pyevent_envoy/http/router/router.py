@@ -182,14 +182,14 @@ class RouterFilter(StreamDecoderFilter):
             location = route.redirect_location(headers)
             if location is not None:
                 reply.set("location", location)
-            route.finalize_response_headers(reply, self._format_context())
+            route.finalize_response_headers(reply, self._format_context)
             stream.send_local_reply(direct[0], direct[1], details="direct_response", headers=reply)
             return FilterHeadersStatus.STOP_ITERATION
         if route.redirect is not None:
             reply = HeaderMap()
             status, location = route.redirect_response(headers)
             reply.set("location", location)
-            route.finalize_response_headers(reply, self._format_context())
+            route.finalize_response_headers(reply, self._format_context)
             stream.send_local_reply(status, "", details="direct_response", headers=reply)
             return FilterHeadersStatus.STOP_ITERATION
         cluster_name = route.cluster
@@ -240,6 +240,7 @@ class RouterFilter(StreamDecoderFilter):
     # request preparation
 
     def _format_context(self) -> FormatterContext:
+        """What header formatters read; passed uncalled, built only when a value has an operator."""
         stream = self.stream
         connection = stream.connection
         upstream = self._upstream
@@ -255,7 +256,7 @@ class RouterFilter(StreamDecoderFilter):
     def _prepare_upstream_headers(self, headers: HeaderMap) -> None:
         route = self._route
         # Envoy's order: the route's header mutations, then its rewrites.
-        route.finalize_request_headers(headers, self._format_context())
+        route.finalize_request_headers(headers, self._format_context)
         route.apply_rewrites(headers)
         if route.timeout:
             headers.set("x-envoy-expected-rq-timeout-ms", str(int(route.timeout * 1000)))
@@ -330,7 +331,7 @@ class RouterFilter(StreamDecoderFilter):
         stream = self.stream
         elapsed = stream.dispatcher.approximate_monotonic_time() - upstream._start
         headers.set("x-envoy-upstream-service-time", str(max(0, int(elapsed * 1000))))
-        self._route.finalize_response_headers(headers, self._format_context())
+        self._route.finalize_response_headers(headers, self._format_context)
         if end_stream:
             self._finish_timer()
         stream.encode_headers(headers, end_stream)

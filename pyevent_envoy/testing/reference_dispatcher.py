@@ -798,7 +798,7 @@ class ReferenceDispatcher(Dispatcher):
             if key.data is None:  # the wake-up socket
                 try:
                     while self._wake_r.recv(4096):
-                        pass
+                        pass  # the bytes only wake the loop
                 except OSError:
                     pass
                 records.append((_WAKE_ID, 0))

@@ -117,4 +117,4 @@ class SimulatedClock:
             try:
                 self._wakers.remove(waker)
             except ValueError:
-                pass
+                pass  # already removed: idempotent

@@ -327,7 +327,7 @@ class ClusterImplBase(Cluster):
         try:
             self._member_cbs.remove(cb)
         except ValueError:
-            pass
+            pass  # not registered: removing is idempotent
 
     def shutdown(self) -> None:
         self._shut_down = True

@@ -456,7 +456,7 @@ class ClusterManagerImpl:
             try:
                 _shutdown_thread_local(slot.get())
             except LookupError:
-                pass
+                pass  # this thread never received the slot's value: nothing to shut down
         slot.close()
 
     # internals

@@ -1707,7 +1707,7 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
         self._decoder = None if self._stream is None else self._decoder
 
     def _on_request_complete(self, encoder: RequestEncoderImpl) -> None:
-        pass
+        pass  # the client reads the response whenever it comes; nothing waits on the request's end
 
     def _process(self, buf: bytes) -> None:
         _ConnectionBase._process(self, buf)

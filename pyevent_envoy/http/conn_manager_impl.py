@@ -11,14 +11,26 @@ upstream, 408 on the stream idle timeout...), and records what the access
 log and stats need in its :class:`StreamInfo`.
 
 Timeouts, with Envoy's defaults: ``stream_idle_timeout`` (5 min without
-activity on a stream), ``request_timeout`` (off), and the connection's
-``common_http_protocol_options.idle_timeout`` (1 h without a stream).
+activity on a stream), ``request_timeout`` (off), the connection's
+``common_http_protocol_options.idle_timeout`` (1 h without a stream), and
+the response timeout a filter sets (the router's route ``timeout``).
+
+One timer per connection serves the stream idle, connection idle and
+response timeouts.  Envoy keeps one timer per timeout per stream; here a
+deadline is a float on the stream or the connection, the timer is armed for
+the earliest one only when that is earlier than what it is armed for, and
+when it fires it handles what expired and re-arms for what is left.  A
+keep-alive connection's requests then cost no timer system work at all (the
+timer, armed for a deadline 15 s out, fires about once per 15 s), where a
+timer per stream costs an allocation and two libevent heap operations per
+timeout per request.
 """
 
 from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import time
 from typing import Any, Optional
 
@@ -35,6 +47,8 @@ from pyevent_envoy.network.filter import FilterStatus, ReadFilter
 __all__ = ["ActiveStream", "ConnectionManagerConfig", "ConnectionManagerImpl"]
 
 _log = logging.getLogger("pyevent_envoy.http")
+
+_NEVER = math.inf
 
 _STATUS_TEXT = {
     400: "Bad Request",
@@ -101,6 +115,7 @@ class ConnectionManagerConfig:
         "request_timeout",
         "stream_idle_timeout",
         "idle_timeout",
+        "drain_timeout",
         "delayed_close_timeout",
         "codec_settings",
         "accept_http_10",
@@ -122,6 +137,7 @@ class ConnectionManagerConfig:
         request_timeout: float = 0.0,
         stream_idle_timeout: float = 300.0,
         idle_timeout: float = 3600.0,
+        drain_timeout: float = 5.0,
         delayed_close_timeout: float = 1.0,
         max_request_headers_kb: int = 60,
         accept_http_10: bool = False,
@@ -138,6 +154,7 @@ class ConnectionManagerConfig:
         self.request_timeout = request_timeout
         self.stream_idle_timeout = stream_idle_timeout
         self.idle_timeout = idle_timeout
+        self.drain_timeout = drain_timeout
         self.delayed_close_timeout = delayed_close_timeout
         self.codec_settings = Http1Settings(max_request_headers_kb=max_request_headers_kb, auto_resume=True)
         self.accept_http_10 = accept_http_10
@@ -155,8 +172,9 @@ class ActiveStream:
         "_decoder_filters",
         "_encoder_filters",
         "_decoder_index",
-        "_idle_timer",
         "_last_activity",
+        "_response_deadline",
+        "_response_timeout_cb",
         "_request_timer",
         "request_headers",
         "route",
@@ -190,11 +208,11 @@ class ActiveStream:
             f.set_decoder_filter_callbacks(self)
         for f in self._encoder_filters:
             f.set_encoder_filter_callbacks(self)
-        self._idle_timer = None
         self._last_activity = self.stream_info.start_monotonic
+        self._response_deadline = _NEVER
+        self._response_timeout_cb: Any = None
         if config.stream_idle_timeout > 0:
-            self._idle_timer = dispatcher.create_timer(self._on_idle_timeout)
-            self._idle_timer.enable_timer(config.stream_idle_timeout)
+            manager._arm_timer(self._last_activity + config.stream_idle_timeout)
         self._request_timer = None
         if config.request_timeout > 0:
             self._request_timer = dispatcher.create_timer(self._on_request_timeout)
@@ -219,9 +237,43 @@ class ActiveStream:
         return self._manager.cluster_manager
 
     def _refresh_idle_timer(self) -> None:
-        # Only noted here; the timer, when it fires, re-arms for what is left
-        # (no C call per activity).
+        # Only noted here; the connection's timer, when it fires, re-arms for
+        # what is left (no C call per activity).
         self._last_activity = self._manager.dispatcher.approximate_monotonic_time()
+
+    def set_response_timeout(self, seconds: float, callback: Any) -> None:
+        """Call ``callback()`` once if the stream is still alive ``seconds`` from now.
+
+        Replaces the response timeout set before, if any.  The router uses it
+        for the route's ``timeout`` (Envoy's router creates its own timer for
+        it; here the connection's one timer keeps the deadline).
+        """
+        self._response_timeout_cb = callback
+        self._response_deadline = deadline = self._manager.dispatcher.approximate_monotonic_time() + seconds
+        self._manager._arm_timer(deadline)
+
+    def clear_response_timeout(self) -> None:
+        """Cancel the response timeout (the response has ended)."""
+        self._response_deadline = _NEVER
+        self._response_timeout_cb = None
+
+    def _on_deadlines(self, now: float) -> None:
+        """The connection's timer fired: run what expired (at most one timeout)."""
+        if self._response_deadline <= now:
+            callback = self._response_timeout_cb
+            self.clear_response_timeout()
+            if callback is not None:
+                callback()
+            return
+        timeout = self._manager.config.stream_idle_timeout
+        if timeout > 0 and now - self._last_activity >= timeout:
+            self._on_idle_timeout()
+
+    def _next_deadline(self) -> float:
+        timeout = self._manager.config.stream_idle_timeout
+        if timeout > 0:
+            return min(self._last_activity + timeout, self._response_deadline)
+        return self._response_deadline
 
     # RequestDecoder (called by the codec)
 
@@ -302,28 +354,35 @@ class ActiveStream:
         """Envoy's ConnectionManagerUtility::mutateRequestHeaders, for the supported options."""
         config = self._manager.config
         remote = self._manager.connection.remote_address
+        # The values set here are the proxy's own or already-valid ones: no checks.
         if config.use_remote_address:
             if remote is not None:
-                existing = headers.get("x-forwarded-for")
-                headers.set("x-forwarded-for", f"{existing},{remote.ip}" if existing else remote.ip)
+                existing = headers._get("x-forwarded-for")
+                headers._set_trusted("x-forwarded-for", f"{existing},{remote.ip}" if existing else remote.ip)
                 if _is_internal(remote.ip) and not config.xff_num_trusted_hops:
-                    headers.set("x-envoy-internal", "true")
-            headers.set("x-forwarded-proto", "http")
-        elif "x-forwarded-proto" not in headers:
-            headers.set("x-forwarded-proto", "http")
+                    headers._set_trusted("x-envoy-internal", "true")
+            headers._set_trusted("x-forwarded-proto", "http")
+            proto = "http"
+        else:
+            proto = headers._get("x-forwarded-proto")
+            if proto is None:
+                headers._set_trusted("x-forwarded-proto", "http")
+                proto = "http"
         if config.xff_num_trusted_hops:
             # The client is the (hops + 1)-th address from the right of x-forwarded-for
             # (after our own append with use_remote_address), as Envoy reads it.
-            chain = [a.strip() for a in (headers.get("x-forwarded-for") or "").split(",") if a.strip()]
+            chain = [a.strip() for a in (headers._get("x-forwarded-for") or "").split(",") if a.strip()]
             hops = config.xff_num_trusted_hops
             if hops < len(chain):
                 self.stream_info.downstream_remote_address = _client_address(chain[len(chain) - 1 - hops])
         # Envoy derives :scheme from x-forwarded-proto when it names one (redirects read it).
-        proto = (headers.get("x-forwarded-proto") or "").lower()
-        headers.set(":scheme", proto if proto in ("http", "https") else "http")
-        if config.generate_request_id and "x-request-id" not in headers:
-            headers.set("x-request-id", _uuid4(self._manager._rng))
-        self.stream_info.stream_id = headers.get("x-request-id") or ""
+        proto = proto.lower()
+        headers._set_trusted(":scheme", proto if proto == "http" or proto == "https" else "http")
+        request_id = headers._get("x-request-id")
+        if request_id is None and config.generate_request_id:
+            request_id = _uuid4(self._manager._rng)
+            headers._set_trusted("x-request-id", request_id)
+        self.stream_info.stream_id = request_id or ""
 
     # encoding (called by the router or by local replies)
 
@@ -346,14 +405,15 @@ class ActiveStream:
             if flt.encode_headers(headers, end_stream) is FilterHeadersStatus.STOP_ITERATION:
                 return
         config = self._manager.config
-        headers.set("date", _date.get())
+        # (The proxy's own values, checked once: no per-response checks.)
+        headers._set_trusted("date", _date.get())
         if config.server_name:
-            headers.set("server", config.server_name)
+            headers._set_trusted("server", config.server_name)
         if self._manager.draining or not self.request_complete:
             # Draining, or a response that overtakes its request's body: the
             # codec cannot find the next request after unread bytes.
-            headers.set("connection", "close")
-        status = headers.get(":status")
+            headers._set_trusted("connection", "close")
+        status = headers._get(":status")
         self.stream_info.response_code = int(status) if status and status.isdigit() else None
         self.stream_info.response_headers = headers
         self._refresh_idle_timer()
@@ -437,15 +497,13 @@ class ActiveStream:
     # timeouts
 
     def _on_idle_timeout(self) -> None:
-        timeout = self._manager.config.stream_idle_timeout
-        idle = self._manager.dispatcher.approximate_monotonic_time() - self._last_activity
-        if idle < timeout:
-            self._idle_timer.enable_timer(timeout - idle)
-            return
         self.stream_info.response_flags.add(ResponseFlag.STREAM_IDLE_TIMEOUT)
         self._reset_filters()
         if not self._encoder.started_response:
-            self.send_local_reply(408, "stream timeout", details="stream_idle_timeout")
+            # Envoy's maybeRequestTimeoutCode: 504 when the whole request was
+            # received (the wait was for the upstream), else 408.
+            status = 504 if self.request_complete else 408
+            self.send_local_reply(status, "stream timeout", details="stream_idle_timeout")
         else:
             self.reset_stream()
 
@@ -469,10 +527,10 @@ class ActiveStream:
         info.end_monotonic = self._manager.dispatcher.approximate_monotonic_time()
         for access_log in self._manager.config.access_logs:
             access_log.log(info)
-        for timer in (self._idle_timer, self._request_timer):
-            if timer is not None:
-                timer.close()
-        self._idle_timer = self._request_timer = None
+        if self._request_timer is not None:
+            self._request_timer.close()
+            self._request_timer = None
+        self._response_timeout_cb = None
         for flt in self._decoder_filters:
             flt.on_destroy()
         for flt in self._encoder_filters:
@@ -511,7 +569,10 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         "streams",
         "draining",
         "_close_after_response",
-        "_idle_timer",
+        "_timer",
+        "_timer_deadline",
+        "_idle_since",
+        "_drain_deadline",
         "_rng",
         "_read_paused",
     )
@@ -525,7 +586,10 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         self.streams: list[ActiveStream] = []
         self.draining = False
         self._close_after_response = False
-        self._idle_timer = None
+        self._timer: Any = None
+        self._timer_deadline = _NEVER
+        self._idle_since = 0.0
+        self._drain_deadline = _NEVER
         self._rng = rng
         self._read_paused = False
 
@@ -541,10 +605,45 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
 
     def on_new_connection(self) -> FilterStatus:
         self.codec = Http1ServerCodec(self, self._write, self.config.codec_settings)
+        self._timer = self.dispatcher.create_timer(self._on_timer)
+        self._idle_since = self.dispatcher.approximate_monotonic_time()
         if self.config.idle_timeout > 0:
-            self._idle_timer = self.dispatcher.create_timer(self._on_connection_idle)
-            self._idle_timer.enable_timer(self.config.idle_timeout)
+            self._arm_timer(self._idle_since + self.config.idle_timeout)
         return FilterStatus.STOP_ITERATION
+
+    # the connection's one timer
+
+    def _arm_timer(self, deadline: float) -> None:
+        """Make the timer fire no later than ``deadline`` (a monotonic time)."""
+        if deadline < self._timer_deadline and self._timer is not None:
+            self._timer_deadline = deadline
+            now = self.dispatcher.approximate_monotonic_time()
+            self._timer.enable_timer(deadline - now if deadline > now else 0.0)
+
+    def _next_deadline(self) -> float:
+        if self.streams:
+            return min([stream._next_deadline() for stream in self.streams])
+        if self._drain_deadline < _NEVER:
+            return self._drain_deadline
+        if self.config.idle_timeout > 0:
+            return self._idle_since + self.config.idle_timeout
+        return _NEVER
+
+    def _on_timer(self) -> None:
+        self._timer_deadline = _NEVER
+        now = self.dispatcher.approximate_monotonic_time()
+        if self.streams:
+            for stream in list(self.streams):
+                if not stream._destroyed:
+                    stream._on_deadlines(now)
+        elif self._drain_deadline <= now:
+            self._on_drain_timeout()
+        elif self._drain_deadline == _NEVER and self.config.idle_timeout > 0 and now - self._idle_since >= self.config.idle_timeout:
+            self._on_connection_idle(now)
+        if self.connection.state is ConnectionState.OPEN:
+            deadline = self._next_deadline()
+            if deadline < _NEVER:
+                self._arm_timer(deadline)
 
     def _write(self, data: bytes) -> None:
         self.connection.write(data)
@@ -576,8 +675,6 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
     # codec ServerConnectionCallbacks
 
     def new_stream(self, encoder: ResponseEncoder) -> ActiveStream:
-        if self._idle_timer is not None:
-            self._idle_timer.disable_timer()
         stream = ActiveStream(self, encoder)
         self.streams.append(stream)
         return stream
@@ -614,10 +711,19 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
             self.connection.read_disable(False)
         if self._close_after_response or self.draining or self.codec.should_close:
             self.connection.close(ConnectionCloseType.FLUSH_WRITE_AND_DELAY)
-        elif not self.streams and self._idle_timer is not None:
-            self._idle_timer.enable_timer(self.config.idle_timeout)
+        elif not self.streams and self.config.idle_timeout > 0:
+            self._idle_since = self.dispatcher.approximate_monotonic_time()
+            self._arm_timer(self._idle_since + self.config.idle_timeout)
 
-    def _on_connection_idle(self) -> None:
+    def _on_connection_idle(self, now: float) -> None:
+        # Envoy's onIdleTimeout: start the drain sequence.  An HTTP/1.1 client
+        # hears nothing until ``drain_timeout`` later, when the connection
+        # closes; a request in between is answered with ``connection: close``.
+        self.draining = True
+        self._drain_deadline = now + self.config.drain_timeout
+
+    def _on_drain_timeout(self) -> None:
+        self._drain_deadline = _NEVER
         if not self.streams and self.connection.state is ConnectionState.OPEN:
             self.connection.close(ConnectionCloseType.FLUSH_WRITE_AND_DELAY)
 
@@ -638,9 +744,9 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
                 stream._reset_filters()
             stream.destroy()
         self.streams.clear()
-        if self._idle_timer is not None:
-            self._idle_timer.close()
-            self._idle_timer = None
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None
         if self.codec is not None:
             self.codec.close()
 

@@ -125,6 +125,13 @@ class HeaderMap:
             return self._values[names.index(name)]
         return None
 
+    def _get(self, name: str) -> Optional[str]:
+        """:meth:`get` for a name already lowercase (the proxy's own lookups)."""
+        names = self._names
+        if name in names:
+            return self._values[names.index(name)]
+        return None
+
     def get_all(self, name: str) -> List[str]:
         """Every value of ``name``, in order (an empty list if absent)."""
         name = name.lower()
@@ -202,6 +209,25 @@ class HeaderMap:
         self._values[first] = value
         if names.count(name) > 1:
             self._remove_after(name, first + 1)
+
+    def _set_trusted(self, name: str, value: str) -> None:
+        """:meth:`set` without the checks, for the proxy's own fields.
+
+        ``name`` is a lowercase token or a known pseudo-header, ``value`` a
+        valid field value (no CR, LF, NUL, no surrounding whitespace): the
+        caller guarantees both, as the codec does for :meth:`_trusted`.
+        """
+        names = self._names
+        if name in names:
+            first = names.index(name)
+            self._values[first] = value
+            if names.count(name) > 1:
+                self._remove_after(name, first + 1)
+        elif name[0] == ":":
+            self.add(name, value)
+        else:
+            names.append(name)
+            self._values.append(value)
 
     def remove(self, name: str) -> int:
         """Remove every field named ``name``; return how many were removed."""

@@ -96,6 +96,7 @@ def _hcm_config(hcm: Any, path: str) -> ConnectionManagerConfig:
         request_timeout=hcm.request_timeout,
         stream_idle_timeout=hcm.stream_idle_timeout,
         idle_timeout=hcm.common_http_protocol_options.idle_timeout,
+        drain_timeout=hcm.drain_timeout,
         delayed_close_timeout=hcm.delayed_close_timeout,
         max_request_headers_kb=hcm.max_request_headers_kb,
         accept_http_10=hcm.http_protocol_options.accept_http_10,

@@ -551,6 +551,8 @@ class RouteEntry:
             response).
         timeout: the route's timeout in seconds (``0`` disables it), ``None``
             for a redirect or direct response.
+        timeout_ms_text: the timeout in whole milliseconds as text (the
+            ``x-envoy-expected-rq-timeout-ms`` value), ``""`` without one.
         host_rewrite: ``host_rewrite_literal`` or ``None``.
         auto_host_rewrite: whether the router sets ``:authority`` to the
             upstream host's name.
@@ -570,6 +572,7 @@ class RouteEntry:
         "route_name",
         "cluster",
         "timeout",
+        "timeout_ms_text",
         "host_rewrite",
         "auto_host_rewrite",
         "redirect",
@@ -628,6 +631,7 @@ class RouteEntry:
         action = route.action
         s(self, "cluster", None)
         s(self, "timeout", None)
+        s(self, "timeout_ms_text", "")
         s(self, "host_rewrite", None)
         s(self, "auto_host_rewrite", False)
         s(self, "redirect", None)
@@ -643,6 +647,9 @@ class RouteEntry:
         s(self, "_redirect", None)
         if isinstance(action, RouteAction):
             s(self, "timeout", action.timeout)
+            if action.timeout:
+                # x-envoy-expected-rq-timeout-ms, formatted once.
+                s(self, "timeout_ms_text", str(int(action.timeout * 1000)))
             s(self, "_prefix_rewrite", _wire(action.prefix_rewrite or ""))
             if action.host_rewrite_literal:
                 s(self, "host_rewrite", _wire(action.host_rewrite_literal))

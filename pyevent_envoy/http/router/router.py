@@ -144,7 +144,7 @@ class RouterFilter(StreamDecoderFilter):
         "_body",
         "_body_bytes",
         "_request_complete",
-        "_timer",
+        "_timeout",
         "_retried",
         "_downstream_read_disabled",
         "_done",
@@ -159,7 +159,7 @@ class RouterFilter(StreamDecoderFilter):
         self._body: list[bytes] = []
         self._body_bytes = 0
         self._request_complete = False
-        self._timer: Any = None
+        self._timeout = 0.0
         self._retried = False
         self._downstream_read_disabled = False
         self._done = False
@@ -198,11 +198,9 @@ class RouterFilter(StreamDecoderFilter):
             stream.send_local_reply(503, "", details="cluster_not_found", flag=ResponseFlag.NO_CLUSTER_FOUND)
             return FilterHeadersStatus.STOP_ITERATION
         self._cluster = tlc
-        timeout = route.timeout
-        if timeout:
-            self._timer = stream.dispatcher.create_timer(self._on_timeout)
-            if end_stream:
-                self._timer.enable_timer(timeout)
+        self._timeout = route.timeout
+        if end_stream:
+            self._start_response_timer()
         self._prepare_upstream_headers(headers)
         self._start_upstream()
         return FilterHeadersStatus.STOP_ITERATION
@@ -210,8 +208,7 @@ class RouterFilter(StreamDecoderFilter):
     def decode_data(self, data: bytes, end_stream: bool) -> FilterDataStatus:
         if end_stream:
             self._request_complete = True
-            if self._timer is not None:
-                self._timer.enable_timer(self._route.timeout)
+            self._start_response_timer()
         upstream = self._upstream
         if upstream is not None and upstream.encoder is not None:
             upstream.encoder.encode_data(data, end_stream)
@@ -227,8 +224,7 @@ class RouterFilter(StreamDecoderFilter):
 
     def decode_trailers(self, trailers: HeaderMap) -> FilterHeadersStatus:
         self._request_complete = True
-        if self._timer is not None:
-            self._timer.enable_timer(self._route.timeout)
+        self._start_response_timer()
         upstream = self._upstream
         if upstream is not None and upstream.encoder is not None:
             upstream.encoder.encode_trailers(trailers)
@@ -259,7 +255,7 @@ class RouterFilter(StreamDecoderFilter):
         route.finalize_request_headers(headers, self._format_context)
         route.apply_rewrites(headers)
         if route.timeout:
-            headers.set("x-envoy-expected-rq-timeout-ms", str(int(route.timeout * 1000)))
+            headers._set_trusted("x-envoy-expected-rq-timeout-ms", route.timeout_ms_text)
 
     def _start_upstream(self) -> None:
         tlc = self._cluster
@@ -330,7 +326,7 @@ class RouterFilter(StreamDecoderFilter):
             return
         stream = self.stream
         elapsed = stream.dispatcher.approximate_monotonic_time() - upstream._start
-        headers.set("x-envoy-upstream-service-time", str(max(0, int(elapsed * 1000))))
+        headers._set_trusted("x-envoy-upstream-service-time", str(max(0, int(elapsed * 1000))))
         self._route.finalize_response_headers(headers, self._format_context)
         if end_stream:
             self._finish_timer()
@@ -410,9 +406,15 @@ class RouterFilter(StreamDecoderFilter):
             504, "upstream request timeout", details="upstream_response_timeout", flag=ResponseFlag.UPSTREAM_REQUEST_TIMEOUT
         )
 
+    def _start_response_timer(self) -> None:
+        # The route timeout counts from the end of the request, as in Envoy;
+        # the stream's connection keeps the deadline (no timer per request).
+        if self._timeout:
+            self.stream.set_response_timeout(self._timeout, self._on_timeout)
+
     def _finish_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.disable_timer()
+        if self._timeout:
+            self.stream.clear_response_timeout()
 
     def on_stream_reset(self) -> None:
         """The downstream went away or timed out: drop the upstream exchange."""
@@ -423,9 +425,8 @@ class RouterFilter(StreamDecoderFilter):
 
     def on_destroy(self) -> None:
         self._done = True
-        if self._timer is not None:
-            self._timer.close()
-            self._timer = None
+        if self._timeout:
+            self.stream.clear_response_timeout()
         upstream = self._upstream
         self._upstream = None
         if upstream is not None:

@@ -28,4 +28,4 @@ def _check_libevent() -> None:
 # extension right away; check first, so the failure is this one message.
 _check_libevent()
 
-setup(cffi_modules=["csrc/ffi_build.py:build_ffi"])
+setup(cffi_modules=["csrc/ffi_build.py:build_ffi", "csrc/ffi_build.py:build_http1_ffi"])

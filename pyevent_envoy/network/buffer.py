@@ -122,6 +122,39 @@ class WatermarkBuffer(OwnedBuffer):
     def above_high_watermark(self) -> bool:
         return self._above
 
+    # add, take and drain run for every read and write: the watermark checks
+    # are inlined (a call to _changed() costs more than the check).
+
+    def add(self, data: bytes) -> None:
+        if data:
+            self._chunks.append(data)
+            self._length += len(data)
+            if not self._above and self._high and self._length > self._high:
+                self._above = True
+                self._on_high()
+
+    def take(self) -> bytes:
+        chunks = self._chunks
+        if not chunks:
+            return b""
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._chunks = []
+        self._length = 0
+        if self._above:
+            self._above = False
+            self._on_low()
+        return data
+
+    def drain(self, size: int) -> None:
+        if size >= self._length:
+            self._chunks = []
+            self._length = 0
+            if self._above:
+                self._above = False
+                self._on_low()
+        else:
+            OwnedBuffer.drain(self, size)
+
     def _changed(self) -> None:
         high = self._high
         if not high:

@@ -112,6 +112,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         "_dispatch_buffered",
         "_flush_scheduled",
         "_write_blocked",
+        "_io",
         "bytes_read",
         "bytes_written",
         "failure_reason",
@@ -154,6 +155,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         self._dispatch_buffered = False
         self._flush_scheduled = False
         self._write_blocked = False
+        self._io: Any = None  # this thread's read buffer and status cell, on first use
         self.bytes_read = 0
         self.bytes_written = 0
         self.failure_reason = ""
@@ -280,7 +282,10 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
                     return
         if self._read_end_stream:
             return
-        buf, status = _io_buffers()
+        io = self._io
+        if io is None:
+            io = self._io = _io_buffers()
+        buf, status = io
         fd = self._fd
         buffer = self._read_buffer
         total = 0
@@ -346,7 +351,10 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         buffer = self._write_buffer
         if buffer:
             data = buffer.peek()
-            status = _io_buffers()[1]
+            io = self._io
+            if io is None:
+                io = self._io = _io_buffers()
+            status = io[1]
             n = lib.pe_sock_write(self._fd, data, len(data), status)
             self.bytes_written += n
             buffer.drain(n)

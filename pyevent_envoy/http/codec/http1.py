@@ -62,7 +62,8 @@ from __future__ import annotations
 
 import http
 import re
-from typing import Callable, List, Optional, Tuple
+import threading
+from typing import Any, Callable, List, Optional, Tuple
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
 
@@ -79,6 +80,7 @@ from pyevent_envoy.http.codec.codec import (
     Sink,
 )
 from pyevent_envoy.http.codec.errors import CodecProtocolError, CodecUsageError
+from pyevent_envoy._http1 import ffi, lib
 from pyevent_envoy.http.header_map import HeaderMap
 
 __all__ = [
@@ -334,6 +336,21 @@ def _decode_fields(
     return joined_names.lower().split("\0"), values
 
 
+# The scanner's output: at most the raw head limit's worth of pieces (a
+# longer head is declined and parsed by llhttp).
+_SCAN_CAPACITY = 64 * 1024
+_scan_local = threading.local()
+
+
+def _scan_cells() -> Tuple[Any, Any]:
+    """The calling thread's scanner output buffer and info cells."""
+    try:
+        return _scan_local.cells
+    except AttributeError:
+        _scan_local.cells = cells = (ffi.new("char[]", _SCAN_CAPACITY), ffi.new("long[8]"))
+        return cells
+
+
 class _ConnectionBase:
     """What the server and client codecs share: input buffering and body framing.
 
@@ -360,6 +377,7 @@ class _ConnectionBase:
         "_too_large_status",
         "_bad_status",
         "_collector",
+        "_scratch",
     )
 
     def __init__(self, sink: Sink, settings: Optional[Http1Settings], server: bool) -> None:
@@ -387,6 +405,33 @@ class _ConnectionBase:
         self._raw_head_limit = kb * 1024 + 4 * count + _HEAD_FRAMING_ALLOWANCE
         self._too_large_status = status
         self._collector = _HeadCollector()
+        self._scratch: Any = None  # the scanner's output cells, on first use
+
+    def _scan_head(self, head: bytes, response: int) -> Optional[Tuple[List[str], bool]]:
+        """Scan a head in C (``csrc/http1_scan.c``): its pieces and whether it is HTTP/1.1.
+
+        The pieces are the start line's (method and target of a request)
+        then each field's lowercase name and value.  None when the scanner
+        declines the head: the caller parses it with llhttp, which decides
+        on everything unusual.  The field limits are applied here as
+        :func:`_decode_fields` applies them.
+        """
+        scratch = self._scratch
+        if scratch is None:
+            scratch = self._scratch = _scan_cells()
+        out, info = scratch
+        if lib.pe_http1_scan_head(head, len(head), response, out, _SCAN_CAPACITY, info):
+            return None
+        if info[0] > self._max_head_count:
+            raise CodecProtocolError(
+                "headers count exceeds limit", self._too_large_status, "http1.too_many_headers"
+            )
+        if info[4] > self._max_head_bytes:
+            raise CodecProtocolError(
+                "headers size exceeds limit", self._too_large_status, "http1.headers_too_large"
+            )
+        size = info[1]
+        return (ffi.unpack(out, size).decode("latin-1").split("\0") if size else []), info[2] == 1
 
     # Input
 
@@ -1197,37 +1242,15 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
     # Input
 
     def _on_head(self, head: bytes) -> None:
-        # The request line: exactly "method SP target SP HTTP/1.x" (llhttp
-        # tolerates repeated spaces, other protocol names, a leading LF).
-        eol = head.find(b"\r\n")
-        if eol >= 9 and head.startswith(b" HTTP/1.1", eol - 9):
-            http11 = True
-        elif eol >= 9 and head.startswith(b" HTTP/1.0", eol - 9):
-            http11 = False
+        scanned = self._scan_head(head, 0)
+        if scanned is not None:
+            parts, http11 = scanned
+            method = parts[0]
+            target = parts[1]
+            names = parts[2::2]
+            values = parts[3::2]
         else:
-            raise CodecProtocolError(f"malformed request line {head[:min(eol, 80)]!r}", 400)
-        collector = self._collector
-        try:
-            parser = collector.parse(HttpRequestParser, head)
-        except HttpParserError as exc:
-            raise CodecProtocolError(f"http/1.1 protocol error: {exc}", 400) from None
-        if not collector.complete:
-            raise CodecProtocolError("malformed request head", 400)
-        method = _METHODS.get(parser.get_method()) or parser.get_method().decode("ascii")
-        url = collector.url
-        if len(method) + len(url) + 10 != eol:
-            # llhttp took a line with more than one space between its parts
-            # (or a leading LF) for "method SP target SP version".
-            raise CodecProtocolError(f"malformed request line {head[:min(eol, 80)]!r}", 400)
-        names, values = _decode_fields(
-            collector.names,
-            collector.values,
-            len(url),
-            self._max_head_bytes,
-            self._max_head_count,
-            431,
-            "headers",
-        )
+            method, target, http11, names, values = self._parse_request_head(head)
 
         host = None
         length = 0
@@ -1301,7 +1324,6 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
                 expect_continue = values[names.index("expect")].lower() == "100-continue"
 
         # The request target (RFC 9112 section 3.2) and the pseudo-headers.
-        target = url.decode("latin-1")
         is_connect = method == "CONNECT"
         if target[:1] == "/":
             if "#" in target:
@@ -1372,6 +1394,44 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
             decoder.decode_headers(headers, True)
             if self._stream is None:
                 self._paused = False
+
+    def _parse_request_head(self, head: bytes) -> Tuple[str, str, bool, List[str], List[str]]:
+        """The general path, for heads the scanner declines: llhttp decides.
+
+        Returns ``(method, target, http11, names, values)``.
+        """
+        # The request line: exactly "method SP target SP HTTP/1.x" (llhttp
+        # tolerates repeated spaces, other protocol names, a leading LF).
+        eol = head.find(b"\r\n")
+        if eol >= 9 and head.startswith(b" HTTP/1.1", eol - 9):
+            http11 = True
+        elif eol >= 9 and head.startswith(b" HTTP/1.0", eol - 9):
+            http11 = False
+        else:
+            raise CodecProtocolError(f"malformed request line {head[:min(eol, 80)]!r}", 400)
+        collector = self._collector
+        try:
+            parser = collector.parse(HttpRequestParser, head)
+        except HttpParserError as exc:
+            raise CodecProtocolError(f"http/1.1 protocol error: {exc}", 400) from None
+        if not collector.complete:
+            raise CodecProtocolError("malformed request head", 400)
+        method = _METHODS.get(parser.get_method()) or parser.get_method().decode("ascii")
+        url = collector.url
+        if len(method) + len(url) + 10 != eol:
+            # llhttp took a line with more than one space between its parts
+            # (or a leading LF) for "method SP target SP version".
+            raise CodecProtocolError(f"malformed request line {head[:min(eol, 80)]!r}", 400)
+        names, values = _decode_fields(
+            collector.names,
+            collector.values,
+            len(url),
+            self._max_head_bytes,
+            self._max_head_count,
+            431,
+            "headers",
+        )
+        return method, url.decode("latin-1"), http11, names, values
 
     def _other_target(self, method: str, target: str):
         """``*`` for OPTIONS (returned as is), or an absolute-form target as ``(authority, path)``."""
@@ -1551,28 +1611,14 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
     # Input
 
     def _on_head(self, head: bytes) -> None:
-        if head[:9] != b"HTTP/1.1 " and head[:9] != b"HTTP/1.0 ":
-            raise CodecProtocolError(f"malformed status line {head[:80]!r}", 502)
-        collector = self._collector
-        try:
-            parser = collector.parse(HttpResponseParser, head)
-        except HttpParserError as exc:
-            raise CodecProtocolError(f"http/1.1 protocol error: {exc}", 502) from None
-        if not collector.complete:
-            raise CodecProtocolError("malformed response head", 502)
-        status = parser.get_status_code()
-        if status < 100:
-            raise CodecProtocolError(f"invalid status {status}", 502)
-        http11 = head[7] == 49  # "1" of HTTP/1.1
-        names, values = _decode_fields(
-            collector.names,
-            collector.values,
-            0,
-            self._max_head_bytes,
-            self._max_head_count,
-            502,
-            "headers",
-        )
+        scanned = self._scan_head(head, 1)
+        if scanned is not None:
+            parts, http11 = scanned
+            status = self._scratch[1][3]
+            names = parts[0::2]
+            values = parts[1::2]
+        else:
+            status, http11, names, values = self._parse_response_head(head)
         stream = self._stream
         assert stream is not None, "a response head is only parsed with a request out"
         keep_alive = http11
@@ -1674,6 +1720,34 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
             self._response_close = True
             self._state = _TUNNEL
             decoder.decode_headers(headers, False)
+
+    def _parse_response_head(self, head: bytes) -> Tuple[int, bool, List[str], List[str]]:
+        """The general path, for heads the scanner declines: llhttp decides.
+
+        Returns ``(status, http11, names, values)``.
+        """
+        if head[:9] != b"HTTP/1.1 " and head[:9] != b"HTTP/1.0 ":
+            raise CodecProtocolError(f"malformed status line {head[:80]!r}", 502)
+        collector = self._collector
+        try:
+            parser = collector.parse(HttpResponseParser, head)
+        except HttpParserError as exc:
+            raise CodecProtocolError(f"http/1.1 protocol error: {exc}", 502) from None
+        if not collector.complete:
+            raise CodecProtocolError("malformed response head", 502)
+        status = parser.get_status_code()
+        if status < 100:
+            raise CodecProtocolError(f"invalid status {status}", 502)
+        names, values = _decode_fields(
+            collector.names,
+            collector.values,
+            0,
+            self._max_head_bytes,
+            self._max_head_count,
+            502,
+            "headers",
+        )
+        return status, head[7] == 49, names, values  # 49: the "1" of HTTP/1.1
 
     def _end_with_headers(self, headers: HeaderMap) -> None:
         self._message_complete_begin()

@@ -20,6 +20,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <time.h>
 
 #include <event2/event.h>
@@ -361,4 +364,25 @@ static int pe_socket_error(int fd)
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0)
         return errno;
     return error;
+}
+
+/* Tune glibc's malloc for a proxy's allocation pattern: every request body
+ * chunk is a short-lived allocation of up to 64 KiB (a read, a join).  With
+ * the defaults, freeing them leaves more than 128 KiB free at the top of the
+ * heap, glibc returns it to the kernel, and the next request faults the pages
+ * in again: about a third of the CPU of a 64 KiB proxied response.  Keeping
+ * up to trim_threshold free bytes, and serving allocations below
+ * mmap_threshold from the heap, stops that churn.  Returns 1 when applied,
+ * 0 where the C library is not glibc. */
+int pe_tune_malloc(size_t trim_threshold, size_t mmap_threshold)
+{
+#ifdef __GLIBC__
+    int ok = mallopt(M_TRIM_THRESHOLD, (int)trim_threshold);
+    ok &= mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold);
+    return ok ? 1 : 0;
+#else
+    (void)trim_threshold;
+    (void)mmap_threshold;
+    return 0;
+#endif
 }

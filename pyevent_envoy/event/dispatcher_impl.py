@@ -74,6 +74,7 @@ class DispatcherImpl(Dispatcher):
     __slots__ = (
         "_name",
         "_scheduler",
+        "_cloop",
         "_post_lock",
         "_posts",
         "_wake_pending",
@@ -106,6 +107,8 @@ class DispatcherImpl(Dispatcher):
         self._scheduler = LibeventScheduler(
             self._on_callback_error, self._on_wake, precise_timers=precise_timers
         )
+        # The C loop, whose ``now`` the clock reads directly (None once closed).
+        self._cloop = self._scheduler._loop
         self._post_cb = self._scheduler.create_schedulable_callback(self._run_post_callbacks)
         self._deferred_delete_cb = self._scheduler.create_schedulable_callback(self.clear_deferred_delete_list)
         self._internal_created = self._scheduler.events_created
@@ -272,7 +275,8 @@ class DispatcherImpl(Dispatcher):
     # Dispatcher: time and errors
 
     def approximate_monotonic_time(self) -> float:
-        return self._scheduler.now
+        cloop = self._cloop
+        return cloop.now if cloop is not None else time.monotonic()
 
     def update_approximate_monotonic_time(self) -> None:
         self._scheduler.now = time.monotonic()
@@ -327,6 +331,7 @@ class DispatcherImpl(Dispatcher):
             )
         self._post_cb.close()
         self._deferred_delete_cb.close()
+        self._cloop = None
         for obj in self._scheduler.close():
             warnings.warn(
                 f"{type(obj).__name__} still enabled when dispatcher {self._name!r} closed; closed it",

@@ -169,6 +169,10 @@ class ActiveStream:
     __slots__ = (
         "_manager",
         "_encoder",
+        "dispatcher",
+        "connection",
+        "config",
+        "cluster_manager",
         "_decoder_filters",
         "_encoder_filters",
         "_decoder_index",
@@ -188,8 +192,13 @@ class ActiveStream:
     def __init__(self, manager: "ConnectionManagerImpl", encoder: ResponseEncoder) -> None:
         self._manager = manager
         self._encoder = encoder
-        dispatcher = manager.dispatcher
-        connection = manager.connection
+        # What filters read through their callbacks, as attributes (no property calls).
+        self.dispatcher: Dispatcher = manager.dispatcher
+        self.connection: Any = manager.connection
+        self.config: ConnectionManagerConfig = manager.config
+        self.cluster_manager: Any = manager.cluster_manager
+        dispatcher = self.dispatcher
+        connection = self.connection
         self.stream_info = info = StreamInfo(dispatcher.approximate_monotonic_time(), encoder.protocol, connection.remote_address)
         info.downstream_local_address = connection.local_address
         info.connection_id = connection.id
@@ -201,9 +210,16 @@ class ActiveStream:
         self._local_reply_sent = False
         self._decoder_index = 0
         config = manager.config
-        filters = [factory(self) for factory in config.filter_factories]
-        self._decoder_filters = [f for f in filters if hasattr(f, "decode_headers")]
-        self._encoder_filters = [f for f in reversed(filters) if hasattr(f, "encode_headers")]
+        factories = config.filter_factories
+        if len(factories) == 1:
+            # The common chain, the router alone: no list building.
+            flt = factories[0](self)
+            self._decoder_filters = [flt] if hasattr(flt, "decode_headers") else []
+            self._encoder_filters = [flt] if hasattr(flt, "encode_headers") else []
+        else:
+            filters = [factory(self) for factory in factories]
+            self._decoder_filters = [f for f in filters if hasattr(f, "decode_headers")]
+            self._encoder_filters = [f for f in reversed(filters) if hasattr(f, "encode_headers")]
         for f in self._decoder_filters:
             f.set_decoder_filter_callbacks(self)
         for f in self._encoder_filters:
@@ -218,28 +234,13 @@ class ActiveStream:
             self._request_timer = dispatcher.create_timer(self._on_request_timeout)
             self._request_timer.enable_timer(config.request_timeout)
 
-    # callbacks the filters use
-
-    @property
-    def dispatcher(self) -> Dispatcher:
-        return self._manager.dispatcher
-
-    @property
-    def connection(self) -> Any:
-        return self._manager.connection
-
-    @property
-    def config(self) -> ConnectionManagerConfig:
-        return self._manager.config
-
-    @property
-    def cluster_manager(self) -> Any:
-        return self._manager.cluster_manager
+    # callbacks the filters use (besides the attributes dispatcher,
+    # connection, config and cluster_manager)
 
     def _refresh_idle_timer(self) -> None:
         # Only noted here; the connection's timer, when it fires, re-arms for
         # what is left (no C call per activity).
-        self._last_activity = self._manager.dispatcher.approximate_monotonic_time()
+        self._last_activity = self.dispatcher.approximate_monotonic_time()
 
     def set_response_timeout(self, seconds: float, callback: Any) -> None:
         """Call ``callback()`` once if the stream is still alive ``seconds`` from now.
@@ -249,7 +250,7 @@ class ActiveStream:
         it; here the connection's one timer keeps the deadline).
         """
         self._response_timeout_cb = callback
-        self._response_deadline = deadline = self._manager.dispatcher.approximate_monotonic_time() + seconds
+        self._response_deadline = deadline = self.dispatcher.approximate_monotonic_time() + seconds
         self._manager._arm_timer(deadline)
 
     def clear_response_timeout(self) -> None:
@@ -292,7 +293,7 @@ class ActiveStream:
             # No upgrade_configs in the supported subset: Envoy refuses upgrades then.
             self.send_local_reply(403, "", details="upgrade_failed")
             return
-        if (headers.get("expect") or "").lower() == "100-continue":
+        if (headers._get("expect") or "").lower() == "100-continue":
             # Envoy's default (proxy_100_continue off): answer it here, strip it upstream.
             headers.remove("expect")
             self._encoder.encode_100_continue()
@@ -662,7 +663,7 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
 
     def _on_data(self, data: OwnedBuffer, end_stream: bool) -> None:
         codec = self.codec
-        if data:
+        if data._length:
             pipelined = codec.paused  # bytes beyond a request still waiting for its response
             codec.dispatch(data.take())
             if pipelined and codec.paused and not self._read_paused:

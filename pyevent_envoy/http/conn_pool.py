@@ -173,7 +173,7 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
 
     def on_data(self, data: OwnedBuffer, end_stream: bool) -> FilterStatus:
         try:
-            if data:
+            if data._length:
                 self.codec.dispatch(data.take())
             if end_stream and not self.closed:
                 self.codec.dispatch_eof()

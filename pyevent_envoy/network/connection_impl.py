@@ -299,7 +299,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
             if code == 0:
                 break
             if code == _FULL:
-                if buffer.above_high_watermark or self._read_disable_count:
+                if buffer._above or self._read_disable_count:
                     break  # come back when the buffer drained (edge already consumed)
                 continue
             if code == _EOF:
@@ -349,7 +349,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
             if self._state is _CLOSED_STATE:
                 return
         buffer = self._write_buffer
-        if buffer:
+        if buffer._length:
             data = buffer.peek()
             io = self._io
             if io is None:
@@ -358,7 +358,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
             n = lib.pe_sock_write(self._fd, data, len(data), status)
             self.bytes_written += n
             buffer.drain(n)
-            if buffer:
+            if buffer._length:
                 code = status[0]
                 if code != _EAGAIN:
                     self.failure_reason = os.strerror(code)

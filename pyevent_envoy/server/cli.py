@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 from pyevent_envoy import __version__
 from pyevent_envoy.config import ConfigError, load_bootstrap
 from pyevent_envoy.network.address import Address
+from pyevent_envoy.server.malloc_tuning import tune_malloc
 
 __all__ = ["main"]
 
@@ -71,6 +72,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         format="[%(asctime)s][%(threadName)s][%(levelname)s][%(name)s] %(message)s",
         stream=sys.stderr,
     )
+    if args.mode == "serve":
+        tune_malloc()  # process-wide, so done by the command, not by the library
     concurrency = args.concurrency if args.concurrency is not None else _default_concurrency()
     if concurrency < 1:
         print(f"error: --concurrency must be at least 1, got {concurrency}", file=sys.stderr)

@@ -170,3 +170,15 @@ def test_admin_endpoints_and_drain_listeners_keeps_running(tmp_path):
             proc.kill()
         out, err = proc.communicate()
     assert proc.returncode == 0, err
+
+
+def test_tune_malloc_applies_on_glibc():
+    import platform
+
+    from pyevent_envoy.server.malloc_tuning import tune_malloc
+
+    applied = tune_malloc()
+    if platform.libc_ver()[0] == "glibc":
+        assert applied is True
+    else:
+        assert applied is False

@@ -909,7 +909,7 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
         if names and names[0] == ":status":
             status, line = _STATUS_BY_VALUE.get(values[0]) or _parse_status(values[0])
         else:
-            value = headers.get(":status")
+            value = headers._get(":status")
             status, line = _STATUS_BY_VALUE.get(value) or _parse_status(value)
         n = len(names)
         start = 0
@@ -1020,7 +1020,7 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
     def encode_1xx_headers(self, headers: HeaderMap) -> None:
         if self._started:
             raise CodecUsageError("encode_1xx_headers() after the response started")
-        status = headers.get(":status")
+        status = headers._get(":status")
         if status is None or not (
             len(status) == 3 and status.isascii() and status.isdigit() and status[0] == "1"
         ) or status == "101":
@@ -1068,14 +1068,14 @@ class RequestEncoderImpl(_StreamEncoderBase, RequestEncoder):
     def encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
         if self._started:
             raise CodecUsageError("encode_headers() called twice")
-        method = headers.get(":method")
+        method = headers._get(":method")
         if not method or method.strip(_TCHAR):
             raise CodecUsageError(f"request headers need a valid :method, got {method!r}")
-        authority = headers.get(":authority")
+        authority = headers._get(":authority")
         if authority is None:
-            authority = headers.get("host")
+            authority = headers._get("host")
         is_connect = method == "CONNECT"
-        target = authority if is_connect else headers.get(":path")
+        target = authority if is_connect else headers._get(":path")
         # The request target goes in the request line: visible ASCII only.
         if not target or not target.isascii() or not target.isprintable() or " " in target:
             raise CodecUsageError(f"request headers need a valid :path, got {target!r}")

@@ -757,7 +757,7 @@ class RouteEntry:
 
     def matches(self, headers: HeaderMap) -> bool:
         """Whether this route matches the request (path and header matchers), ignoring the virtual host."""
-        path = headers.get(":path")
+        path = headers._get(":path")
         if path is None:
             return False
         path = _strip_query_and_fragment(path)
@@ -806,7 +806,7 @@ class RouteEntry:
         own URL (as Envoy does); otherwise, or when the request has no
         ``:path``, ``None``.  ``headers`` is not modified.
         """
-        path = headers.get(":path")
+        path = headers._get(":path")
         if path is None:
             return None
         redirect = self._redirect
@@ -1041,7 +1041,7 @@ class RouteTable:
     def _find_vhost(self, headers: HeaderMap) -> Optional[_VirtualHostImpl]:
         if self._only_default:
             return self._default
-        host = headers.get(":authority")
+        host = headers._get(":authority")
         if host is None:
             host = headers.get("host")
             if host is None:

@@ -26,6 +26,45 @@
 #define PE_SCAN_VERSION 2    /* 1 for HTTP/1.1, 0 for HTTP/1.0 */
 #define PE_SCAN_STATUS 3     /* response: the status code */
 #define PE_SCAN_FIELD_BYTES 4 /* name and (stripped) value bytes, as Envoy counts them */
+#define PE_SCAN_SPECIAL 5    /* PE_SPECIAL_* bits: the fields the codec handles itself */
+
+/* Special fields seen (the codec skips its special-field pass when only
+ * the common ones are there).  A second Host or Connection sets its bit
+ * twice over: PE_SPECIAL_REPEATED. */
+#define PE_SPECIAL_HOST 0x1
+#define PE_SPECIAL_CONTENT_LENGTH 0x2
+#define PE_SPECIAL_TRANSFER_ENCODING 0x4
+#define PE_SPECIAL_CONNECTION 0x8
+#define PE_SPECIAL_OTHER 0x10 /* expect, keep-alive, proxy-connection, te, trailer, http2-settings */
+#define PE_SPECIAL_REPEATED 0x20
+
+static long special_bit(const char *name, size_t len)
+{
+    switch (len) {
+    case 2:
+        return memcmp(name, "te", 2) == 0 ? PE_SPECIAL_OTHER : 0;
+    case 4:
+        return memcmp(name, "host", 4) == 0 ? PE_SPECIAL_HOST : 0;
+    case 6:
+        return memcmp(name, "expect", 6) == 0 ? PE_SPECIAL_OTHER : 0;
+    case 7:
+        return memcmp(name, "trailer", 7) == 0 ? PE_SPECIAL_OTHER : 0;
+    case 10:
+        if (memcmp(name, "connection", 10) == 0)
+            return PE_SPECIAL_CONNECTION;
+        return memcmp(name, "keep-alive", 10) == 0 ? PE_SPECIAL_OTHER : 0;
+    case 14:
+        if (memcmp(name, "content-length", 14) == 0)
+            return PE_SPECIAL_CONTENT_LENGTH;
+        return memcmp(name, "http2-settings", 14) == 0 ? PE_SPECIAL_OTHER : 0;
+    case 16:
+        return memcmp(name, "proxy-connection", 16) == 0 ? PE_SPECIAL_OTHER : 0;
+    case 17:
+        return memcmp(name, "transfer-encoding", 17) == 0 ? PE_SPECIAL_TRANSFER_ENCODING : 0;
+    default:
+        return 0;
+    }
+}
 
 /* RFC 9110 tchar. */
 static const unsigned char tchar[256] = {
@@ -88,7 +127,7 @@ int pe_http1_scan_head(const char *head, size_t len, int response, char *out, si
     const unsigned char *end = p + len;
     char *o = out;
     char *oend = out + cap;
-    long fields = 0, field_bytes = 0, content_lengths = 0, chunked = 0;
+    long fields = 0, field_bytes = 0, content_lengths = 0, chunked = 0, special = 0;
 
     /* The start line. */
     if (response) {
@@ -164,6 +203,10 @@ int pe_http1_scan_head(const char *head, size_t len, int response, char *out, si
             unsigned char c = name[i];
             *o++ = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
         }
+        long bit = special_bit(o - name_len, name_len);
+        if (bit & special & (PE_SPECIAL_HOST | PE_SPECIAL_CONNECTION))
+            special |= PE_SPECIAL_REPEATED;
+        special |= bit;
         if (name_len == 14 && memcmp(o - 14, "content-length", 14) == 0) {
             /* llhttp's rules: digits only, no overflow, never twice. */
             if (++content_lengths > 1 || value_len == 0 || value_len > 18)
@@ -193,5 +236,6 @@ int pe_http1_scan_head(const char *head, size_t len, int response, char *out, si
     info[PE_SCAN_FIELDS] = fields;
     info[PE_SCAN_OUT_LEN] = o > out ? (long)(o - out - 1) : 0;
     info[PE_SCAN_FIELD_BYTES] = field_bytes;
+    info[PE_SCAN_SPECIAL] = special;
     return 0;
 }

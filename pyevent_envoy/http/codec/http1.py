@@ -244,6 +244,29 @@ def _tokens(values: List[str]) -> List[str]:
     return out
 
 
+# The scanner's special-field bits (csrc/http1_scan.c); with only these, the
+# codec's common path handles the head.
+_SPECIAL_HOST = lib.PE_SPECIAL_HOST
+_SPECIAL_CONTENT_LENGTH = lib.PE_SPECIAL_CONTENT_LENGTH
+_SPECIAL_CONNECTION = lib.PE_SPECIAL_CONNECTION
+_FAST_REQUEST_SPECIAL = _SPECIAL_HOST | _SPECIAL_CONTENT_LENGTH | _SPECIAL_CONNECTION
+_FAST_RESPONSE_SPECIAL = _SPECIAL_CONTENT_LENGTH | _SPECIAL_CONNECTION
+
+
+def _pop_connection(names: List[str], values: List[str], http11: bool, keep_alive: bool) -> bool:
+    """Remove the one Connection field; return the message's keep-alive after it."""
+    i = names.index("connection")
+    value = values[i].lower()
+    del names[i]
+    del values[i]
+    tokens = (value,) if value in _SIMPLE_CONNECTION else _tokens([value])
+    if "close" in tokens:
+        return False
+    if not http11 and "keep-alive" in tokens:
+        return True
+    return keep_alive
+
+
 def _pop_all(names: List[str], values: List[str], name: str) -> List[str]:
     """Remove every ``name`` field; return their values in order."""
     out = []
@@ -407,11 +430,12 @@ class _ConnectionBase:
         self._collector = _HeadCollector()
         self._scratch: Any = None  # the scanner's output cells, on first use
 
-    def _scan_head(self, head: bytes, response: int) -> Optional[Tuple[List[str], bool]]:
-        """Scan a head in C (``csrc/http1_scan.c``): its pieces and whether it is HTTP/1.1.
+    def _scan_head(self, head: bytes, response: int) -> Optional[Tuple[List[str], bool, int]]:
+        """Scan a head in C (``csrc/http1_scan.c``): its pieces, whether it is HTTP/1.1, its special fields.
 
         The pieces are the start line's (method and target of a request)
-        then each field's lowercase name and value.  None when the scanner
+        then each field's lowercase name and value; the special fields are
+        ``lib.PE_SPECIAL_*`` bits (Host, Content-Length, Connection...).  None when the scanner
         declines the head: the caller parses it with llhttp, which decides
         on everything unusual.  The field limits are applied here as
         :func:`_decode_fields` applies them.
@@ -431,7 +455,7 @@ class _ConnectionBase:
                 "headers size exceeds limit", self._too_large_status, "http1.headers_too_large"
             )
         size = info[1]
-        return (ffi.unpack(out, size).decode("latin-1").split("\0") if size else []), info[2] == 1
+        return (ffi.unpack(out, size).decode("latin-1").split("\0") if size else []), info[2] == 1, info[5]
 
     # Input
 
@@ -1244,13 +1268,14 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
     def _on_head(self, head: bytes) -> None:
         scanned = self._scan_head(head, 0)
         if scanned is not None:
-            parts, http11 = scanned
+            parts, http11, special = scanned
             method = parts[0]
             target = parts[1]
             names = parts[2::2]
             values = parts[3::2]
         else:
             method, target, http11, names, values = self._parse_request_head(head)
+            special = -1  # not known: look
 
         host = None
         length = 0
@@ -1258,7 +1283,21 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
         keep_alive = http11
         upgrade = False
         expect_continue = False
-        if not _REQUEST_SPECIAL.isdisjoint(names):
+        if special >= 0 and not special & ~_FAST_REQUEST_SPECIAL:
+            # The scanner says: at most one Host, one Content-Length and one
+            # Connection, nothing else the codec handles (the common request).
+            if special & _SPECIAL_HOST:
+                i = names.index("host")
+                host = values[i]
+                del names[i]
+                del values[i]
+                if host.strip(_AUTHORITY_CHARS):
+                    raise CodecProtocolError(f"invalid Host {host!r}", 400, "http1.invalid_host")
+            if special & _SPECIAL_CONTENT_LENGTH:
+                length = int(values[names.index("content-length")])  # digits only: scanned
+            if special & _SPECIAL_CONNECTION:
+                keep_alive = _pop_connection(names, values, http11, keep_alive)
+        elif special and not _REQUEST_SPECIAL.isdisjoint(names):
             if "host" in names:
                 i = names.index("host")
                 host = values[i]
@@ -1613,12 +1652,13 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
     def _on_head(self, head: bytes) -> None:
         scanned = self._scan_head(head, 1)
         if scanned is not None:
-            parts, http11 = scanned
+            parts, http11, special = scanned
             status = self._scratch[1][3]
             names = parts[0::2]
             values = parts[1::2]
         else:
             status, http11, names, values = self._parse_response_head(head)
+            special = -1  # not known: look
         stream = self._stream
         assert stream is not None, "a response head is only parsed with a request out"
         keep_alive = http11
@@ -1626,7 +1666,13 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
         length: Optional[int] = None
         upgrade_value = None
         connection: Tuple[str, ...] = ()
-        if not _RESPONSE_SPECIAL.isdisjoint(names):
+        if special >= 0 and not special & ~_FAST_RESPONSE_SPECIAL:
+            # At most one Content-Length and one Connection (the common response).
+            if special & _SPECIAL_CONTENT_LENGTH:
+                length = int(values[names.index("content-length")])  # digits only: scanned
+            if special & _SPECIAL_CONNECTION:
+                keep_alive = _pop_connection(names, values, http11, keep_alive)
+        elif special and not _RESPONSE_SPECIAL.isdisjoint(names):
             present = _RESPONSE_SPECIAL.intersection(names)
             if "transfer-encoding" in present:
                 codings = _tokens(_pop_all(names, values, "transfer-encoding"))

@@ -45,7 +45,7 @@ def fast_request(codec, head):
     scanned = codec._scan_head(head, 0)
     if scanned is None:
         return None
-    parts, http11 = scanned
+    parts, http11, _special = scanned
     return parts[0], parts[1], http11, parts[2::2], parts[3::2]
 
 
@@ -60,7 +60,7 @@ def fast_response(codec, head):
     scanned = codec._scan_head(head, 1)
     if scanned is None:
         return None
-    parts, http11 = scanned
+    parts, http11, _special = scanned
     return codec._scratch[1][3], http11, parts[0::2], parts[1::2]
 
 
@@ -175,3 +175,112 @@ def test_scanner_applies_the_header_limits_as_the_general_path():
 def test_response_without_fields_scans_to_empty_lists():
     codec = client_codec()
     assert fast_response(codec, b"HTTP/1.1 204 No Content\r\n\r\n") == (204, True, [], [])
+
+
+# The whole head handling, scanner on and off: the codec's common path for
+# heads whose only special fields are Host, Content-Length and Connection
+# must decide exactly as its general path does.
+
+
+class _Recorder:
+    def __init__(self):
+        self.events = []
+
+    def new_stream(self, encoder):
+        self.encoder = encoder
+        return self
+
+    def on_protocol_error(self, error, encoder=None):
+        self.events.append(("error", error.status, error.details))
+
+    def decode_headers(self, headers, end_stream):
+        self.events.append(("headers", list(headers), end_stream, self.encoder.keep_alive, self.encoder.protocol))
+
+    def decode_data(self, data, end_stream):
+        self.events.append(("data", bytes(data), end_stream))
+
+
+class _ResponseRecorder(_Recorder):
+    def decode_headers(self, headers, end_stream):
+        self.events.append(("headers", list(headers), end_stream))
+
+    def decode_1xx_headers(self, headers):
+        self.events.append(("1xx", list(headers)))
+
+
+class _GeneralPathServer(ServerConnectionImpl):
+    """The server codec with the scanner declining every head."""
+
+    __slots__ = ()
+
+    def _scan_head(self, head, response):
+        return None
+
+
+class _GeneralPathClient(ClientConnectionImpl):
+    """The client codec with the scanner declining every head."""
+
+    __slots__ = ()
+
+    def _scan_head(self, head, response):
+        return None
+
+
+def run_server(head, scanner):
+    recorder = _Recorder()
+    codec = (ServerConnectionImpl if scanner else _GeneralPathServer)(recorder, lambda data: None)
+    codec.dispatch(head + b"0123456789")
+    return recorder.events
+
+
+def run_client(head, scanner):
+    from pyevent_envoy.http.header_map import HeaderMap
+
+    recorder = _ResponseRecorder()
+
+    class Callbacks:
+        def on_protocol_error(self, error):
+            recorder.events.append(("error", error.status, error.details))
+
+    codec = (ClientConnectionImpl if scanner else _GeneralPathClient)(Callbacks(), lambda data: None)
+    encoder = codec.new_stream(recorder)
+    request = HeaderMap([(":method", "GET"), (":path", "/"), (":authority", "a")])
+    encoder.encode_headers(request, True)
+    codec.dispatch(head + b"0123456789")
+    return recorder.events + [("should_close", codec.should_close)]
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(METHODS, TARGETS, VERSIONS, FIELDS)
+def test_request_heads_decode_the_same_with_and_without_the_scanner(method, target, version, fields):
+    head = build_head(f"{method} {target} {version}", fields)
+    assert run_server(head, True) == run_server(head, False)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(VERSIONS, mostly(["200", "204", "404", "503"], ["100", "101", "099", "304"], 3), FIELDS)
+def test_response_heads_decode_the_same_with_and_without_the_scanner(version, status, fields):
+    head = build_head(f"{version} {status} OK", fields)
+    assert run_client(head, True) == run_client(head, False)
+
+
+@pytest.mark.parametrize(
+    "head, bits",
+    [
+        (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", ["HOST"]),
+        (b"POST / HTTP/1.1\r\nhost: a\r\nContent-Length: 3\r\nConnection: close\r\n\r\n", ["HOST", "CONTENT_LENGTH", "CONNECTION"]),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", ["HOST", "REPEATED"]),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nTE: trailers\r\n\r\n", ["HOST", "OTHER"]),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", ["HOST", "TRANSFER_ENCODING"]),
+        (b"GET / HTTP/1.1\r\nX-Host: a\r\n\r\n", []),
+    ],
+)
+def test_scanner_reports_the_special_fields(head, bits):
+    from pyevent_envoy._http1 import lib
+
+    scanned = server_codec()._scan_head(head, 0)
+    assert scanned is not None
+    expected = 0
+    for bit in bits:
+        expected |= getattr(lib, f"PE_SPECIAL_{bit}")
+    assert scanned[2] == expected

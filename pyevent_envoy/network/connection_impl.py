@@ -61,6 +61,10 @@ _CLOSED_STATE = ConnectionState.CLOSED
 
 #: Bytes one read call takes from the kernel; a read loops until EAGAIN.
 READ_CHUNK = 65536
+#: Below this many buffered bytes, chunks are joined and sent with one send();
+#: at or above it they go out with one sendmsg() over the chunks (a join
+#: would copy a large body once more).
+WRITEV_MIN_BYTES = 16 * 1024
 #: Envoy's per_connection_buffer_limit_bytes default.
 DEFAULT_BUFFER_LIMIT = 1024 * 1024
 #: Envoy's HCM delayed_close_timeout default.
@@ -350,21 +354,37 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
                 return
         buffer = self._write_buffer
         if buffer._length:
-            data = buffer.peek()
             io = self._io
             if io is None:
                 io = self._io = _io_buffers()
             status = io[1]
-            n = lib.pe_sock_write(self._fd, data, len(data), status)
-            self.bytes_written += n
-            buffer.drain(n)
-            if buffer._length:
+            while True:
+                chunks = buffer._chunks
+                if len(chunks) > 1 and buffer._length >= WRITEV_MIN_BYTES:
+                    # A head and a large body: one sendmsg() over the chunks
+                    # instead of joining them into a new buffer first.
+                    chunks = chunks[: lib.PE_WRITEV_MAX]
+                    keep = [ffi.from_buffer(chunk) for chunk in chunks]
+                    n = lib.pe_sock_writev(
+                        self._fd, ffi.new("char *[]", keep), ffi.new("size_t[]", [len(c) for c in chunks]), len(chunks), status
+                    )
+                else:
+                    data = buffer.peek()
+                    n = lib.pe_sock_write(self._fd, data, len(data), status)
+                self.bytes_written += n
+                buffer.drain(n)
+                if not buffer._length or self._state is _CLOSED_STATE:
+                    break
                 code = status[0]
+                if code == 0:
+                    continue  # all of at most PE_WRITEV_MAX chunks went out: the rest now
                 if code != _EAGAIN:
                     self.failure_reason = os.strerror(code)
                     self._close_socket(ConnectionEvent.REMOTE_CLOSE)
                 else:
                     self._write_blocked = True  # the next WRITE edge resumes
+                return
+            if self._state is _CLOSED_STATE:
                 return
             if self._write_end_stream:
                 self._shutdown_write()

@@ -259,6 +259,30 @@ def test_close_flush_write_sends_everything_then_closes(dispatcher):
     server.close()
 
 
+def test_many_chunk_writes_arrive_in_order_through_partial_sends(dispatcher):
+    # Small and large chunks mixed: large buffers go out with sendmsg() over
+    # the chunks, which the kernel takes in part while the peer reads slowly.
+    server, peer, recorder = accept_one(dispatcher)
+    connection = recorder.connection
+    chunks = [bytes([i % 251]) * size for i, size in enumerate([200, 3 * 1024 * 1024, 7, 20 * 1024] * 6 + [1] * 40)]
+    for chunk in chunks:
+        connection.write(chunk)
+    expected = b"".join(chunks)
+    peer.setblocking(False)
+    received = bytearray()
+    deadline = time.monotonic() + 30
+    while len(received) < len(expected) and time.monotonic() < deadline:
+        dispatcher.run(RunType.NON_BLOCK)
+        try:
+            received += peer.recv(32 * 1024)  # slow reads: the sends are partial
+        except BlockingIOError:
+            time.sleep(0.0005)
+    assert bytes(received) == expected
+    assert connection.bytes_written == len(expected)
+    peer.close()
+    server.close()
+
+
 def test_close_flush_write_and_delay_waits_for_the_peer(dispatcher):
     server, peer, recorder = accept_one(dispatcher)
     connection = recorder.connection

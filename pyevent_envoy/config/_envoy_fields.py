@@ -76,6 +76,9 @@ _ENVOY_FIELDS_TEXT = {
         "proxy_status_config typed_header_validation_config append_x_forwarded_port "
         "append_local_overload add_proxy_protocol_connection_state "
     ),
+    "HttpConnectionManager.UpgradeConfig": (
+        "upgrade_type filters enabled "
+    ),
     "HttpFilter": (
         "name typed_config config_discovery is_optional disabled "
     ),
@@ -162,6 +165,9 @@ _ENVOY_FIELDS_TEXT = {
         "include_vh_rate_limits hash_policy cors max_grpc_timeout grpc_timeout_offset "
         "upgrade_configs internal_redirect_policy internal_redirect_action max_internal_redirects "
         "hedge_policy max_stream_duration "
+    ),
+    "RouteAction.UpgradeConfig": (
+        "upgrade_type enabled connect_config "
     ),
     "WeightedCluster": (
         "clusters total_weight runtime_key_prefix header_name use_hash_policy "

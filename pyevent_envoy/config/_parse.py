@@ -891,7 +891,15 @@ def _route_action(ctx: _Ctx, path: str, raw: Any) -> Optional[b.RouteAction]:
         path,
         raw,
         "RouteAction",
-        {"cluster", "weighted_clusters", "prefix_rewrite", "host_rewrite_literal", "auto_host_rewrite", "timeout"},
+        {
+            "cluster",
+            "weighted_clusters",
+            "prefix_rewrite",
+            "host_rewrite_literal",
+            "auto_host_rewrite",
+            "timeout",
+            "upgrade_configs",
+        },
     )
     if m is None:
         return None
@@ -916,6 +924,7 @@ def _route_action(ctx: _Ctx, path: str, raw: Any) -> Optional[b.RouteAction]:
     host_literal = m.string("host_rewrite_literal", header_value=True) if host_which == "host_rewrite_literal" else None
     auto_host = m.boolean("auto_host_rewrite") if host_which == "auto_host_rewrite" else False
     timeout = m.duration("timeout", 15.0)
+    upgrades = _upgrade_configs(ctx, m, "RouteAction.UpgradeConfig")
     if not ctx.clean_since(mark):
         return None
     return b.RouteAction(
@@ -925,7 +934,51 @@ def _route_action(ctx: _Ctx, path: str, raw: Any) -> Optional[b.RouteAction]:
         host_rewrite_literal=host_literal,
         auto_host_rewrite=auto_host,
         timeout=timeout,
+        upgrade_configs=upgrades,
     )
+
+
+def _upgrade_configs(ctx: _Ctx, m: _Msg, message: str) -> tuple[b.UpgradeConfig, ...]:
+    """``m``'s ``upgrade_configs``: the HCM's or a route's (``message`` says which).
+
+    As Envoy 1.40 validates them: a route's ``upgrade_type`` must be a
+    non-empty header value, the HCM's may be anything; the same type twice
+    (compared case-insensitively) is an error in both.  CONNECT is refused:
+    CONNECT tunnels are not in the supported subset.
+    """
+    on_route = message == "RouteAction.UpgradeConfig"
+
+    def one(ctx: _Ctx, path: str, raw: Any) -> Optional[b.UpgradeConfig]:
+        mark = ctx.mark()
+        u = _msg(ctx, path, raw, message, {"upgrade_type", "enabled"})
+        if u is None:
+            return None
+        if on_route:
+            upgrade_type = u.string("upgrade_type", min_len=1, header_value=True)
+        else:
+            upgrade_type = u.string("upgrade_type")
+        if upgrade_type.lower() == "connect":
+            u.error("upgrade_type", "CONNECT tunnels are not supported by pyevent-envoy")
+        enabled = u.boolean("enabled", True)  # a BoolValue: unset means true in both messages
+        if not ctx.clean_since(mark):
+            return None
+        return b.UpgradeConfig(upgrade_type=upgrade_type, enabled=enabled)
+
+    mark = ctx.mark()
+    configs = m.repeated("upgrade_configs", one)
+    if ctx.clean_since(mark):
+        seen: set[str] = set()
+        for i, config in enumerate(configs):
+            key = config.upgrade_type.lower()
+            if key in seen:
+                reason = (
+                    f"duplicate upgrade {config.upgrade_type!r}"
+                    if on_route
+                    else f"multiple upgrade configs with the same name: {config.upgrade_type!r}"
+                )
+                ctx.error(f"{m.at('upgrade_configs')}[{i}].upgrade_type", reason)
+            seen.add(key)
+    return configs
 
 
 def _redirect_action(ctx: _Ctx, path: str, raw: Any) -> Optional[b.RedirectAction]:
@@ -1141,6 +1194,7 @@ def _hcm(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.HttpConnect
             "drain_timeout",
             "access_log",
             "http_protocol_options",
+            "upgrade_configs",
         },
         any_payload=True,
     )
@@ -1180,6 +1234,7 @@ def _hcm(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.HttpConnect
     )
     common = m.message("common_http_protocol_options", _http_protocol_options) or b.HttpProtocolOptions()
     http1 = m.message("http_protocol_options", _http1_protocol_options) or b.Http1ProtocolOptions()
+    upgrades = _upgrade_configs(ctx, m, "HttpConnectionManager.UpgradeConfig")
     if not ctx.clean_since(mark) or route_config is None:
         return None
     return b.HttpConnectionManager(
@@ -1199,6 +1254,7 @@ def _hcm(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.HttpConnect
         max_request_headers_kb=max_kb,
         common_http_protocol_options=common,
         http_protocol_options=http1,
+        upgrade_configs=upgrades,
     )
 
 

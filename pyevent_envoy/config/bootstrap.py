@@ -69,6 +69,7 @@ __all__ = [
     "StaticResources",
     "StringMatcher",
     "Thresholds",
+    "UpgradeConfig",
     "VirtualHost",
 ]
 
@@ -287,12 +288,26 @@ class ClusterWeight:
 
 
 @dataclass(frozen=True, slots=True)
+class UpgradeConfig:
+    """An HTTP Upgrade allowed or refused: ``HttpConnectionManager.UpgradeConfig``
+    or ``RouteAction.UpgradeConfig`` (their supported fields are the same).
+
+    ``upgrade_type`` is the ``Upgrade`` header value it applies to (``websocket``),
+    compared case-insensitively.  ``enabled`` defaults to true in both messages.
+    """
+
+    upgrade_type: str
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class RouteAction:
     """``route.v3.RouteAction``: forward upstream.
 
     Exactly one of ``cluster`` and ``weighted_clusters`` is set.  At most one
     of ``host_rewrite_literal`` and ``auto_host_rewrite`` is.  ``timeout``
-    defaults to 15 s; ``0`` disables it.
+    defaults to 15 s; ``0`` disables it.  ``upgrade_configs`` override the
+    connection manager's for the upgrade types they name.
     """
 
     cluster: Optional[str] = None
@@ -301,6 +316,7 @@ class RouteAction:
     host_rewrite_literal: Optional[str] = None
     auto_host_rewrite: bool = False
     timeout: float = 15.0
+    upgrade_configs: tuple[UpgradeConfig, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +455,7 @@ class HttpConnectionManager:
     max_request_headers_kb: int = 60
     common_http_protocol_options: HttpProtocolOptions = field(default_factory=HttpProtocolOptions)
     http_protocol_options: Http1ProtocolOptions = field(default_factory=Http1ProtocolOptions)
+    upgrade_configs: tuple[UpgradeConfig, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------

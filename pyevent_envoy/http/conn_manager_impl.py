@@ -10,6 +10,10 @@ the headers Envoy's connection manager adds (``x-forwarded-for`` with
 upstream, 408 on the stream idle timeout...), and records what the access
 log and stats need in its :class:`StreamInfo`.
 
+An upgrade request (``Connection: upgrade``, WebSocket) goes on to the
+router only when its route's or the HCM's ``upgrade_configs`` enable its
+type (else 403); the router makes the tunnel.
+
 Timeouts, with Envoy's defaults: ``stream_idle_timeout`` (5 min without
 activity on a stream), ``request_timeout`` (off), the connection's
 ``common_http_protocol_options.idle_timeout`` (1 h without a stream), and
@@ -101,7 +105,9 @@ class ConnectionManagerConfig:
 
     Built on the main thread from the HCM's config; ``filter_factories`` are
     callables ``factory(stream) -> filter`` run for each stream, the router's
-    last.
+    last.  ``upgrade_configs`` are the HCM's
+    :class:`~pyevent_envoy.config.bootstrap.UpgradeConfig`; an upgrade
+    request whose type they (or its route) do not enable is answered 403.
     """
 
     __slots__ = (
@@ -121,6 +127,7 @@ class ConnectionManagerConfig:
         "accept_http_10",
         "default_host_for_http_10",
         "access_logs",
+        "upgrade_map",
         "stats",
     )
 
@@ -143,6 +150,7 @@ class ConnectionManagerConfig:
         accept_http_10: bool = False,
         default_host_for_http_10: str = "",
         access_logs: tuple = (),
+        upgrade_configs: tuple = (),
     ) -> None:
         self.stat_prefix = stat_prefix
         self.route_table = route_table
@@ -160,6 +168,8 @@ class ConnectionManagerConfig:
         self.accept_http_10 = accept_http_10
         self.default_host_for_http_10 = default_host_for_http_10
         self.access_logs = access_logs
+        # {lowercase upgrade type: enabled}; routes may override (RouteEntry.upgrade_map).
+        self.upgrade_map = {u.upgrade_type.lower(): u.enabled for u in upgrade_configs}
         self.stats = None
 
 
@@ -289,10 +299,6 @@ class ActiveStream:
         if self._encoder.protocol == "HTTP/1.0" and not config.accept_http_10:
             self.send_local_reply(426, "", details="low_version")
             return
-        if getattr(self._encoder, "upgrade", False):
-            # No upgrade_configs in the supported subset: Envoy refuses upgrades then.
-            self.send_local_reply(403, "", details="upgrade_failed")
-            return
         if (headers._get("expect") or "").lower() == "100-continue":
             # Envoy's default (proxy_100_continue off): answer it here, strip it upstream.
             headers.remove("expect")
@@ -304,8 +310,35 @@ class ActiveStream:
         self.route = route_table.route(headers, manager.random()) if route_table is not None else None
         if self.route is not None:
             self.stream_info.route_name = self.route.route_name
+        if getattr(self._encoder, "upgrade", False) and not self._upgrade_allowed(headers):
+            self.send_local_reply(403, "", details="upgrade_failed")
+            return
         self._decoder_index = 0
         self._run_decode_headers(end_stream)
+
+    def _upgrade_allowed(self, headers: HeaderMap) -> bool:
+        """Whether this upgrade request may go on (Envoy's ``createUpgradeFilterChain``).
+
+        The route's ``upgrade_configs`` decide for the types they name; the
+        connection manager's decide the rest; a type neither names is
+        refused.  A request that matched no route is let through: the router
+        answers it 404, as Envoy does.
+        """
+        route = self.route
+        if route is None:
+            return self._manager.config.route_table is not None
+        upgrade_type = (headers.get("upgrade") or "").lower()
+        route_map = route.upgrade_map
+        if route_map is not None:
+            enabled = route_map.get(upgrade_type)
+            if enabled is not None:
+                return enabled
+        return self._manager.config.upgrade_map.get(upgrade_type, False)
+
+    @property
+    def is_upgrade(self) -> bool:
+        """The request is an allowed upgrade (``Connection: upgrade``): a tunnel if the upstream agrees."""
+        return getattr(self._encoder, "upgrade", False)
 
     def _run_decode_headers(self, end_stream: bool) -> None:
         filters = self._decoder_filters
@@ -412,8 +445,11 @@ class ActiveStream:
             headers._set_trusted("server", config.server_name)
         if self._manager.draining or not self.request_complete:
             # Draining, or a response that overtakes its request's body: the
-            # codec cannot find the next request after unread bytes.
-            headers._set_trusted("connection", "close")
+            # codec cannot find the next request after unread bytes.  Except
+            # a 101 that switches protocols: its request is a tunnel that
+            # ends with the connection anyway, and it keeps Connection: upgrade.
+            if not (headers._get(":status") == "101" and "upgrade" in headers):
+                headers._set_trusted("connection", "close")
         status = headers._get(":status")
         self.stream_info.response_code = int(status) if status and status.isdigit() else None
         self.stream_info.response_headers = headers

@@ -12,7 +12,9 @@ when the cluster's circuit breakers say no (``max_pending_requests``,
 A :class:`CodecClient` is one upstream connection with its HTTP/1.1 client
 codec.  After a response it goes back to *ready*, unless the codec says the
 connection must close (``Connection: close``, HTTP/1.0, a body that did not
-end cleanly).  A ready client whose upstream closes is simply removed.
+end cleanly, any response to an upgrade request).  A ready client whose
+upstream closes is simply removed.  A client carrying an upgrade tunnel stays
+*busy* until it closes.
 """
 
 from __future__ import annotations
@@ -165,6 +167,16 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
             self._stream_owner = None
             self._stream_decoder = None
             self.close()
+
+    def close_after_flush(self) -> None:
+        """The owner is done with a tunnel: the bytes it wrote go out, then the connection closes.
+
+        Like :meth:`detach_stream`, the connection is never reused; the pool
+        forgets it when the close completes.
+        """
+        self._stream_owner = None
+        self._stream_decoder = None
+        self.connection.close(ConnectionCloseType.FLUSH_WRITE)
 
     def close(self) -> None:
         self.connection.close(ConnectionCloseType.NO_FLUSH)

@@ -102,8 +102,26 @@ def _regex(regex):
     return lambda c: route(c).update(match={"safe_regex": {"regex": regex}})
 
 
+def _upgrades_on_hcm(*configs):
+    return lambda c: hcm(c).update(upgrade_configs=list(configs))
+
+
+def _upgrades_on_route(*configs):
+    return lambda c: route(c)["route"].update(upgrade_configs=list(configs))
+
+
 VALID = {
     "base": lambda c: None,
+    "hcm-upgrade-websocket": _upgrades_on_hcm({"upgrade_type": "websocket"}),
+    "hcm-upgrade-disabled-and-other-type": _upgrades_on_hcm(
+        {"upgrade_type": "websocket", "enabled": False}, {"upgrade_type": "x-custom", "enabled": True}
+    ),
+    "hcm-upgrade-empty-type": _upgrades_on_hcm({}),
+    "route-upgrade-override": lambda c: (
+        _upgrades_on_hcm({"upgrade_type": "websocket"})(c),
+        _upgrades_on_route({"upgrade_type": "WebSocket", "enabled": False})(c),
+    ),
+    "route-upgrade-without-hcm": _upgrades_on_route({"upgradeType": "websocket"}),
     "camel-case-field-names": lambda c: hcm(c).update(statPrefix=hcm(c).pop("stat_prefix")),
     "enum-by-number": lambda c: cluster(c).update(lb_policy=1),
     "enum-any-case": lambda c: cluster(c).update(lb_policy="least_request"),
@@ -167,6 +185,34 @@ VALID = {
 
 INVALID = {
     "unknown-field": (lambda c: hcm(c).update(stat_prfix="x"), HCM_PATH + ".stat_prfix"),
+    "hcm-upgrade-unknown-field": (
+        _upgrades_on_hcm({"upgrade_type": "websocket", "bogus": 1}),
+        HCM_PATH + ".upgrade_configs[0].bogus",
+    ),
+    "hcm-upgrade-duplicate-any-case": (
+        _upgrades_on_hcm({"upgrade_type": "websocket"}, {"upgrade_type": "WebSocket"}),
+        HCM_PATH + ".upgrade_configs[1].upgrade_type",
+    ),
+    "route-upgrade-duplicate-any-case": (
+        _upgrades_on_route({"upgrade_type": "websocket"}, {"upgrade_type": "WEBSOCKET"}),
+        ROUTE_PATH + ".route.upgrade_configs[1].upgrade_type",
+    ),
+    "route-upgrade-empty-type": (
+        _upgrades_on_route({"upgrade_type": ""}),
+        ROUTE_PATH + ".route.upgrade_configs[0].upgrade_type",
+    ),
+    "route-upgrade-missing-type": (
+        _upgrades_on_route({"enabled": True}),
+        ROUTE_PATH + ".route.upgrade_configs[0].upgrade_type",
+    ),
+    "route-upgrade-type-with-newline": (
+        _upgrades_on_route({"upgrade_type": "web\nsocket"}),
+        ROUTE_PATH + ".route.upgrade_configs[0].upgrade_type",
+    ),
+    "route-upgrade-connect-config-on-websocket": (
+        _upgrades_on_route({"upgrade_type": "websocket", "connect_config": {}}),
+        ROUTE_PATH + ".route.upgrade_configs[0].connect_config",
+    ),
     "duplicate-cluster": (
         lambda c: c["static_resources"]["clusters"].append(copy.deepcopy(cluster(c))),
         "static_resources.clusters[1].name",
@@ -318,6 +364,18 @@ INVALID = {
 
 # Envoy accepts these; pyevent-envoy rejects them on purpose.
 STRICTER = {
+    "hcm-upgrade-filters": (
+        _upgrades_on_hcm({"upgrade_type": "websocket", "filters": []}),
+        HCM_PATH + ".upgrade_configs[0].filters",  # a separate filter chain for upgrades
+    ),
+    "hcm-upgrade-connect": (
+        _upgrades_on_hcm({"upgrade_type": "CONNECT"}),
+        HCM_PATH + ".upgrade_configs[0].upgrade_type",  # CONNECT tunnels are not supported
+    ),
+    "route-upgrade-connect": (
+        _upgrades_on_route({"upgrade_type": "CONNECT", "connect_config": {}}),
+        ROUTE_PATH + ".route.upgrade_configs[0].upgrade_type",
+    ),
     "duplicate-listener-name": (
         _second_listener("ingress", port=10001),
         "static_resources.listeners[1].name",  # Envoy silently drops the second listener

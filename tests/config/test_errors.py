@@ -275,6 +275,42 @@ def test_the_regex_path_from_the_issue():
             "AccessLog.filter is not supported",
         ),
         (lambda c: c.update(node={"id": "a", "locality": {}}), "node.locality", "Node.locality is not supported"),
+        # Upgrades.
+        (
+            lambda c: hcm(c).update(upgrade_configs=[{"upgrade_type": "websocket", "filters": []}]),
+            HCM_PATH + ".upgrade_configs[0].filters",
+            "HttpConnectionManager.UpgradeConfig.filters is not supported by pyevent-envoy",
+        ),
+        (
+            lambda c: route(c)["route"].update(upgrade_configs=[{"upgrade_type": "websocket", "connect_config": {}}]),
+            ROUTE_PATH + ".route.upgrade_configs[0].connect_config",
+            "RouteAction.UpgradeConfig.connect_config is not supported by pyevent-envoy",
+        ),
+        (
+            lambda c: hcm(c).update(upgrade_configs=[{"upgrade_type": "websocket"}, {"upgrade_type": "WebSocket"}]),
+            HCM_PATH + ".upgrade_configs[1].upgrade_type",
+            "multiple upgrade configs with the same name: 'WebSocket'",
+        ),
+        (
+            lambda c: route(c)["route"].update(upgrade_configs=[{"upgrade_type": "a"}, {"upgrade_type": "A"}]),
+            ROUTE_PATH + ".route.upgrade_configs[1].upgrade_type",
+            "duplicate upgrade 'A'",
+        ),
+        (
+            lambda c: hcm(c).update(upgrade_configs=[{"upgrade_type": "connect"}]),
+            HCM_PATH + ".upgrade_configs[0].upgrade_type",
+            "CONNECT tunnels are not supported by pyevent-envoy",
+        ),
+        (
+            lambda c: hcm(c).update(upgrade_configs=[{"upgrade_type": "websocket", "enabled": "yes"}]),
+            HCM_PATH + ".upgrade_configs[0].enabled",
+            "expected true or false",
+        ),
+        (
+            lambda c: hcm(c).update(upgrade_configs={"upgrade_type": "websocket"}),
+            HCM_PATH + ".upgrade_configs",
+            "expected a list",
+        ),
     ],
 )
 def test_error_path_and_reason(mutate, path, reason):

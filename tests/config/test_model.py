@@ -28,6 +28,7 @@ from pyevent_envoy.config import (
     RoutingPriority,
     StringMatcher,
     Thresholds,
+    UpgradeConfig,
     load_bootstrap,
 )
 
@@ -100,6 +101,15 @@ def test_hcm_fields_set():
     assert h.common_http_protocol_options.idle_timeout == 300.0
     assert h.http_protocol_options.accept_http_10 is True
     assert h.http_protocol_options.default_host_for_http_10 == "example.com"
+
+
+def test_upgrade_configs():
+    assert _hcm(load_bootstrap(EXAMPLES / "envoy-static.yaml")).upgrade_configs == ()
+    h = _hcm(load_bootstrap(EXAMPLES / "envoy-websocket.yaml"))
+    assert h.upgrade_configs == (UpgradeConfig(upgrade_type="websocket", enabled=True),)
+    chat, web = h.route_config.virtual_hosts[0].routes
+    assert chat.route.upgrade_configs == ()
+    assert web.route.upgrade_configs == (UpgradeConfig(upgrade_type="websocket", enabled=False),)
 
 
 def test_zero_timeouts_mean_disabled():

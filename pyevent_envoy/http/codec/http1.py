@@ -35,7 +35,9 @@ Rules, in the order the bytes meet them:
    Transfer-Encoding, TE, Trailer, and Upgrade unless upgrading) never reach
    a decoder; the encoders write their own.  Host becomes ``:authority``.
 6. **Upgrade and CONNECT are tunnels**: after the head every byte is body,
-   unparsed, until the peer closes.
+   unparsed, until the peer closes.  Upstream, the tunnel opens on a 101
+   with an ``Upgrade`` field; a 101 without one is a final response with no
+   body, after which the connection closes.
 7. **Errors are terminal.**  A :class:`CodecProtocolError` goes to
    ``on_protocol_error`` once (valid body bytes before it are delivered
    first); held input is dropped; ``dispatch`` then raises
@@ -168,6 +170,9 @@ _QUOTED_RE = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
 _CHUNK_EXT_RE = re.compile(
     rb"(?:;[ \t]*" + _TCHAR_RE + rb"(?:[ \t]*=[ \t]*(?:" + _TCHAR_RE + rb"|" + _QUOTED_RE + rb"))?[ \t]*)*\Z"
 )
+
+# llhttp's reason for stopping after the head of a 101 or a CONNECT.
+_LLHTTP_UPGRADE_PAUSE = "Pause on CONNECT/Upgrade"
 
 # Trailer sections have the grammar of header sections (RFC 9112 section 7.1.2);
 # llhttp checks them as the fields of this fixed request line.
@@ -318,6 +323,12 @@ class _HeadCollector:
             parser.feed_data(head)
         except HttpParserUpgrade:
             pass  # Upgrade and CONNECT are decided by the codec, from the fields.
+        except HttpParserError as exc:
+            # llhttp pauses after the head of every 101; httptools reports the
+            # pause as an error when the response has no Upgrade field.  The
+            # head was read whole all the same.
+            if not (self.complete and str(exc) == _LLHTTP_UPGRADE_PAUSE):
+                raise
         return parser
 
 
@@ -982,8 +993,7 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
         self, status: int, line: str, names: List[str], values: List[str], end_stream: bool
     ) -> None:
         """Everything but the common case: 1xx/101, 204, 304, HEAD, tunnels, hop-by-hop fields."""
-        switching = status == 101
-        if status < 200 and not (switching and self.upgrade):
+        if status < 200 and not (status == 101 and self.upgrade):
             raise CodecUsageError("send informational responses with encode_1xx_headers()")
         self._started = True
         close = self._close
@@ -1001,6 +1011,8 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
                 upgrade = value
         if "close" in _tokens(connection):
             close = True
+        # A 101 switches only to a protocol it names; one without Upgrade ends here.
+        switching = status == 101 and upgrade is not None
         length = _checked_length(kept_names, kept_values) if "content-length" in kept_names else None
         if status == 204 and length is not None:
             # RFC 9110 section 8.6: no Content-Length in a 204.
@@ -1019,7 +1031,7 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
                 # The request side was a tunnel that was not accepted: its bytes
                 # cannot be told apart from a next request.
                 close = True
-            if self.is_head_request or status == 304 or status == 204:
+            if self.is_head_request or status == 304 or status == 204 or status < 200:
                 self._mode = _MODE_NONE
             elif length is not None:
                 self._mode = _MODE_LENGTH
@@ -1721,11 +1733,16 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
         self._response_close = not keep_alive or stream._close
         decoder = self._decoder
         if status == 101:
-            if not (stream.upgrade and "upgrade" in connection and upgrade_value is not None):
+            if not stream.upgrade:
                 raise CodecProtocolError("unexpected 101 Switching Protocols", 502)
+            self._response_close = True
+            if "upgrade" not in connection or upgrade_value is None:
+                # It names no protocol, so nothing switches: a final response
+                # without a body, after which the connection closes (as Envoy).
+                self._end_with_headers(HeaderMap._trusted([":status"] + names, ["101"] + values))
+                return
             names += ("upgrade", "connection")
             values += (upgrade_value, "upgrade")
-            self._response_close = True
             self._state = _TUNNEL
             decoder.decode_headers(HeaderMap._trusted([":status"] + names, ["101"] + values), False)
             return

@@ -564,6 +564,9 @@ class RouteEntry:
             ``None``.
         response_body: the body of a direct response (``b""`` when it has
             none, and for a redirect), else ``None``.
+        upgrade_map: the route's ``upgrade_configs`` as ``{lowercase
+            upgrade type: enabled}``, or ``None`` when it has none (the
+            connection manager's then decide alone).
     """
 
     __slots__ = (
@@ -579,6 +582,7 @@ class RouteEntry:
         "direct_response",
         "response_code",
         "response_body",
+        "upgrade_map",
         "_kind",
         "_match",
         "_header_matchers",
@@ -638,6 +642,7 @@ class RouteEntry:
         s(self, "direct_response", None)
         s(self, "response_code", None)
         s(self, "response_body", None)
+        s(self, "upgrade_map", None)
         s(self, "_prefix_rewrite", "")
         s(self, "_redirect_prefix_rewrite", "")
         s(self, "_weighted_names", ())
@@ -654,6 +659,8 @@ class RouteEntry:
             if action.host_rewrite_literal:
                 s(self, "host_rewrite", _wire(action.host_rewrite_literal))
             s(self, "auto_host_rewrite", action.auto_host_rewrite)
+            if action.upgrade_configs:
+                s(self, "upgrade_map", {u.upgrade_type.lower(): u.enabled for u in action.upgrade_configs})
             if action.weighted_clusters:
                 names = tuple(c.name for c in action.weighted_clusters)
                 cumulative = []

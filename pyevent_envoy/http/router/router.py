@@ -13,6 +13,21 @@ the response headers 503 (UC) -- retried once on a fresh connection when the
 request went out on a reused keep-alive connection and had no body, since
 the upstream most likely closed it idle -- a malformed response 502 (UPE),
 no response within the route's timeout 504 (UT).
+
+Upgrades (WebSocket) that the connection manager allowed go up with their
+``Connection: upgrade`` and ``Upgrade``; what the client sends after the
+head is held until the upstream accepts.  Then, as Envoy 1.40 does:
+
+- ``101`` with an ``Upgrade`` header: the tunnel is open.  The 101 goes
+  down, the held bytes go up, and from then on bytes are copied both ways
+  as they come, with the same flow control as bodies; the route timeout no
+  longer applies (the stream idle timeout does).  Either side's close ends
+  it: the other side gets what was in flight, then the close.  The upstream
+  connection is never reused.
+- 400 or above: an ordinary response, relayed; both connections close after it.
+- any other status: relayed without its body (headers only, without
+  ``content-length`` and ``content-type``), and both connections close.
+- no response within the route timeout: 504, as for any request.
 """
 
 from __future__ import annotations
@@ -35,6 +50,18 @@ _log = logging.getLogger("pyevent_envoy.http")
 BUFFER_LIMIT = 1024 * 1024
 
 _CONNECT_FAILURE_BODY = "upstream connect error or disconnect/reset before headers. reset reason: {}"
+
+# Envoy's words for why no connection could be had (the 503 body says them).
+_POOL_FAILURE_TEXT = {
+    PoolFailureReason.REMOTE_CONNECTION_FAILURE: "remote connection failure",
+    PoolFailureReason.LOCAL_CONNECTION_FAILURE: "local connection failure",
+    PoolFailureReason.TIMEOUT: "connection timeout",
+}
+
+# RouterFilter._tunnel: where an upgrade request stands (0 for every other request).
+_TUNNEL_PENDING = 1  # waiting for the upstream's answer; request bytes are held
+_TUNNEL_OPEN = 2  # 101 received: raw bytes both ways
+_TUNNEL_REFUSED = 3  # any other answer: relayed as a response; held bytes are dropped
 
 
 class UpstreamRequest:
@@ -122,6 +149,13 @@ class UpstreamRequest:
         self._upstream_read_disabled = disable
         self.client.connection.read_disable(disable)
 
+    def end_tunnel(self) -> None:
+        """The downstream closed the tunnel: the upstream gets the bytes in flight, then the close."""
+        client = self.client
+        self.client = None
+        if client is not None:
+            client.close_after_flush()
+
     def cancel(self) -> None:
         """The stream is gone: stop waiting, or drop the connection mid-exchange."""
         if self._pending is not None:
@@ -149,6 +183,7 @@ class RouterFilter(StreamDecoderFilter):
         "_downstream_read_disabled",
         "_done",
         "_cluster",
+        "_tunnel",
     )
 
     def __init__(self, stream: Any) -> None:
@@ -164,6 +199,7 @@ class RouterFilter(StreamDecoderFilter):
         self._downstream_read_disabled = False
         self._done = False
         self._cluster: Any = None
+        self._tunnel = 0
 
     # StreamDecoderFilter
 
@@ -199,13 +235,20 @@ class RouterFilter(StreamDecoderFilter):
             return FilterHeadersStatus.STOP_ITERATION
         self._cluster = tlc
         self._timeout = route.timeout
-        if end_stream:
+        if stream.is_upgrade:
+            self._tunnel = _TUNNEL_PENDING
+        # The request of a tunnel never ends: Envoy times the wait for the
+        # upgrade response from the headers instead.
+        if end_stream or self._tunnel:
             self._start_response_timer()
         self._prepare_upstream_headers(headers)
         self._start_upstream()
         return FilterHeadersStatus.STOP_ITERATION
 
     def decode_data(self, data: bytes, end_stream: bool) -> FilterDataStatus:
+        if self._tunnel:
+            self._decode_tunnel_data(data, end_stream)
+            return FilterDataStatus.STOP_ITERATION_NO_BUFFER
         if end_stream:
             self._request_complete = True
             self._start_response_timer()
@@ -221,6 +264,25 @@ class RouterFilter(StreamDecoderFilter):
                 self._downstream_read_disabled = True
                 self.stream.connection.read_disable(True)
         return FilterDataStatus.STOP_ITERATION_NO_BUFFER
+
+    def _decode_tunnel_data(self, data: bytes, end_stream: bool) -> None:
+        """Bytes from the client after an upgrade request's head (``end_stream``: it closed)."""
+        if end_stream:
+            self._request_complete = True
+        upstream = self._upstream
+        if self._tunnel == _TUNNEL_OPEN and upstream is not None and upstream.encoder is not None:
+            upstream.encoder.encode_data(data, end_stream)
+            if end_stream:
+                upstream.end_tunnel()
+        elif self._tunnel == _TUNNEL_PENDING and data:
+            # Held until the upstream accepts the upgrade (Envoy 1.40 does not
+            # send them to an upstream that may refuse it); past the buffer
+            # limit the client is no longer read.
+            self._body.append(data)
+            self._body_bytes += len(data)
+            if self._body_bytes > BUFFER_LIMIT and not self._downstream_read_disabled:
+                self._downstream_read_disabled = True
+                self.stream.connection.read_disable(True)
 
     def decode_trailers(self, trailers: HeaderMap) -> FilterHeadersStatus:
         self._request_complete = True
@@ -284,6 +346,10 @@ class RouterFilter(StreamDecoderFilter):
             upstream.cancel()
             return
         encoder = upstream.encoder
+        if self._tunnel:
+            # The held bytes wait for the upgrade response (_on_upgrade_response).
+            encoder.encode_headers(self._headers, False)
+            return
         body = self._body
         headers_only = self._request_complete and not body
         encoder.encode_headers(self._headers, headers_only)
@@ -316,7 +382,7 @@ class RouterFilter(StreamDecoderFilter):
             return
         self.stream.send_local_reply(
             503,
-            _CONNECT_FAILURE_BODY.format("connection failure" if reason is not PoolFailureReason.TIMEOUT else "connection timeout"),
+            _CONNECT_FAILURE_BODY.format(_POOL_FAILURE_TEXT.get(reason, "connection failure")),
             details=f"upstream_reset_before_response_started{{connection_failure,{details}}}",
             flag=ResponseFlag.UPSTREAM_CONNECTION_FAILURE,
         )
@@ -325,13 +391,53 @@ class RouterFilter(StreamDecoderFilter):
         if upstream is not self._upstream or self._done:
             return
         stream = self.stream
-        elapsed = stream.dispatcher.approximate_monotonic_time() - upstream._start
-        headers._set_trusted("x-envoy-upstream-service-time", str(max(0, int(elapsed * 1000))))
+        if self._request_complete:
+            # Envoy measures it only for a request received in full.
+            elapsed = stream.dispatcher.approximate_monotonic_time() - upstream._start
+            headers._set_trusted("x-envoy-upstream-service-time", str(max(0, int(elapsed * 1000))))
         self._route.finalize_response_headers(headers, self._format_context)
+        if self._tunnel:
+            end_stream = self._on_upgrade_response(headers, end_stream)
         if end_stream:
             self._finish_timer()
         stream.encode_headers(headers, end_stream)
+        if self._tunnel == _TUNNEL_OPEN and not self._done:
+            self._send_held_tunnel_bytes(upstream)
         self._apply_downstream_backpressure()
+
+    def _on_upgrade_response(self, headers: HeaderMap, end_stream: bool) -> bool:
+        """Settle an upgrade request on its response; returns whether the response ends with ``headers``."""
+        status = headers.get(":status") or ""
+        if status == "101" and not end_stream:
+            # (The codec delivers a 101 without Upgrade as a bodiless response, end_stream set.)
+            self._tunnel = _TUNNEL_OPEN
+            self._finish_timer()  # the route timeout covered only the wait for the upgrade
+            return False
+        self._tunnel = _TUNNEL_REFUSED
+        self._body = []
+        self._body_bytes = 0
+        if end_stream or status >= "400":  # (three digits: text order is numeric order)
+            return end_stream
+        # Envoy 1.40 relays a 1xx/2xx/3xx refusal of an upgrade as headers only
+        # (its body is never read), without the fields that describe that body
+        # (only these two: it keeps content-encoding and the like); the
+        # upstream connection is then dropped.
+        headers.remove("content-length")
+        headers.remove("content-type")
+        return True
+
+    def _send_held_tunnel_bytes(self, upstream: UpstreamRequest) -> None:
+        """The tunnel is open: what the client sent while waiting goes up now."""
+        body = self._body
+        if body:
+            self._body = []
+            self._body_bytes = 0
+            encoder = upstream.encoder
+            for chunk in body:
+                encoder.encode_data(chunk, False)
+        if self._downstream_read_disabled:
+            self._downstream_read_disabled = False
+            self.stream.connection.read_disable(False)
 
     def _on_upstream_data(self, upstream: UpstreamRequest, data: bytes, end_stream: bool) -> None:
         if upstream is not self._upstream or self._done:

@@ -237,6 +237,16 @@ def test_client_upgrade_101_is_a_tunnel():
     assert owner.codec.should_close
 
 
+def test_client_101_without_upgrade_ends_the_response_and_the_connection():
+    # A 101 that names no protocol switches nothing: a final, bodiless
+    # response (Envoy relays it so), and the connection cannot be reused.
+    owner = ClientOwner()
+    owner.request("GET", "/ws", [("connection", "upgrade"), ("upgrade", "websocket")])
+    owner.codec.dispatch(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nX: 1\r\n\r\n")
+    assert normalize(owner.events) == [("headers", [(":status", "101"), ("x", "1")], True)]
+    assert owner.codec.should_close
+
+
 def test_client_unexpected_101_is_an_error():
     events, _ = client_events(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n")
     assert events == [("error", 502, "http1.codec_error")]

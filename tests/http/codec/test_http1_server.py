@@ -552,6 +552,17 @@ def test_server_upgrade_is_a_tunnel():
     assert owner.codec.should_close
 
 
+def test_server_101_without_upgrade_is_a_final_response_that_closes():
+    # What Envoy sends on when the upstream's 101 names no protocol: the
+    # status, no body, no tunnel, and the connection closes.
+    owner = ServerOwner()
+    owner.codec.dispatch(WEBSOCKET)
+    enc = owner.encoders[0]
+    enc.encode_headers(HeaderMap([(":status", "101"), ("connection", "close"), ("x", "1")]), True)
+    assert owner.output == b"HTTP/1.1 101 Switching Protocols\r\nx: 1\r\nconnection: close\r\n\r\n"
+    assert owner.codec.should_close
+
+
 def test_server_rejected_upgrade_closes_after_response():
     owner = ServerOwner()
     owner.codec.dispatch(WEBSOCKET)

@@ -339,3 +339,35 @@ def test_two_workers_are_summed():
     assert stats["cluster.app.upstream_rq_200"] == stats["cluster.app.upstream_rq_503"] == connections
     assert stats["cluster.app.upstream_rq_active"] == 0
     assert stats["server.concurrency"] == 2
+
+
+def _idle_timeout_stats(kind: str, upstream_port: int) -> dict[str, int]:
+    port, admin_port = free_port(), free_port()
+    hcm = "stream_idle_timeout: 0.3s\ncommon_http_protocol_options: {idle_timeout: 0.3s}\n"
+    config = with_admin(bootstrap_yaml(port, {"app": [upstream_port], "down": [free_port()], "blackhole": [free_port()]}, VIRTUAL_HOSTS, hcm), admin_port)
+    process = ProxyProcess(kind, config, port)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as idle:
+            # A connection that never sends a request is closed by idle_timeout.
+            assert idle.recv(100) == b""
+        # A request whose body never comes: the stream idle timeout answers 408.
+        assert _raw(port, b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nab").startswith(b"HTTP/1.1 408")
+        time.sleep(0.5)
+        return _text_stats(_admin(admin_port, "/stats?filter=idle_timeout", port)[2])
+    finally:
+        process.stop()
+
+
+def test_idle_timeouts_are_counted_as_envoy_counts_them(envoy):
+    upstream = Upstream("app")
+    try:
+        theirs = _idle_timeout_stats("envoy", upstream.port)
+        mine = _idle_timeout_stats("pyevent-envoy", upstream.port)
+    finally:
+        upstream.stop()
+    assert mine == {
+        "http.test.downstream_cx_idle_timeout": mine["http.test.downstream_cx_idle_timeout"],
+        "http.test.downstream_rq_idle_timeout": 1,
+    }
+    assert mine["http.test.downstream_cx_idle_timeout"] >= 1
+    assert mine == {name: theirs.get(name) for name in mine}

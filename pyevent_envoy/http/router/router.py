@@ -89,6 +89,8 @@ class UpstreamRequest:
             self._router.stream.encode_100_continue()
 
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
+        status = headers.get(":status")  # counted as received (Envoy's chargeUpstreamCode)
+        self._router._cluster.stats.charge_response(int(status) if status and status.isdigit() else 0)
         self.response_started = True
         if end_stream:
             self.response_complete = True
@@ -342,8 +344,6 @@ class RouterFilter(StreamDecoderFilter):
         if end_stream:
             self._finish_timer()
         stream.encode_headers(headers, end_stream)
-        # The upstream's code, as the connection manager parsed it (the router leaves :status alone).
-        self._cluster.stats.charge_response(stream.stream_info.response_code or 0)
         self._apply_downstream_backpressure()
 
     def _on_upstream_data(self, upstream: UpstreamRequest, data: bytes, end_stream: bool) -> None:

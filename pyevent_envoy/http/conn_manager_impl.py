@@ -47,6 +47,7 @@ from pyevent_envoy.http.stream_info import ResponseFlag, StreamInfo
 from pyevent_envoy.network.buffer import OwnedBuffer
 from pyevent_envoy.network.connection import ConnectionCallbacks, ConnectionCloseType, ConnectionEvent, ConnectionState
 from pyevent_envoy.network.filter import FilterStatus, ReadFilter
+from pyevent_envoy.stats import HttpConnManagerStats
 
 __all__ = ["ActiveStream", "ConnectionManagerConfig", "ConnectionManagerImpl"]
 
@@ -219,6 +220,10 @@ class ActiveStream:
         self._destroyed = False
         self._local_reply_sent = False
         self._decoder_index = 0
+        stats = manager.stats
+        stats.downstream_rq_total += 1
+        stats.downstream_rq_http1_total += 1
+        stats.downstream_rq_active += 1
         config = manager.config
         factories = config.filter_factories
         if len(factories) == 1:
@@ -297,6 +302,7 @@ class ActiveStream:
         if end_stream:
             self._on_request_complete()
         if self._encoder.protocol == "HTTP/1.0" and not config.accept_http_10:
+            manager.stats.downstream_cx_protocol_error += 1  # Envoy's codec refuses it as one
             self.send_local_reply(426, "", details="low_version")
             return
         if (headers._get("expect") or "").lower() == "100-continue":
@@ -429,6 +435,11 @@ class ActiveStream:
             self._encoder.encode_100_continue()
 
     @property
+    def stats(self) -> HttpConnManagerStats:
+        """The connection manager's ``http.<stat_prefix>.`` stats on this worker (filters count there too)."""
+        return self._manager.stats
+
+    @property
     def expect_continue(self) -> bool:
         return bool(getattr(self._encoder, "expect_continue", False))
 
@@ -452,6 +463,7 @@ class ActiveStream:
                 headers._set_trusted("connection", "close")
         status = headers._get(":status")
         self.stream_info.response_code = int(status) if status and status.isdigit() else None
+        self._manager.stats.charge_response(self.stream_info.response_code)
         self.stream_info.response_headers = headers
         self._refresh_idle_timer()
         self._encoder.encode_headers(headers, end_stream)
@@ -535,6 +547,7 @@ class ActiveStream:
 
     def _on_idle_timeout(self) -> None:
         self.stream_info.response_flags.add(ResponseFlag.STREAM_IDLE_TIMEOUT)
+        self._manager.stats.downstream_rq_idle_timeout += 1
         self._reset_filters()
         if not self._encoder.started_response:
             # Envoy's maybeRequestTimeoutCode: 504 when the whole request was
@@ -545,6 +558,7 @@ class ActiveStream:
             self.reset_stream()
 
     def _on_request_timeout(self) -> None:
+        self._manager.stats.downstream_rq_timeout += 1
         self._reset_filters()
         self.send_local_reply(408, "request timeout", details="request_overall_timeout")
 
@@ -560,6 +574,7 @@ class ActiveStream:
         if self._destroyed:
             return
         self._destroyed = True
+        self._manager.stats.downstream_rq_active -= 1
         info = self.stream_info
         info.end_monotonic = self._manager.dispatcher.approximate_monotonic_time()
         for access_log in self._manager.config.access_logs:
@@ -612,9 +627,15 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         "_drain_deadline",
         "_rng",
         "_read_paused",
+        "stats",
     )
 
-    def __init__(self, config: ConnectionManagerConfig, dispatcher: Dispatcher, cluster_manager: Any, rng: Any) -> None:
+    def __init__(
+        self, config: ConnectionManagerConfig, dispatcher: Dispatcher, cluster_manager: Any, rng: Any, stats: Any = None
+    ) -> None:
+        # This worker's http.<stat_prefix>. stats (the listener's); a private
+        # set when the caller publishes none (the admin, tests).
+        self.stats: HttpConnManagerStats = stats if stats is not None else HttpConnManagerStats()
         self.config = config
         self.dispatcher = dispatcher
         self.cluster_manager = cluster_manager
@@ -717,6 +738,7 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         return stream
 
     def on_protocol_error(self, error: CodecProtocolError, encoder: Optional[ResponseEncoder]) -> None:
+        self.stats.downstream_cx_protocol_error += 1
         stream = self.streams[-1] if self.streams else None
         if encoder is not None:
             if stream is None or stream._encoder is not encoder:
@@ -762,6 +784,7 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
     def _on_drain_timeout(self) -> None:
         self._drain_deadline = _NEVER
         if not self.streams and self.connection.state is ConnectionState.OPEN:
+            self.stats.downstream_cx_idle_timeout += 1
             self.connection.close(ConnectionCloseType.FLUSH_WRITE_AND_DELAY)
 
     def start_drain(self) -> None:

@@ -32,6 +32,7 @@ from pyevent_envoy.network.buffer import OwnedBuffer
 from pyevent_envoy.network.connection import ConnectionCallbacks, ConnectionCloseType, ConnectionEvent
 from pyevent_envoy.network.connection_impl import ClientConnectionImpl
 from pyevent_envoy.network.filter import FilterStatus, ReadFilter
+from pyevent_envoy.stats import ClusterTrafficStats
 
 __all__ = ["CodecClient", "Http1ConnPool", "PoolCallbacks", "PoolFailureReason", "StreamResetReason"]
 
@@ -273,9 +274,14 @@ class Http1ConnPool:
         cluster_info: connect timeout, buffer limits and circuit breakers.
         host_stats: this worker's counters for the host (``rq_active`` feeds
             LEAST_REQUEST), or None.
+        cluster_stats: this worker's ``cluster.<name>.`` traffic stats
+            (:class:`~pyevent_envoy.stats.ClusterTrafficStats`, shared by the
+            worker's pools of the cluster); a private one when None.
     """
 
-    def __init__(self, dispatcher: Dispatcher, host: Any, cluster_info: Any, host_stats: Any = None) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, host: Any, cluster_info: Any, host_stats: Any = None, cluster_stats: Any = None
+    ) -> None:
         self.dispatcher = dispatcher
         self.host = host
         self.cluster_info = cluster_info
@@ -289,7 +295,7 @@ class Http1ConnPool:
         self._max_connections = thresholds.max_connections
         self._max_pending = thresholds.max_pending_requests
         self._max_requests = thresholds.max_requests
-        self.stats = collections.Counter()
+        self.stats = cluster_stats if cluster_stats is not None else ClusterTrafficStats()
 
     def __repr__(self) -> str:
         return (
@@ -309,7 +315,7 @@ class Http1ConnPool:
         waiting, or None when the callback already ran.
         """
         if len(self._busy) >= self._max_requests:
-            self.stats["upstream_rq_pending_overflow"] += 1
+            self.stats.upstream_rq_pending_overflow += 1
             callbacks.on_pool_failure(PoolFailureReason.OVERFLOW, "max_requests")
             return None
         while self._ready:
@@ -319,24 +325,27 @@ class Http1ConnPool:
             self._attach(client, decoder, callbacks)
             return None
         if len(self._pending) >= self._max_pending:
-            self.stats["upstream_rq_pending_overflow"] += 1
+            self.stats.upstream_rq_pending_overflow += 1
             callbacks.on_pool_failure(PoolFailureReason.OVERFLOW, "max_pending_requests")
             return None
         if self._pending and self._pending[0].cancelled:
             self._drop_cancelled()
         pending = _Pending(decoder, callbacks)
         self._pending.append(pending)
+        self.stats.upstream_rq_pending_total += 1
+        self.stats.upstream_rq_pending_active += 1
         if self.host_stats is not None:
             self.host_stats.rq_pending_active += 1
         if len(self._connecting) < len(self._pending):
             if self._num_clients() < self._max_connections:
                 self._new_client()
             else:
-                self.stats["upstream_cx_overflow"] += 1
+                self.stats.upstream_cx_overflow += 1
         return pending
 
     def _new_client(self) -> None:
-        self.stats["upstream_cx_total"] += 1
+        self.stats.upstream_cx_total += 1
+        self.stats.upstream_cx_active += 1
         if self.host_stats is not None:
             self.host_stats.cx_total += 1
             self.host_stats.cx_active += 1
@@ -344,7 +353,8 @@ class Http1ConnPool:
 
     def _attach(self, client: CodecClient, decoder: Any, callbacks: Any) -> None:
         self._busy.add(client)
-        self.stats["upstream_rq_total"] += 1
+        self.stats.upstream_rq_total += 1
+        self.stats.upstream_rq_active += 1
         if self.host_stats is not None:
             self.host_stats.rq_active += 1
             self.host_stats.rq_total += 1
@@ -354,6 +364,7 @@ class Http1ConnPool:
     def _next_pending(self) -> Optional[_Pending]:
         while self._pending:
             pending = self._pending.popleft()
+            self.stats.upstream_rq_pending_active -= 1
             if self.host_stats is not None:
                 self.host_stats.rq_pending_active -= 1
             if not pending.cancelled:
@@ -365,6 +376,7 @@ class Http1ConnPool:
         dropped = len(self._pending) - len(live)
         if dropped:
             self._pending = live
+            self.stats.upstream_rq_pending_active -= dropped
             if self.host_stats is not None:
                 self.host_stats.rq_pending_active -= dropped
 
@@ -384,6 +396,7 @@ class Http1ConnPool:
     def _release_busy(self, client: CodecClient) -> None:
         if client in self._busy:
             self._busy.discard(client)
+            self.stats.upstream_rq_active -= 1
             if self.host_stats is not None:
                 self.host_stats.rq_active -= 1
 
@@ -402,7 +415,11 @@ class Http1ConnPool:
 
     def _on_connect_failure(self, client: CodecClient, details: str, timeout: bool = False) -> None:
         self._forget(client)
-        self.stats["upstream_cx_connect_timeout" if timeout else "upstream_cx_connect_fail"] += 1
+        # As Envoy: a connect timeout counts as a connect failure too.
+        stats = self.stats
+        stats.upstream_cx_connect_fail += 1
+        if timeout:
+            stats.upstream_cx_connect_timeout += 1
         reason = PoolFailureReason.TIMEOUT if timeout else PoolFailureReason.REMOTE_CONNECTION_FAILURE
         # As Envoy: fail the pending requests that the connections still
         # connecting cannot serve (this one was made for at least one of them).
@@ -411,6 +428,7 @@ class Http1ConnPool:
         while self._pending and len(self._pending) > len(self._connecting):
             pending = self._next_pending()
             if pending is not None:
+                stats.upstream_rq_pending_failure_eject += 1
                 pending.callbacks.on_pool_failure(reason, details)
 
     def _forget(self, client: CodecClient) -> None:
@@ -420,6 +438,8 @@ class Http1ConnPool:
             self._ready.remove(client)
         except ValueError:
             pass  # it was connecting or busy, not idle
+        self.stats.upstream_cx_active -= 1
+        self.stats.upstream_cx_destroy += 1
         if self.host_stats is not None:
             self.host_stats.cx_active -= 1
 
@@ -434,6 +454,7 @@ class Http1ConnPool:
         self._draining = True
         for pending in list(self._pending):
             pending.cancel()
+        self.stats.upstream_rq_pending_active -= len(self._pending)
         self._pending.clear()
         for client in list(self._ready) + list(self._busy) + list(self._connecting):
             client.close()

@@ -5,7 +5,15 @@ Served by the same connection manager as the proxy, with an
 
 - ``GET /ready``: ``LIVE`` (200) while serving, ``DRAINING`` (503) while draining;
 - ``GET /server_info``: version, state, uptime, concurrency (JSON);
-- ``GET /stats``: ``name: value`` lines of the counters kept so far;
+- ``GET /stats``: ``name: value`` lines of every stat kept (see
+  ``docs/stats.rst``), sorted by name; ``?format=json`` gives Envoy's
+  ``{"stats":[{"name":...,"value":...}]}``, ``?format=prometheus`` the
+  same as ``/stats/prometheus``; ``?filter=<regex>`` keeps the names the
+  regex matches (anywhere), ``?usedonly`` the stats that ever changed;
+- ``GET /stats/prometheus``: Prometheus text, with Envoy's metric names and
+  tags (``envoy_cluster_name``, ``envoy_http_conn_manager_prefix``,
+  ``envoy_listener_address``, ``envoy_response_code[_class]``); takes
+  ``filter`` and ``usedonly`` too;
 - ``POST /quitquitquit``: stop the server;
 - ``POST /healthcheck/fail`` / ``/healthcheck/ok``: flip the health state
   ``/ready`` reports;
@@ -19,11 +27,13 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from typing import Any, Callable
 
 from pyevent_envoy import __version__
 from pyevent_envoy.http.filter import FilterHeadersStatus, StreamDecoderFilter
 from pyevent_envoy.http.header_map import HeaderMap
+from pyevent_envoy.stats import StatsQueryError, render_json, render_prometheus, render_text, select
 
 __all__ = ["AdminFilter", "AdminHandler"]
 
@@ -45,7 +55,7 @@ class AdminHandler:
 
     def handle(self, method: str, path: str) -> tuple[int, str, str]:
         """``(status, content type, body)`` for one request."""
-        path = path.split("?", 1)[0]
+        path, _, query = path.partition("?")
         if path in _POST_ONLY and method != "POST":
             return 400, "text/plain", "This endpoint requires POST.\n"
         if path == "/ready":
@@ -60,9 +70,8 @@ class AdminHandler:
                 "command_line_options": {"concurrency": self.server.concurrency},
             }
             return 200, "application/json", json.dumps(info, indent=2) + "\n"
-        if path == "/stats":
-            lines = [f"{name}: {value}" for name, value in sorted(self.server.stats().items())]
-            return 200, "text/plain", "\n".join(lines) + "\n"
+        if path in ("/stats", "/stats/prometheus"):
+            return self._stats(path, query)
         if path == "/quitquitquit":
             self.server.main.post(self.server.shutdown)
             return 200, "text/plain", "OK\n"
@@ -75,7 +84,29 @@ class AdminHandler:
         if path == "/drain_listeners":
             self.server.main.post(lambda: self.server.drain(exit_when_drained=False))
             return 200, "text/plain", "OK\n"
-        return 404, "text/plain", "invalid path. admin commands are: /ready /server_info /stats /quitquitquit /healthcheck/fail /healthcheck/ok /drain_listeners\n"
+        return 404, "text/plain", (
+            "invalid path. admin commands are: /ready /server_info /stats /stats/prometheus"
+            " /quitquitquit /healthcheck/fail /healthcheck/ok /drain_listeners\n"
+        )
+
+    def _stats(self, path: str, query: str) -> tuple[int, str, str]:
+        params = urllib.parse.parse_qs(query, keep_blank_values=True)
+        fmt = "prometheus" if path == "/stats/prometheus" else params.get("format", ["text"])[-1]
+        if fmt not in ("text", "json", "prometheus"):
+            return 400, "text/plain", f"usage: /stats?format=(text|json|prometheus), got {fmt!r}\n"
+        try:
+            stats = select(
+                self.server.stats_store.snapshot(),
+                filter=params["filter"][-1] if "filter" in params else None,
+                used_only="usedonly" in params,
+            )
+        except StatsQueryError as exc:
+            return 400, "text/plain", f"{exc}\n"
+        if fmt == "json":
+            return 200, "application/json", render_json(stats)
+        if fmt == "prometheus":
+            return 200, "text/plain; charset=UTF-8", render_prometheus(stats)
+        return 200, "text/plain; charset=UTF-8", render_text(stats)
 
 
 class AdminFilter(StreamDecoderFilter):

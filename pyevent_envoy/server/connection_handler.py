@@ -5,6 +5,11 @@ on a listening socket of its own (``SO_REUSEPORT``: the kernel spreads
 connections across workers).  An accepted connection gets the listener's
 buffer limit and a fresh HTTP connection manager as its read filter; when it
 closes, it is deferred-deleted and forgotten.
+
+Stats: each worker's listener has its own ``listener.<address>.`` and
+``http.<stat_prefix>.`` scopes (:mod:`pyevent_envoy.stats`), written on the
+worker's thread only and registered with the server's store, which sums the
+workers' scopes for the admin.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pyevent_envoy.network.address import Address
 from pyevent_envoy.network.connection import ConnectionCallbacks, ConnectionCloseType, ConnectionEvent, ConnectionState
 from pyevent_envoy.network.connection_impl import ServerConnectionImpl
 from pyevent_envoy.network.listener_impl import TcpListenerImpl
+from pyevent_envoy.stats import HttpConnManagerStats, ListenerStats, StatsStore, WorkerListenerStats, listener_stat_prefix
 
 __all__ = ["ActiveTcpListener", "ConnectionHandlerImpl"]
 
@@ -58,26 +64,42 @@ class ActiveTcpListener:
         self.hcm_config = hcm_config
         self.buffer_limit = buffer_limit
         self.connections: set[_ActiveConnection] = set()
-        self.stats = {"downstream_cx_total": 0, "downstream_cx_destroy": 0}
+        self.stats = ListenerStats()
+        self.http_stats = HttpConnManagerStats()
+        store = handler.stats_store
+        if store is not None:
+            prefix = listener_stat_prefix(local_address.ip, local_address.port)
+            store.register(prefix, self.stats)
+            store.register(f"{prefix}{handler.dispatcher.name}.", WorkerListenerStats(self.stats))
+            store.register(f"http.{hcm_config.stat_prefix}.", self.http_stats)
         self.listener = TcpListenerImpl(handler.dispatcher, listen_socket, self)
 
     def on_accept(self, fd: int, remote: Address) -> None:
         dispatcher = self.handler.dispatcher
         connection = ServerConnectionImpl(dispatcher, fd, remote, self.local_address)
         connection.set_buffer_limits(self.buffer_limit)
-        manager = ConnectionManagerImpl(self.hcm_config, dispatcher, self.handler.cluster_manager, self.handler.rng)
+        manager = ConnectionManagerImpl(self.hcm_config, dispatcher, self.handler.cluster_manager, self.handler.rng, self.http_stats)
         active = _ActiveConnection(self, connection, manager)
         connection.add_connection_callbacks(active)
         connection.add_read_filter(manager)
         connection.initialize_read_filters()
         self.connections.add(active)
-        self.stats["downstream_cx_total"] += 1
+        # Every connection gets an HTTP connection manager: its cx stats are the listener's too.
+        stats, http_stats = self.stats, self.http_stats
+        stats.downstream_cx_total += 1
+        stats.downstream_cx_active += 1
+        http_stats.downstream_cx_total += 1
+        http_stats.downstream_cx_active += 1
         self.handler.num_connections += 1
 
     def _remove(self, active: _ActiveConnection) -> None:
         if active in self.connections:
             self.connections.discard(active)
-            self.stats["downstream_cx_destroy"] += 1
+            stats, http_stats = self.stats, self.http_stats
+            stats.downstream_cx_destroy += 1
+            stats.downstream_cx_active -= 1
+            http_stats.downstream_cx_destroy += 1
+            http_stats.downstream_cx_active -= 1
             self.handler.num_connections -= 1
             self.handler.dispatcher.deferred_delete(active.connection)
 
@@ -100,10 +122,16 @@ class ActiveTcpListener:
 
 
 class ConnectionHandlerImpl:
-    """One worker's listeners.  Lives on, and is only touched from, the worker's thread."""
+    """One worker's listeners.  Lives on, and is only touched from, the worker's thread.
 
-    def __init__(self, dispatcher: Dispatcher, cluster_manager: Any) -> None:
+    ``stats_store``, when given, is where each listener registers its stats
+    scopes (the admin's listener passes none: Envoy's ``listener.admin.`` and
+    ``http.admin.`` stats are not kept).
+    """
+
+    def __init__(self, dispatcher: Dispatcher, cluster_manager: Any, stats_store: StatsStore | None = None) -> None:
         self.dispatcher = dispatcher
+        self.stats_store = stats_store
         self.cluster_manager = cluster_manager
         self.rng = random.Random()
         self.listeners: list[ActiveTcpListener] = []

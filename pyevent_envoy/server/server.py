@@ -40,6 +40,7 @@ from pyevent_envoy.network.listener_impl import create_listen_socket
 from pyevent_envoy.server.admin import AdminFilter, AdminHandler
 from pyevent_envoy.server.connection_handler import ConnectionHandlerImpl
 from pyevent_envoy.server.worker_impl import WorkerImpl
+from pyevent_envoy.stats import GAUGE, Stat, StatsStore
 from pyevent_envoy.thread_local.thread_local_impl import InstanceImpl
 from pyevent_envoy.upstream import ClusterManagerImpl, from_config
 
@@ -135,7 +136,10 @@ class Server:
         self.tls.register_thread(self.main, main=True)
         self.workers = [WorkerImpl(f"worker_{i}", tls=self.tls) for i in range(concurrency)]
         self.handlers: list[Optional[ConnectionHandlerImpl]] = [None] * concurrency
-        self.cluster_manager = ClusterManagerImpl(self.main, self.tls)
+        #: Every stat the admin shows: the workers' scopes and the main thread's sources.
+        self.stats_store = StatsStore()
+        self.stats_store.add_source(self._server_stats)
+        self.cluster_manager = ClusterManagerImpl(self.main, self.tls, stats_store=self.stats_store)
         self._plans: list[_ListenerPlan] = []
         self._signals: list[Any] = []
         self._drain_timer: Any = None
@@ -223,27 +227,17 @@ class Server:
     def draining(self) -> bool:
         return self._draining
 
+    def _server_stats(self) -> list[Stat]:
+        # server.uptime is live here; Envoy refreshes it at each stats flush (every 5 s).
+        return [
+            Stat("server.concurrency", GAUGE, self.concurrency, True),
+            Stat("server.live", GAUGE, 0 if self._draining else 1, True),
+            Stat("server.uptime", GAUGE, int(time.monotonic() - self._started_at), True),
+        ]
+
     def stats(self) -> dict[str, int]:
-        """Counters with Envoy's names, summed over the workers (read without locks: plain ints)."""
-        out: dict[str, int] = {
-            "server.concurrency": self.concurrency,
-            "server.live": 0 if self._draining else 1,
-            "server.uptime": int(time.monotonic() - self._started_at),
-        }
-        for plan in self._plans:
-            prefix = f"listener.{plan.address.ip}_{plan.address.port}"
-            total = destroyed = 0
-            for handler in self.handlers:
-                if handler is None:
-                    continue
-                for listener in list(handler.listeners):
-                    if listener.name == plan.name:
-                        total += listener.stats["downstream_cx_total"]
-                        destroyed += listener.stats["downstream_cx_destroy"]
-            out[f"{prefix}.downstream_cx_total"] = total
-            out[f"{prefix}.downstream_cx_destroy"] = destroyed
-            out[f"{prefix}.downstream_cx_active"] = total - destroyed
-        return out
+        """Every stat with Envoy's name and its value, summed over the workers (see :mod:`pyevent_envoy.stats`)."""
+        return {stat.name: stat.value for stat in self.stats_store.snapshot()}
 
     @property
     def listen_addresses(self) -> dict[str, Address]:
@@ -271,7 +265,7 @@ class Server:
 
     def _start_worker(self, index: int) -> None:
         worker = self.workers[index]
-        handler = ConnectionHandlerImpl(worker.dispatcher, self.cluster_manager)
+        handler = ConnectionHandlerImpl(worker.dispatcher, self.cluster_manager, self.stats_store)
         for plan in self._plans:
             handler.add_listener(plan.name, plan.sockets[index], plan.address, plan.hcm_config, plan.buffer_limit)
         self.handlers[index] = handler

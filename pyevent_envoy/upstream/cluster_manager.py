@@ -18,6 +18,12 @@ Two halves, as in Envoy:
 A cluster becomes visible to workers (``get_thread_local_cluster``) when it
 has initialized, as in Envoy; until then the name is unknown on workers.
 
+Traffic stats (``cluster.<name>.upstream_*``) are per thread: each
+:class:`ThreadLocalCluster` has its own
+:class:`~pyevent_envoy.stats.ClusterTrafficStats`, registered with the
+manager's :class:`~pyevent_envoy.stats.StatsStore` (when it has one), which
+sums them for the admin.
+
 Stats: ``cluster_manager.stats`` is a plain ``dict``, main thread only::
 
     cluster_manager.cluster_added      clusters added
@@ -34,6 +40,7 @@ import random
 from typing import Any, Callable, Iterable, Mapping
 
 from pyevent_envoy.event.dispatcher import Dispatcher
+from pyevent_envoy.stats import COUNTER, GAUGE, ClusterTrafficStats, Stat, StatsStore
 from pyevent_envoy.thread_local.thread_local import Instance, Slot
 from pyevent_envoy.upstream.cluster import (
     Cluster,
@@ -58,10 +65,15 @@ DEFAULT_INIT_TIMEOUT = 10.0
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ClusterSnapshot:
-    """What a thread knows of a cluster at one moment: immutable, shared by all threads."""
+    """What a thread knows of a cluster at one moment: immutable, shared by all threads.
+
+    ``stats_store`` is where each thread registers its traffic stats for the
+    cluster (None: kept but not shown anywhere).
+    """
 
     info: ClusterInfo
     host_set: HostSet
+    stats_store: StatsStore | None = dataclasses.field(default=None, compare=False)
 
 
 class ThreadLocalCluster:
@@ -78,14 +90,20 @@ class ThreadLocalCluster:
             itself alive meanwhile, e.g. through its connections' events).
         host_stats: this thread's per-host counters (LEAST_REQUEST reads
             ``rq_active``; the connection pool keeps them up to date).
+        stats: this thread's ``cluster.<name>.`` traffic stats (written by
+            this thread's pools and router filters only), registered with the
+            snapshot's stats store until the cluster goes away.
     """
 
-    __slots__ = ("_snapshot", "_lb", "_rng", "conn_pools", "host_stats")
+    __slots__ = ("_snapshot", "_lb", "_rng", "conn_pools", "host_stats", "stats")
 
     def __init__(self, snapshot: ClusterSnapshot, rng: random.Random | None = None) -> None:
         self._rng = rng if rng is not None else random.Random()
         self.conn_pools: dict[HostImpl, Any] = {}
         self.host_stats = HostStatsMap()
+        self.stats = ClusterTrafficStats()
+        if snapshot.stats_store is not None:
+            snapshot.stats_store.register(self._stats_prefix(snapshot), self.stats)
         self._snapshot = snapshot
         self._lb = self._new_load_balancer(snapshot)
 
@@ -143,9 +161,16 @@ class ThreadLocalCluster:
             except Exception:
                 _log.exception("cluster %r: draining the pool of %s failed", self.info.name, host)
 
+    @staticmethod
+    def _stats_prefix(snapshot: ClusterSnapshot) -> str:
+        return f"cluster.{snapshot.info.name}."
+
     def _shutdown(self) -> None:
         self._drain_pools(list(self.conn_pools))
         self.host_stats.retain(())
+        # A removed cluster's stats go with it, as in Envoy.
+        if self._snapshot.stats_store is not None:
+            self._snapshot.stats_store.unregister(self._stats_prefix(self._snapshot), self.stats)
 
 
 class ThreadLocalClusterManager:
@@ -247,9 +272,13 @@ class ClusterManagerImpl:
         resolve_fn: the blocking DNS lookup run on the resolver's threads
             (default ``getaddrinfo``); see :data:`~pyevent_envoy.upstream.dns.ResolveFn`.
         dns_threads: resolver pool size.
+        stats_store: where every thread's ``cluster.<name>.`` traffic stats
+            are registered, and where :meth:`main_thread_stats` is added as
+            a source (None: stats are kept but not published).
     """
 
     __slots__ = (
+        "_stats_store",
         "_dispatcher",
         "_tls",
         "_slot",
@@ -269,7 +298,9 @@ class ClusterManagerImpl:
         *,
         resolve_fn: ResolveFn | None = None,
         dns_threads: int = DEFAULT_RESOLVER_THREADS,
+        stats_store: StatsStore | None = None,
     ) -> None:
+        self._stats_store = stats_store
         self._dispatcher = main_dispatcher
         self._tls = tls_instance
         self._slot: Slot = tls_instance.allocate_slot()
@@ -286,6 +317,8 @@ class ClusterManagerImpl:
             "cluster_manager.warming_clusters": 0,
         }
         self._shut_down = False
+        if stats_store is not None:
+            stats_store.add_source(self.main_thread_stats)
 
     def __repr__(self) -> str:
         return f"<ClusterManagerImpl {sorted(self._clusters)}{' shut down' if self._shut_down else ''}>"
@@ -295,6 +328,26 @@ class ClusterManagerImpl:
     @property
     def stats(self) -> dict[str, int]:
         return self._stats
+
+    def main_thread_stats(self) -> list[Stat]:
+        """The stats kept on the main thread, as the admin shows them (main thread).
+
+        ``cluster_manager.*`` and each cluster's ``membership_change``,
+        ``membership_healthy`` and ``membership_total`` (the DNS ``update_*``
+        counters are left out: their counting differs from Envoy's).
+        """
+        out = []
+        for name, value in self._stats.items():
+            kind = GAUGE if name.endswith("_clusters") else COUNTER
+            out.append(Stat(name, kind, value, kind == GAUGE or value > 0))
+        for name, entry in self._clusters.items():
+            stats = entry.cluster.stats
+            prefix = f"cluster.{name}."
+            for stat, kind in (("membership_change", COUNTER), ("membership_healthy", GAUGE), ("membership_total", GAUGE)):
+                value = stats.get(prefix + stat, 0)
+                # Envoy sets the membership gauges when the cluster is created: always used.
+                out.append(Stat(prefix + stat, kind, value, kind == GAUGE or value > 0))
+        return out
 
     @property
     def dns_resolver(self) -> DnsResolverImpl:
@@ -469,7 +522,7 @@ class ClusterManagerImpl:
 
     def _push(self, cluster: Cluster) -> None:
         if self._can_push():
-            snapshot = ClusterSnapshot(cluster.info, cluster.host_set)
+            snapshot = ClusterSnapshot(cluster.info, cluster.host_set, self._stats_store)
             self._slot.run_on_all_threads(_push_update(snapshot))
 
     def _publish(self, entry: _ClusterEntry) -> None:

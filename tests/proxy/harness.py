@@ -85,10 +85,15 @@ def bootstrap_yaml(listen_port: int, clusters: dict[str, list[int]], virtual_hos
     )
 
 
+def with_admin(config: str, admin_port: int) -> str:
+    """``config`` with an ``admin:`` listener on 127.0.0.1:``admin_port``."""
+    return f"admin:\n  address: {{socket_address: {{address: 127.0.0.1, port_value: {admin_port}}}}}\n" + config
+
+
 class ProxyProcess:
     """pyevent-envoy (``kind="pyevent-envoy"``) or Envoy (``kind="envoy"``) on a config text."""
 
-    def __init__(self, kind: str, config: str, port: int) -> None:
+    def __init__(self, kind: str, config: str, port: int, concurrency: int = 1) -> None:
         self.kind = kind
         self.port = port
         self._dir = tempfile.TemporaryDirectory()
@@ -96,10 +101,10 @@ class ProxyProcess:
         with open(path, "w") as handle:
             handle.write(config)
         if kind == "envoy":
-            cmd = [ENVOY, "-c", path, "--concurrency", "1", "-l", "error", "--base-id", str(random.randrange(1, 1 << 30)),
+            cmd = [ENVOY, "-c", path, "--concurrency", str(concurrency), "-l", "error", "--base-id", str(random.randrange(1, 1 << 30)),
                    "--disable-hot-restart"]
         else:
-            cmd = [sys.executable, "-m", "pyevent_envoy", "-c", path, "--concurrency", "1", "-l", "warning", "--drain-time-s", "5"]
+            cmd = [sys.executable, "-m", "pyevent_envoy", "-c", path, "--concurrency", str(concurrency), "-l", "warning", "--drain-time-s", "5"]
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=raise_fd_limit
         )

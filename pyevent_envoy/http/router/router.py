@@ -116,6 +116,8 @@ class UpstreamRequest:
             self._router.stream.encode_100_continue()
 
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
+        status = headers.get(":status")  # counted as received (Envoy's chargeUpstreamCode)
+        self._router._cluster.stats.charge_response(int(status) if status and status.isdigit() else 0)
         self.response_started = True
         if end_stream:
             self.response_complete = True
@@ -208,12 +210,15 @@ class RouterFilter(StreamDecoderFilter):
         route = stream.route
         self._headers = headers
         self._request_complete = end_stream
+        stream.stats.rq_total += 1
         if route is None:
+            stream.stats.no_route += 1
             stream.send_local_reply(404, "", details="route_not_found", flag=ResponseFlag.NO_ROUTE_FOUND)
             return FilterHeadersStatus.STOP_ITERATION
         self._route = route
         direct = route.direct_response
         if direct is not None:
+            stream.stats.rq_direct_response += 1
             reply = HeaderMap()
             location = route.redirect_location(headers)
             if location is not None:
@@ -222,6 +227,7 @@ class RouterFilter(StreamDecoderFilter):
             stream.send_local_reply(direct[0], direct[1], details="direct_response", headers=reply)
             return FilterHeadersStatus.STOP_ITERATION
         if route.redirect is not None:
+            stream.stats.rq_direct_response += 1  # Envoy's redirects are direct responses
             reply = HeaderMap()
             status, location = route.redirect_response(headers)
             reply.set("location", location)
@@ -323,6 +329,8 @@ class RouterFilter(StreamDecoderFilter):
         tlc = self._cluster
         host = tlc.choose_host()
         if host is None:
+            tlc.stats.upstream_cx_none_healthy += 1
+            tlc.stats.charge_response(503)
             self.stream.send_local_reply(
                 503, "no healthy upstream", details="no_healthy_upstream", flag=ResponseFlag.NO_HEALTHY_UPSTREAM
             )
@@ -333,7 +341,7 @@ class RouterFilter(StreamDecoderFilter):
         pool = tlc.conn_pools.get(host)
         if pool is None:
             pool = tlc.conn_pools[host] = Http1ConnPool(
-                self.stream.dispatcher, host, tlc.info, tlc.host_stats.for_host(host)
+                self.stream.dispatcher, host, tlc.info, tlc.host_stats.for_host(host), tlc.stats
             )
         upstream = self._upstream = UpstreamRequest(self, host)
         self.stream.stream_info.attempt_count += 1
@@ -374,6 +382,7 @@ class RouterFilter(StreamDecoderFilter):
         if upstream is not self._upstream or self._done:
             return
         self._upstream = None
+        self._cluster.stats.charge_response(503)
         if reason is PoolFailureReason.OVERFLOW:
             self.stream.send_local_reply(
                 503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
@@ -486,6 +495,7 @@ class RouterFilter(StreamDecoderFilter):
             self._retried = True
             self._start_upstream()
             return
+        self._cluster.stats.charge_response(502 if reason is StreamResetReason.PROTOCOL_ERROR else 503)
         if reason is StreamResetReason.PROTOCOL_ERROR:
             self.stream.send_local_reply(
                 502, "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
@@ -506,6 +516,10 @@ class RouterFilter(StreamDecoderFilter):
             return
         upstream = self._upstream
         self._upstream = None
+        if upstream is None or not upstream.response_started:
+            # As Envoy: only an upstream request still awaiting its headers counts.
+            self._cluster.stats.upstream_rq_timeout += 1
+            self._cluster.stats.charge_response(504)
         if upstream is not None:
             upstream.cancel()
         self.stream.send_local_reply(

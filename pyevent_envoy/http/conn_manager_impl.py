@@ -778,13 +778,13 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         # Envoy's onIdleTimeout: start the drain sequence.  An HTTP/1.1 client
         # hears nothing until ``drain_timeout`` later, when the connection
         # closes; a request in between is answered with ``connection: close``.
+        self.stats.downstream_cx_idle_timeout += 1  # counted here, as Envoy counts it
         self.draining = True
         self._drain_deadline = now + self.config.drain_timeout
 
     def _on_drain_timeout(self) -> None:
         self._drain_deadline = _NEVER
         if not self.streams and self.connection.state is ConnectionState.OPEN:
-            self.stats.downstream_cx_idle_timeout += 1
             self.connection.close(ConnectionCloseType.FLUSH_WRITE_AND_DELAY)
 
     def start_drain(self) -> None:

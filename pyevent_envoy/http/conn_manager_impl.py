@@ -184,6 +184,7 @@ class ActiveStream:
         "connection",
         "config",
         "cluster_manager",
+        "stats",
         "_decoder_filters",
         "_encoder_filters",
         "_decoder_index",
@@ -208,6 +209,8 @@ class ActiveStream:
         self.connection: Any = manager.connection
         self.config: ConnectionManagerConfig = manager.config
         self.cluster_manager: Any = manager.cluster_manager
+        # The connection manager's http.<stat_prefix>. stats on this worker (filters count there too).
+        self.stats: HttpConnManagerStats = manager.stats
         dispatcher = self.dispatcher
         connection = self.connection
         self.stream_info = info = StreamInfo(dispatcher.approximate_monotonic_time(), encoder.protocol, connection.remote_address)
@@ -220,7 +223,7 @@ class ActiveStream:
         self._destroyed = False
         self._local_reply_sent = False
         self._decoder_index = 0
-        stats = manager.stats
+        stats = self.stats
         stats.downstream_rq_total += 1
         stats.downstream_rq_http1_total += 1
         stats.downstream_rq_active += 1
@@ -250,7 +253,7 @@ class ActiveStream:
             self._request_timer.enable_timer(config.request_timeout)
 
     # callbacks the filters use (besides the attributes dispatcher,
-    # connection, config and cluster_manager)
+    # connection, config, cluster_manager and stats)
 
     def _refresh_idle_timer(self) -> None:
         # Only noted here; the connection's timer, when it fires, re-arms for
@@ -433,11 +436,6 @@ class ActiveStream:
     def encode_100_continue(self) -> None:
         if not self._destroyed:
             self._encoder.encode_100_continue()
-
-    @property
-    def stats(self) -> HttpConnManagerStats:
-        """The connection manager's ``http.<stat_prefix>.`` stats on this worker (filters count there too)."""
-        return self._manager.stats
 
     @property
     def expect_continue(self) -> bool:

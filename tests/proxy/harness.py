@@ -15,6 +15,8 @@ import textwrap
 import time
 
 ENVOY = shutil.which("envoy")
+#: The proxies every differential case runs against: ours, and Envoy when installed.
+KINDS = ["pyevent-envoy"] + (["envoy"] if ENVOY else [])
 
 
 def raise_fd_limit() -> None:

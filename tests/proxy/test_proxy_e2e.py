@@ -17,12 +17,10 @@ import time
 
 import pytest
 
-from harness import ENVOY, ProxyProcess, bootstrap_yaml, free_port, raise_fd_limit, rss_kb
+from harness import KINDS, ProxyProcess, bootstrap_yaml, free_port, raise_fd_limit, rss_kb
 from upstream import Upstream, pattern_bytes
 
 pytestmark = pytest.mark.timeout(120)
-
-KINDS = ["pyevent-envoy"] + (["envoy"] if ENVOY else [])
 
 VIRTUAL_HOSTS = """\
 virtual_hosts:

@@ -14,12 +14,10 @@ import time
 
 import pytest
 
-from harness import ENVOY, ProxyProcess, bootstrap_yaml, free_port
+from harness import KINDS, ProxyProcess, bootstrap_yaml, free_port
 from upstream import Upstream
 
 pytestmark = pytest.mark.timeout(120)
-
-KINDS = ["pyevent-envoy"] + (["envoy"] if ENVOY else [])
 
 VIRTUAL_HOSTS = """\
 virtual_hosts:

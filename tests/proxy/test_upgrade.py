@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from harness import ENVOY, ProxyProcess, bootstrap_yaml, free_port
+from harness import KINDS, ProxyProcess, bootstrap_yaml, free_port
 from websocket_upstream import (
     OP_BINARY,
     OP_CLOSE,
@@ -33,8 +33,6 @@ from websocket_upstream import (
 )
 
 pytestmark = pytest.mark.timeout(120)
-
-KINDS = ["pyevent-envoy"] + (["envoy"] if ENVOY else [])
 
 BUFFER_LIMIT = 32 * 1024
 

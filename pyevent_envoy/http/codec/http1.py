@@ -441,6 +441,17 @@ class _ConnectionBase:
         self._collector = _HeadCollector()
         self._scratch: Any = None  # the scanner's output cells, on first use
 
+    def _parse_with_llhttp(self, parser_type: type, head: bytes, what: str) -> Any:
+        """Run llhttp over a whole head into ``self._collector``; its refusal is this side's 400/502."""
+        collector = self._collector
+        try:
+            parser = collector.parse(parser_type, head)
+        except HttpParserError as exc:
+            raise CodecProtocolError(f"http/1.1 protocol error: {exc}", self._bad_status) from None
+        if not collector.complete:
+            raise CodecProtocolError(f"malformed {what} head", self._bad_status)
+        return parser
+
     def _scan_head(self, head: bytes, response: int) -> Optional[Tuple[List[str], bool, int]]:
         """Scan a head in C (``csrc/http1_scan.c``): its pieces, whether it is HTTP/1.1, its special fields.
 
@@ -1461,12 +1472,7 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
         else:
             raise CodecProtocolError(f"malformed request line {head[:min(eol, 80)]!r}", 400)
         collector = self._collector
-        try:
-            parser = collector.parse(HttpRequestParser, head)
-        except HttpParserError as exc:
-            raise CodecProtocolError(f"http/1.1 protocol error: {exc}", 400) from None
-        if not collector.complete:
-            raise CodecProtocolError("malformed request head", 400)
+        parser = self._parse_with_llhttp(HttpRequestParser, head, "request")
         method = _METHODS.get(parser.get_method()) or parser.get_method().decode("ascii")
         url = collector.url
         if len(method) + len(url) + 10 != eol:
@@ -1792,12 +1798,7 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
         if head[:9] != b"HTTP/1.1 " and head[:9] != b"HTTP/1.0 ":
             raise CodecProtocolError(f"malformed status line {head[:80]!r}", 502)
         collector = self._collector
-        try:
-            parser = collector.parse(HttpResponseParser, head)
-        except HttpParserError as exc:
-            raise CodecProtocolError(f"http/1.1 protocol error: {exc}", 502) from None
-        if not collector.complete:
-            raise CodecProtocolError("malformed response head", 502)
+        parser = self._parse_with_llhttp(HttpResponseParser, head, "response")
         status = parser.get_status_code()
         if status < 100:
             raise CodecProtocolError(f"invalid status {status}", 502)

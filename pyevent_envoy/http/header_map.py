@@ -195,20 +195,7 @@ class HeaderMap:
         Raises:
             ValueError, TypeError: as :meth:`add`.
         """
-        name = _check_name(name)
-        value = _check_value(value)
-        names = self._names
-        if name not in names:
-            if name[0] == ":":
-                self.add(name, value)
-            else:
-                names.append(name)
-                self._values.append(value)
-            return
-        first = names.index(name)
-        self._values[first] = value
-        if names.count(name) > 1:
-            self._remove_after(name, first + 1)
+        self._set_trusted(_check_name(name), _check_value(value))
 
     def _set_trusted(self, name: str, value: str) -> None:
         """:meth:`set` without the checks, for the proxy's own fields.

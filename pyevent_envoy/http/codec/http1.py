@@ -258,6 +258,19 @@ _FAST_REQUEST_SPECIAL = _SPECIAL_HOST | _SPECIAL_CONTENT_LENGTH | _SPECIAL_CONNE
 _FAST_RESPONSE_SPECIAL = _SPECIAL_CONTENT_LENGTH | _SPECIAL_CONNECTION
 
 
+def _pop_host(names: List[str], values: List[str]) -> str:
+    """Remove the Host field and return its value: exactly one, a valid authority."""
+    i = names.index("host")
+    host = values[i]
+    del names[i]
+    del values[i]
+    if "host" in names:
+        raise CodecProtocolError("multiple Host fields", 400, "http1.invalid_host")
+    if host.strip(_AUTHORITY_CHARS):
+        raise CodecProtocolError(f"invalid Host {host!r}", 400, "http1.invalid_host")
+    return host
+
+
 def _pop_connection(names: List[str], values: List[str], http11: bool, keep_alive: bool) -> bool:
     """Remove the one Connection field; return the message's keep-alive after it."""
     i = names.index("connection")
@@ -1310,26 +1323,14 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
             # The scanner says: at most one Host, one Content-Length and one
             # Connection, nothing else the codec handles (the common request).
             if special & _SPECIAL_HOST:
-                i = names.index("host")
-                host = values[i]
-                del names[i]
-                del values[i]
-                if host.strip(_AUTHORITY_CHARS):
-                    raise CodecProtocolError(f"invalid Host {host!r}", 400, "http1.invalid_host")
+                host = _pop_host(names, values)
             if special & _SPECIAL_CONTENT_LENGTH:
                 length = int(values[names.index("content-length")])  # digits only: scanned
             if special & _SPECIAL_CONNECTION:
                 keep_alive = _pop_connection(names, values, http11, keep_alive)
         elif special and not _REQUEST_SPECIAL.isdisjoint(names):
             if "host" in names:
-                i = names.index("host")
-                host = values[i]
-                del names[i]
-                del values[i]
-                if "host" in names:
-                    raise CodecProtocolError("multiple Host fields", 400, "http1.invalid_host")
-                if host.strip(_AUTHORITY_CHARS):
-                    raise CodecProtocolError(f"invalid Host {host!r}", 400, "http1.invalid_host")
+                host = _pop_host(names, values)
             if "transfer-encoding" in names:
                 codings = _tokens(_pop_all(names, values, "transfer-encoding"))
                 if not http11:

@@ -9,7 +9,6 @@ import time
 import pytest
 
 from harness import KINDS, ProxyProcess, bootstrap_yaml, free_port
-from upstream import Upstream
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -61,13 +60,6 @@ def run_requests(port: int) -> None:
         conn.request("GET", path, headers={"user-agent": "tester/1.0"})
         conn.getresponse().read()
         conn.close()
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    server = Upstream("app")
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize("kind", KINDS)

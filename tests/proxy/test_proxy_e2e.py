@@ -18,7 +18,7 @@ import time
 import pytest
 
 from harness import KINDS, ProxyProcess, bootstrap_yaml, free_port, raise_fd_limit, rss_kb
-from upstream import Upstream, pattern_bytes
+from upstream import pattern_bytes
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -60,13 +60,6 @@ virtual_hosts:
   - match: {prefix: "/"}
     direct_response: {status: 200, body: {inline_string: "other vhost"}}
 """
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    server = Upstream("app")
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module", params=KINDS)

@@ -15,7 +15,6 @@ import time
 import pytest
 
 from harness import KINDS, ProxyProcess, bootstrap_yaml, free_port
-from upstream import Upstream
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,13 +34,6 @@ stream_idle_timeout: 1.5s
 common_http_protocol_options: {idle_timeout: 2s}
 drain_timeout: 1s
 """
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    server = Upstream("app")
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module", params=KINDS)

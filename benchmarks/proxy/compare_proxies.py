@@ -9,8 +9,10 @@ right bytes over a kept-alive connection, warms it up, then measures; the ratio
 to the nginx proxy is taken within the round and the median over rounds is
 reported.  Afterwards each proxy is started once more and its resident memory
 is read before and after N idle keep-alive client connections (each has made
-one request).  See README.md in this directory for the method and how to read
-the table.
+one request).  A last row, ``tcp_relay.py``, relays bytes on pyevent-envoy's
+event and network layers alone (no HTTP): the floor under its proxy, so that
+the gap between the two rows is what the HTTP layers cost.  See README.md in
+this directory for the method and how to read the table.
 
 Usage::
 
@@ -47,17 +49,22 @@ from typing import Any, Callable, Optional
 
 HERE = Path(__file__).resolve().parent
 UVLOOP_PROXY = HERE / "uvloop_proxy.py"
+TCP_RELAY = HERE / "tcp_relay.py"
 
 NGINX = "nginx"
 ENVOY = "envoy"
 UVLOOP = "uvloop"
 PE = "pyevent-envoy"
-PROXIES = [NGINX, ENVOY, UVLOOP, PE]
+PE_TCP = "pe-tcp-relay"
+PROXIES = [NGINX, ENVOY, UVLOOP, PE, PE_TCP]
+# Rows that are a measuring aid, not a proxy: throughput only, no memory row.
+THROUGHPUT_ONLY = {PE_TCP}
 LABELS = {
     NGINX: "nginx 1 worker (reference)",
     ENVOY: "Envoy --concurrency 1",
     UVLOOP: "minimal uvloop + httptools proxy",
     PE: "pyevent-envoy --concurrency 1",
+    PE_TCP: "pyevent-envoy network layer alone (TCP relay, no HTTP)",
 }
 
 SMALL_BODY = b"hello world\n"
@@ -522,6 +529,8 @@ class Bench:
                     return f"{mod} not installed"
         if proxy == PE and not self.pe_cmd:
             return "no pyevent-envoy command and no pyevent_envoy.__main__"
+        if proxy == PE_TCP and importlib.util.find_spec("pyevent_envoy") is None:
+            return f"pyevent_envoy is not importable by {sys.executable}"
         return None
 
     def upstream_alive(self) -> bool:
@@ -587,9 +596,9 @@ class Bench:
                     argv.append("--disable-hot-restart")
             else:
                 argv = self.pe_cmd + ["-c", str(conf), "--concurrency", "1"]
-        elif proxy == UVLOOP:
+        elif proxy in (UVLOOP, PE_TCP):
             argv = [
-                sys.executable, str(UVLOOP_PROXY),
+                sys.executable, str(UVLOOP_PROXY if proxy == UVLOOP else TCP_RELAY),
                 "--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{self.upstream_port}",
             ]
         else:
@@ -712,14 +721,12 @@ def measure_round(bench: Bench, proxy: str) -> dict[str, dict[str, Any]]:
             try:
                 if args.warmup > 0:
                     bench.wrk(port, path, args.warmup, pid)
-                res = bench.wrk(port, path, args.duration, pid)
-                check_bytes(res, len(bench.expected[body]))
+                res = measured_run(bench, port, path, pid, body)
                 attempts = 1
                 while res["other_cpu_pct"] > DISTURBED_PCT and attempts <= args.retries:
                     log(f"  {body}: other processes used {res['other_cpu_pct']:.0f} % of a "
                         f"core, measuring again")
-                    again = bench.wrk(port, path, args.duration, pid)
-                    check_bytes(again, len(bench.expected[body]))
+                    again = measured_run(bench, port, path, pid, body)
                     attempts += 1
                     if again["other_cpu_pct"] < res["other_cpu_pct"]:
                         res = again
@@ -742,6 +749,19 @@ def measure_round(bench: Bench, proxy: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def measured_run(bench: Bench, port: int, path: str, pid: int, body: str) -> dict[str, Any]:
+    """One wrk run, checked, with the serving process's RSS before and after it.
+
+    The warm-up has already run, so buffers and caches are in place: what the
+    RSS gains over the run is growth under load (a leak shows up here).
+    """
+    before = rss_kb(pid)
+    res = bench.wrk(port, path, bench.args.duration, pid)
+    check_bytes(res, len(bench.expected[body]))
+    res["rss_before_kb"], res["rss_after_kb"] = before, rss_kb(pid)
+    return res
+
+
 def check_bytes(res: dict[str, Any], body_len: int) -> None:
     """wrk counts responses it parsed; the bytes it read must cover their bodies."""
     if res.get("requests") and res.get("bytes_read") is not None:
@@ -762,6 +782,8 @@ def run_memory(
 ) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for proxy in proxies:
+        if proxy in THROUGHPUT_ONLY:
+            continue  # a relay holds an upstream connection per client: not comparable
         runs = [r for body in BODIES for r in results.get(proxy, {}).get(body, [])]
         if runs and all(r.get("error", "").startswith("start:") for r in runs):
             log(f"memory: {proxy} skipped, it did not start in any round")
@@ -1004,6 +1026,13 @@ def summarize(results: dict[str, Any], proxies: list[str]) -> dict[str, dict[str
             s["proxy_cpu_pct"] = statistics.median(r["proxy_cpu_pct"] for r in good)
             s["errors"] = sum(sum(r["errors"].values()) for r in good)
             s["other_cpu_max"] = max(r["other_cpu_pct"] for r in good)
+            grown = [(r["rss_after_kb"] - r["rss_before_kb"], r.get("requests", 0)) for r in good
+                     if r.get("rss_before_kb") and r.get("rss_after_kb")]
+            if grown:
+                s["rss_growth_kb"] = statistics.median(g for g, _ in grown)
+                s["rss_growth_max_kb"] = max(g for g, _ in grown)
+                s["requests_per_run"] = statistics.median(n for _, n in grown)
+                s["rss_after_kb"] = statistics.median(r["rss_after_kb"] for r in good if r.get("rss_after_kb"))
             ratios = []
             ref = {r["round"]: r for r in results.get(NGINX, {}).get(body, []) if "error" not in r}
             for r in good:
@@ -1113,6 +1142,7 @@ def render(report: dict[str, Any]) -> str:
     if any(s.get("errors") for p in report["summary"].values() for s in p.values()):
         lines.append("(!) wrk reported socket errors or non-2xx responses; see the JSON.")
         lines.append("")
+    lines += render_growth(report)
     lines += ["| pyevent-envoy target | measured | result |", "|---|--:|---|"]
     for t in report["targets"]:
         v = t["value"]
@@ -1124,6 +1154,30 @@ def render(report: dict[str, Any]) -> str:
             shown = f"{v:.2f}x"
         lines.append(f"| {t['target']} | {shown} | {t['result']} |")
     return "\n".join(lines) + "\n"
+
+
+def render_growth(report: dict[str, Any]) -> list[str]:
+    """Memory under load: RSS gained during each measured run, after its warm-up."""
+    lines = ["Memory under load: the serving process's RSS gained during each measured run (after "
+             "its warm-up), median [max] over rounds, and its RSS at the end.", ""]
+    head, sep = "| proxy |", "|---|"
+    for body in BODIES:
+        head += f" {BODY_LABELS[body]}: RSS gained | requests per run | RSS at the end |"
+        sep += "--:|--:|--:|"
+    lines += [head, sep]
+    for proxy in report["proxies"]:
+        if report["unavailable"].get(proxy):
+            continue
+        row = f"| {LABELS[proxy]} |"
+        for body in BODIES:
+            s = report["summary"][proxy][body]
+            if "rss_growth_kb" not in s:
+                row += " - | - | - |"
+                continue
+            row += (f" {s['rss_growth_kb']:+,.0f} KB [{s['rss_growth_max_kb']:+,.0f}] |"
+                    f" {s['requests_per_run']:,.0f} | {s['rss_after_kb'] / 1024:,.1f} MB |")
+        lines.append(row)
+    return lines + [""]
 
 
 def cpu_pressure() -> str:

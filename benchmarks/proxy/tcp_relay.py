@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from typing import Any
 
 from pyevent_envoy.event import DispatcherImpl, RunType
 from pyevent_envoy.network import (
@@ -35,18 +36,18 @@ from pyevent_envoy.server.malloc_tuning import tune_malloc
 class _Side(ReadFilter, ConnectionCallbacks):
     """One direction of a relayed pair: what ``conn`` reads goes to ``peer``."""
 
-    def __init__(self, relay: "_Relay", conn, peer) -> None:
+    def __init__(self, relay: "_Relay", conn: Any, peer: Any) -> None:
         self.relay = relay
         self.conn = conn
         self.peer = peer
 
-    def initialize_read_filter_callbacks(self, callbacks) -> None:
+    def initialize_read_filter_callbacks(self, callbacks: Any) -> None:
         pass
 
     def on_new_connection(self) -> FilterStatus:
         return FilterStatus.CONTINUE
 
-    def on_data(self, data, end_stream: bool) -> FilterStatus:
+    def on_data(self, data: Any, end_stream: bool) -> FilterStatus:
         if data:
             self.peer.write(data.take())
         return FilterStatus.STOP_ITERATION
@@ -67,7 +68,7 @@ class _Relay:
     def __init__(self, dispatcher: DispatcherImpl, upstream: Address) -> None:
         self.dispatcher = dispatcher
         self.upstream = upstream
-        self.pairs: dict[int, tuple] = {}
+        self.pairs: dict[int, tuple[Any, Any]] = {}
 
     def on_accept(self, fd: int, remote: Address) -> None:
         down = ServerConnectionImpl(self.dispatcher, fd, remote, None)

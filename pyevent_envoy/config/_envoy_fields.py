@@ -79,6 +79,12 @@ _ENVOY_FIELDS_TEXT = {
     "HttpConnectionManager.UpgradeConfig": (
         "upgrade_type filters enabled "
     ),
+    "HttpConnectionManager.InternalAddressConfig": (
+        "unix_sockets cidr_ranges "
+    ),
+    "CidrRange": (
+        "address_prefix prefix_len "
+    ),
     "HttpFilter": (
         "name typed_config config_discovery is_optional disabled "
     ),
@@ -165,6 +171,15 @@ _ENVOY_FIELDS_TEXT = {
         "include_vh_rate_limits hash_policy cors max_grpc_timeout grpc_timeout_offset "
         "upgrade_configs internal_redirect_policy internal_redirect_action max_internal_redirects "
         "hedge_policy max_stream_duration "
+    ),
+    "RetryPolicy": (
+        "retry_on num_retries per_try_timeout per_try_idle_timeout retry_priority "
+        "retry_host_predicate retry_options_predicates host_selection_retry_max_attempts "
+        "retriable_status_codes retry_back_off rate_limited_retry_back_off retriable_headers "
+        "retriable_request_headers "
+    ),
+    "RetryPolicy.RetryBackOff": (
+        "base_interval max_interval "
     ),
     "RouteAction.UpgradeConfig": (
         "upgrade_type enabled connect_config "

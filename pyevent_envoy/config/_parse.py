@@ -14,6 +14,8 @@ import binascii
 import difflib
 import enum
 import ipaddress
+import logging
+import math
 import re
 import types
 import uuid
@@ -27,6 +29,8 @@ from pyevent_envoy.config.durations import parse_duration_nanos
 from pyevent_envoy.config.errors import ConfigError
 
 __all__ = ["parse_bootstrap"]
+
+_log = logging.getLogger("pyevent_envoy.config")
 
 T = TypeVar("T")
 
@@ -899,6 +903,7 @@ def _route_action(ctx: _Ctx, path: str, raw: Any) -> Optional[b.RouteAction]:
             "auto_host_rewrite",
             "timeout",
             "upgrade_configs",
+            "retry_policy",
         },
     )
     if m is None:
@@ -925,6 +930,7 @@ def _route_action(ctx: _Ctx, path: str, raw: Any) -> Optional[b.RouteAction]:
     auto_host = m.boolean("auto_host_rewrite") if host_which == "auto_host_rewrite" else False
     timeout = m.duration("timeout", 15.0)
     upgrades = _upgrade_configs(ctx, m, "RouteAction.UpgradeConfig")
+    retry_policy = m.message("retry_policy", _retry_policy)
     if not ctx.clean_since(mark):
         return None
     return b.RouteAction(
@@ -935,7 +941,101 @@ def _route_action(ctx: _Ctx, path: str, raw: Any) -> Optional[b.RouteAction]:
         auto_host_rewrite=auto_host,
         timeout=timeout,
         upgrade_configs=upgrades,
+        retry_policy=retry_policy,
     )
+
+
+def _retry_policy(ctx: _Ctx, path: str, raw: Any) -> Optional[b.RetryPolicy]:
+    """A route's or a virtual host's ``retry_policy``, validated as Envoy 1.40 validates it."""
+    mark = ctx.mark()
+    m = _msg(
+        ctx,
+        path,
+        raw,
+        "RetryPolicy",
+        {
+            "retry_on",
+            "num_retries",
+            "per_try_timeout",
+            "retry_back_off",
+            "retriable_status_codes",
+            "retriable_headers",
+            "retriable_request_headers",
+            "host_selection_retry_max_attempts",
+        },
+    )
+    if m is None:
+        return None
+    retry_on = m.string("retry_on")
+    for value in (v.strip() for v in retry_on.split(",")):
+        if value and value not in b.RETRY_ON_VALUES:
+            # Envoy ignores it without a word; a typo ("5XX") would then
+            # silently disable retries, so say so (the configuration loads).
+            _log.warning(
+                "%s: unknown retry_on value %r is ignored, as Envoy ignores it (known: %s)",
+                m.at("retry_on"),
+                value,
+                ", ".join(b.RETRY_ON_VALUES),
+            )
+    num_retries = m.uint32("num_retries", 1)
+    per_try_timeout = m.duration("per_try_timeout", 0.0)
+    back_off = m.message("retry_back_off", _retry_back_off)
+
+    def status_code(ctx: _Ctx, item_path: str, item: Any) -> Optional[int]:
+        number = _integer(item)
+        if number is None or not 0 <= number <= _UINT32_MAX:
+            ctx.error(item_path, f"expected an unsigned 32-bit integer, got {_kind(item) if number is None else number}")
+            return None
+        return number
+
+    codes = m.repeated("retriable_status_codes", status_code)
+    retriable_headers = m.repeated("retriable_headers", _header_matcher)
+    retriable_request_headers = m.repeated("retriable_request_headers", _header_matcher)
+    host_attempts = 1
+    if m.has("host_selection_retry_max_attempts"):
+        value = m.raw("host_selection_retry_max_attempts")
+        number = _integer(value)
+        if number is None or not -(2**63) <= number < 2**63:
+            m.error("host_selection_retry_max_attempts", f"expected a 64-bit integer, got {_kind(value)}")
+        else:
+            host_attempts = number
+    if not ctx.clean_since(mark):
+        return None
+    return b.RetryPolicy(
+        retry_on=retry_on,
+        num_retries=num_retries,
+        per_try_timeout=per_try_timeout,
+        retry_back_off=back_off,
+        retriable_status_codes=codes,
+        retriable_headers=retriable_headers,
+        retriable_request_headers=retriable_request_headers,
+        host_selection_retry_max_attempts=host_attempts,
+    )
+
+
+def _whole_ms(seconds: float) -> float:
+    """``seconds`` cut to whole milliseconds, at least one (Envoy reads back-off intervals so)."""
+    return max(1, math.floor(seconds * 1000 + 1e-6)) / 1000
+
+
+def _retry_back_off(ctx: _Ctx, path: str, raw: Any) -> Optional[b.RetryBackOff]:
+    mark = ctx.mark()
+    m = _msg(ctx, path, raw, "RetryPolicy.RetryBackOff", {"base_interval", "max_interval"})
+    if m is None:
+        return None
+    if not m.has("base_interval"):
+        m.error("base_interval", "is required")
+    base = m.duration("base_interval", 0.0, greater_than=0.0)
+    maximum = m.duration("max_interval", 0.0, greater_than=0.0) if m.has("max_interval") else None
+    if not ctx.clean_since(mark):
+        return None
+    base = _whole_ms(base)
+    if maximum is not None:
+        maximum = _whole_ms(maximum)
+        if maximum < base:
+            m.error("max_interval", "must be greater than or equal to the base_interval")
+            return None
+    return b.RetryBackOff(base_interval=base, max_interval=maximum)
 
 
 def _upgrade_configs(ctx: _Ctx, m: _Msg, message: str) -> tuple[b.UpgradeConfig, ...]:
@@ -1082,7 +1182,7 @@ def _virtual_host(
 ) -> Optional[tuple[Optional[b.VirtualHost], tuple[tuple[int, str], ...], str]]:
     """The virtual host (``None`` if it has errors), and its domains for the route-table checks."""
     mark = ctx.mark()
-    m = _msg(ctx, path, raw, "VirtualHost", {"name", "domains", "routes", *_HEADER_FIELDS})
+    m = _msg(ctx, path, raw, "VirtualHost", {"name", "domains", "routes", "retry_policy", *_HEADER_FIELDS})
     if m is None:
         return None
     name = m.string("name", min_len=1)
@@ -1092,12 +1192,14 @@ def _virtual_host(
     domains = m.repeated_strings("domains", header_name=True)
     routes = m.repeated("routes", _route)
     mutations = _header_mutations(ctx, m, remove_min_len=1)
+    retry_policy = m.message("retry_policy", _retry_policy)
     indexed = tuple(
         (i, d) for i, d in enumerate(raw_domains if isinstance(raw_domains, (list, tuple)) else ()) if d in domains
     )
     if not ctx.clean_since(mark):
         return None, indexed, m.at("domains")
-    return b.VirtualHost(name=name, domains=domains, routes=routes, **mutations), indexed, m.at("domains")
+    vhost = b.VirtualHost(name=name, domains=domains, routes=routes, retry_policy=retry_policy, **mutations)
+    return vhost, indexed, m.at("domains")
 
 
 def _route_configuration(ctx: _Ctx, path: str, raw: Any) -> Optional[b.RouteConfiguration]:
@@ -1195,6 +1297,7 @@ def _hcm(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.HttpConnect
             "access_log",
             "http_protocol_options",
             "upgrade_configs",
+            "internal_address_config",
         },
         any_payload=True,
     )
@@ -1235,6 +1338,7 @@ def _hcm(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.HttpConnect
     common = m.message("common_http_protocol_options", _http_protocol_options) or b.HttpProtocolOptions()
     http1 = m.message("http_protocol_options", _http1_protocol_options) or b.Http1ProtocolOptions()
     upgrades = _upgrade_configs(ctx, m, "HttpConnectionManager.UpgradeConfig")
+    internal = m.message("internal_address_config", _internal_address_config)
     if not ctx.clean_since(mark) or route_config is None:
         return None
     return b.HttpConnectionManager(
@@ -1255,7 +1359,42 @@ def _hcm(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.HttpConnect
         common_http_protocol_options=common,
         http_protocol_options=http1,
         upgrade_configs=upgrades,
+        internal_address_config=internal,
     )
+
+
+def _internal_address_config(ctx: _Ctx, path: str, raw: Any) -> Optional[b.InternalAddressConfig]:
+    mark = ctx.mark()
+    m = _msg(
+        ctx,
+        path,
+        raw,
+        "HttpConnectionManager.InternalAddressConfig",
+        {"cidr_ranges"},
+        notes={
+            "unix_sockets": "HttpConnectionManager.InternalAddressConfig.unix_sockets is not supported by "
+            "pyevent-envoy (listeners are TCP only)"
+        },
+    )
+    if m is None:
+        return None
+    ranges = m.repeated("cidr_ranges", _cidr_range)
+    return b.InternalAddressConfig(cidr_ranges=ranges) if ctx.clean_since(mark) else None
+
+
+def _cidr_range(ctx: _Ctx, path: str, raw: Any) -> Optional[b.CidrRange]:
+    mark = ctx.mark()
+    m = _msg(ctx, path, raw, "CidrRange", {"address_prefix", "prefix_len"})
+    if m is None:
+        return None
+    prefix = m.string("address_prefix", min_len=1)
+    length = m.uint32("prefix_len", 0, maximum=128, range_reason="must be at most 128")
+    if not ctx.clean_since(mark):
+        return None
+    if not _is_ip(prefix):
+        m.error("address_prefix", f"invalid ip/mask combo '{prefix}/{length}' (format is <ip>/<# mask bits>)")
+        return None
+    return b.CidrRange(address_prefix=prefix, prefix_len=length)
 
 
 def _http_protocol_options(ctx: _Ctx, path: str, raw: Any) -> Optional[b.HttpProtocolOptions]:

@@ -28,12 +28,16 @@ __all__ = [
     "ACCESS_LOG_STDOUT_TYPE_URL",
     "DEFAULT_BUFFER_LIMIT_BYTES",
     "HCM_TYPE_URL",
+    "RETRY_ON_GRPC_VALUES",
+    "RETRY_ON_HTTP_VALUES",
+    "RETRY_ON_VALUES",
     "ROUTER_TYPE_URL",
     "UPSTREAM_HTTP_PROTOCOL_OPTIONS_NAME",
     "UPSTREAM_HTTP_PROTOCOL_OPTIONS_TYPE_URL",
     "AccessLog",
     "Admin",
     "Bootstrap",
+    "CidrRange",
     "CircuitBreakers",
     "Cluster",
     "ClusterLoadAssignment",
@@ -50,6 +54,7 @@ __all__ = [
     "HttpConnectionManager",
     "HttpFilter",
     "HttpProtocolOptions",
+    "InternalAddressConfig",
     "LbEndpoint",
     "LbPolicy",
     "Listener",
@@ -59,6 +64,8 @@ __all__ = [
     "RedirectAction",
     "RedirectResponseCode",
     "RegexMatcher",
+    "RetryBackOff",
+    "RetryPolicy",
     "Route",
     "RouteAction",
     "RouteConfiguration",
@@ -91,6 +98,25 @@ UPSTREAM_HTTP_PROTOCOL_OPTIONS_TYPE_URL = _PREFIX + UPSTREAM_HTTP_PROTOCOL_OPTIO
 
 #: Envoy's default for listener and cluster ``per_connection_buffer_limit_bytes`` (1 MiB).
 DEFAULT_BUFFER_LIMIT_BYTES = 1024 * 1024
+
+#: The HTTP ``retry_on`` conditions Envoy 1.40 knows (those ``x-envoy-retry-on`` takes).
+RETRY_ON_HTTP_VALUES = (
+    "5xx",
+    "gateway-error",
+    "reset",
+    "reset-before-request",
+    "connect-failure",
+    "envoy-ratelimited",
+    "retriable-4xx",
+    "refused-stream",
+    "retriable-status-codes",
+    "retriable-headers",
+    "http3-post-connect-failure",
+)
+#: The gRPC ``retry_on`` conditions Envoy 1.40 knows (those ``x-envoy-retry-grpc-on`` takes).
+RETRY_ON_GRPC_VALUES = ("cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable")
+#: Every ``retry_on`` condition Envoy 1.40 knows; it ignores any other value, and so does the router.
+RETRY_ON_VALUES = RETRY_ON_HTTP_VALUES + RETRY_ON_GRPC_VALUES
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,13 +327,46 @@ class UpgradeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryBackOff:
+    """``RetryPolicy.RetryBackOff``, in seconds (sub-millisecond values read as 1 ms, as in Envoy).
+
+    ``max_interval`` ``None`` means Envoy's default, 10 times ``base_interval``.
+    """
+
+    base_interval: float
+    max_interval: Optional[float] = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """``route.v3.RetryPolicy``, of a route action or a virtual host.
+
+    ``retry_on`` is the comma-separated text as written; Envoy ignores the
+    values it does not know, and so does the router (the loader warns).
+    ``per_try_timeout`` ``0`` means none.  ``host_selection_retry_max_attempts``
+    only matters with host predicates, which are not supported: it is kept
+    for completeness and has no effect, as in Envoy without predicates.
+    """
+
+    retry_on: str = ""
+    num_retries: int = 1
+    per_try_timeout: float = 0.0
+    retry_back_off: Optional[RetryBackOff] = None
+    retriable_status_codes: tuple[int, ...] = ()
+    retriable_headers: tuple[HeaderMatcher, ...] = ()
+    retriable_request_headers: tuple[HeaderMatcher, ...] = ()
+    host_selection_retry_max_attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class RouteAction:
     """``route.v3.RouteAction``: forward upstream.
 
     Exactly one of ``cluster`` and ``weighted_clusters`` is set.  At most one
     of ``host_rewrite_literal`` and ``auto_host_rewrite`` is.  ``timeout``
     defaults to 15 s; ``0`` disables it.  ``upgrade_configs`` override the
-    connection manager's for the upgrade types they name.
+    connection manager's for the upgrade types they name.  ``retry_policy``,
+    when set, replaces the virtual host's as a whole.
     """
 
     cluster: Optional[str] = None
@@ -317,6 +376,7 @@ class RouteAction:
     auto_host_rewrite: bool = False
     timeout: float = 15.0
     upgrade_configs: tuple[UpgradeConfig, ...] = ()
+    retry_policy: Optional[RetryPolicy] = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +440,7 @@ class VirtualHost:
 
     ``domains`` as written: exact names, ``*.suffix`` / ``*suffix``,
     ``prefix*``, or ``*``; Envoy compares them case-insensitively.
+    ``retry_policy`` applies to the routes that have none of their own.
     """
 
     name: str
@@ -389,6 +450,7 @@ class VirtualHost:
     request_headers_to_remove: tuple[str, ...] = ()
     response_headers_to_add: tuple[HeaderValueOption, ...] = ()
     response_headers_to_remove: tuple[str, ...] = ()
+    retry_policy: Optional[RetryPolicy] = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,6 +498,27 @@ class Http1ProtocolOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class CidrRange:
+    """``core.v3.CidrRange``: ``address_prefix`` (an IP literal) and ``prefix_len``.
+
+    A ``prefix_len`` beyond the address's bits counts as all of them, as in Envoy.
+    """
+
+    address_prefix: str
+    prefix_len: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InternalAddressConfig:
+    """``HttpConnectionManager.InternalAddressConfig``: the client addresses trusted as internal.
+
+    Without one, as in Envoy 1.40, no address is internal.
+    """
+
+    cidr_ranges: tuple[CidrRange, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class HttpConnectionManager:
     """``extensions.filters.network.http_connection_manager.v3.HttpConnectionManager``."""
 
@@ -456,6 +539,7 @@ class HttpConnectionManager:
     common_http_protocol_options: HttpProtocolOptions = field(default_factory=HttpProtocolOptions)
     http_protocol_options: Http1ProtocolOptions = field(default_factory=Http1ProtocolOptions)
     upgrade_configs: tuple[UpgradeConfig, ...] = ()
+    internal_address_config: Optional[InternalAddressConfig] = None
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ timeout per request.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import logging
 import math
 import time
@@ -109,6 +110,9 @@ class ConnectionManagerConfig:
     last.  ``upgrade_configs`` are the HCM's
     :class:`~pyevent_envoy.config.bootstrap.UpgradeConfig`; an upgrade
     request whose type they (or its route) do not enable is answered 403.
+    ``internal_address_config`` is the HCM's
+    :class:`~pyevent_envoy.config.bootstrap.InternalAddressConfig` (``None``:
+    no client address is internal, Envoy 1.40's default).
     """
 
     __slots__ = (
@@ -129,6 +133,7 @@ class ConnectionManagerConfig:
         "default_host_for_http_10",
         "access_logs",
         "upgrade_map",
+        "internal_networks",
         "stats",
     )
 
@@ -152,6 +157,7 @@ class ConnectionManagerConfig:
         default_host_for_http_10: str = "",
         access_logs: tuple = (),
         upgrade_configs: tuple = (),
+        internal_address_config: Any = None,
     ) -> None:
         self.stat_prefix = stat_prefix
         self.route_table = route_table
@@ -171,6 +177,13 @@ class ConnectionManagerConfig:
         self.access_logs = access_logs
         # {lowercase upgrade type: enabled}; routes may override (RouteEntry.upgrade_map).
         self.upgrade_map = {u.upgrade_type.lower(): u.enabled for u in upgrade_configs}
+        # A prefix_len beyond the address's bits means all of them, as in Envoy.
+        self.internal_networks = tuple(
+            ipaddress.ip_network(
+                (r.address_prefix, min(r.prefix_len, ipaddress.ip_address(r.address_prefix).max_prefixlen)), strict=False
+            )
+            for r in (internal_address_config.cidr_ranges if internal_address_config is not None else ())
+        )
         self.stats = None
 
 
@@ -193,6 +206,7 @@ class ActiveStream:
         "_response_timeout_cb",
         "_request_timer",
         "request_headers",
+        "internal_request",
         "route",
         "stream_info",
         "request_complete",
@@ -217,6 +231,8 @@ class ActiveStream:
         info.downstream_local_address = connection.local_address
         info.connection_id = connection.id
         self.request_headers: Optional[HeaderMap] = None
+        # Envoy's internal request: its x-envoy-* control headers are trusted (the router reads them).
+        self.internal_request = False
         self.route: Any = None
         self.request_complete = False
         self.response_complete = False
@@ -394,16 +410,32 @@ class ActiveStream:
             self._manager._on_stream_done(self)
 
     def _mutate_request_headers(self, headers: HeaderMap) -> None:
-        """Envoy's ConnectionManagerUtility::mutateRequestHeaders, for the supported options."""
+        """Envoy's ConnectionManagerUtility::mutateRequestHeaders, for the supported options.
+
+        A request is internal when ``use_remote_address`` is set, it came
+        without ``x-forwarded-for`` and the client's address is in
+        ``internal_address_config`` (so never without one, as in Envoy 1.40):
+        it gets ``x-envoy-internal: true`` and its ``x-envoy-*`` control
+        headers stay for the router.  Any other request loses them (and a
+        client's ``x-envoy-internal``); with ``use_remote_address`` it is an
+        edge request, which also gets ``x-envoy-external-address`` and a new
+        ``x-request-id``, and loses the ``x-envoy-*`` headers that describe
+        the proxy that sent it.
+        """
         config = self._manager.config
         remote = self._manager.connection.remote_address
+        if "x-envoy-internal" in headers._names:
+            headers.remove("x-envoy-internal")
+        internal = edge = False
+        client_ip = None
         # The values set here are the proxy's own or already-valid ones: no checks.
         if config.use_remote_address:
+            existing = headers._get("x-forwarded-for")
             if remote is not None:
-                existing = headers._get("x-forwarded-for")
+                client_ip = remote.ip
                 headers._set_trusted("x-forwarded-for", f"{existing},{remote.ip}" if existing else remote.ip)
-                if _is_internal(remote.ip) and not config.xff_num_trusted_hops:
-                    headers._set_trusted("x-envoy-internal", "true")
+                internal = existing is None and _is_internal(remote.ip, config.internal_networks)
+            edge = not internal
             headers._set_trusted("x-forwarded-proto", "http")
             proto = "http"
         else:
@@ -418,11 +450,24 @@ class ActiveStream:
             hops = config.xff_num_trusted_hops
             if hops < len(chain):
                 self.stream_info.downstream_remote_address = _client_address(chain[len(chain) - 1 - hops])
+                if config.use_remote_address:
+                    client_ip = chain[len(chain) - 1 - hops]
+        if internal:
+            headers._set_trusted("x-envoy-internal", "true")
+            self.internal_request = True
+        else:
+            internal_only = _EDGE_INTERNAL_ONLY_HEADERS if edge else _INTERNAL_ONLY_HEADERS
+            if not internal_only.isdisjoint(headers._names):
+                for name in internal_only:
+                    headers.remove(name)
+        if edge and client_ip is not None:
+            headers._set_trusted("x-envoy-external-address", client_ip)
         # Envoy derives :scheme from x-forwarded-proto when it names one (redirects read it).
         proto = proto.lower()
         headers._set_trusted(":scheme", proto if proto == "http" or proto == "https" else "http")
         request_id = headers._get("x-request-id")
-        if request_id is None and config.generate_request_id:
+        if config.generate_request_id and (request_id is None or edge):
+            # An edge request's own id is not trusted either (Envoy's preserve_external_request_id off).
             request_id = _uuid4(self._manager._rng)
             headers._set_trusted("x-request-id", request_id)
         self.stream_info.stream_id = request_id or ""
@@ -503,7 +548,7 @@ class ActiveStream:
         if self._destroyed:
             return
         if flag is not None:
-            self.stream_info.response_flags.add(flag)
+            self.stream_info.set_response_flag(flag)
         self.stream_info.response_code_details = details
         if self._encoder.started_response:
             self.reset_stream()
@@ -528,7 +573,7 @@ class ActiveStream:
         """
         if self._destroyed:
             return
-        self.stream_info.response_flags.add(ResponseFlag.LOCAL_RESET)
+        self.stream_info.set_response_flag(ResponseFlag.LOCAL_RESET)
         self._manager._close_after_response = True
         self._manager.connection.close(ConnectionCloseType.FLUSH_WRITE)
 
@@ -544,7 +589,7 @@ class ActiveStream:
     # timeouts
 
     def _on_idle_timeout(self) -> None:
-        self.stream_info.response_flags.add(ResponseFlag.STREAM_IDLE_TIMEOUT)
+        self.stream_info.set_response_flag(ResponseFlag.STREAM_IDLE_TIMEOUT)
         self._manager.stats.downstream_rq_idle_timeout += 1
         self._reset_filters()
         if not self._encoder.started_response:
@@ -597,14 +642,43 @@ def _client_address(text: str) -> Any:
     return Address(text.strip("[]"), 0)
 
 
-def _is_internal(ip: str) -> bool:
-    """Envoy's default internal addresses: RFC 1918, loopback, ULA."""
-    return (
-        ip.startswith(("10.", "192.168.", "127."))
-        or ip == "::1"
-        or ip.lower().startswith(("fc", "fd"))
-        or (ip.startswith("172.") and ip.count(".") == 3 and 16 <= int(ip.split(".")[1]) <= 31)
-    )
+def _is_internal(ip: str, networks: tuple) -> bool:
+    """Whether the client ``ip`` is in one of the ``internal_address_config`` ranges."""
+    if not networks:
+        return False
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+# The x-envoy-* headers only an internal request may carry (Envoy's
+# ConnectionManagerUtility::cleanInternalHeaders); an edge request also loses
+# those that describe the Envoy it came through.
+_INTERNAL_ONLY_HEADERS = frozenset(
+    {
+        "x-envoy-retriable-status-codes",
+        "x-envoy-retriable-header-names",
+        "x-envoy-retry-on",
+        "x-envoy-retry-grpc-on",
+        "x-envoy-max-retries",
+        "x-envoy-upstream-alt-stat-name",
+        "x-envoy-upstream-rq-timeout-ms",
+        "x-envoy-upstream-rq-per-try-timeout-ms",
+        "x-envoy-upstream-rq-timeout-alt-response",
+        "x-envoy-expected-rq-timeout-ms",
+        "x-envoy-force-trace",
+        "x-envoy-ip-tags",
+        "x-envoy-original-url",
+        "x-envoy-hedge-on-per-try-timeout",
+    }
+)
+_EDGE_INTERNAL_ONLY_HEADERS = _INTERNAL_ONLY_HEADERS | {
+    "x-envoy-decorator-operation",
+    "x-envoy-downstream-service-cluster",
+    "x-envoy-downstream-service-node",
+}
 
 
 class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
@@ -743,7 +817,7 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
                 stream = ActiveStream(self, encoder)
                 self.streams.append(stream)
             stream.request_complete = True
-            stream.stream_info.response_flags.add(ResponseFlag.DOWNSTREAM_PROTOCOL_ERROR)
+            stream.stream_info.set_response_flag(ResponseFlag.DOWNSTREAM_PROTOCOL_ERROR)
             stream._local_reply_sent = False
             status = getattr(error, "status", 400)
             stream.send_local_reply(status, _STATUS_TEXT.get(status, "Bad Request"), details=getattr(error, "details", ""))
@@ -798,7 +872,7 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
             return
         for stream in list(self.streams):
             if not stream.response_complete:
-                stream.stream_info.response_flags.add(ResponseFlag.DOWNSTREAM_CONNECTION_TERMINATION)
+                stream.stream_info.set_response_flag(ResponseFlag.DOWNSTREAM_CONNECTION_TERMINATION)
                 stream._reset_filters()
             stream.destroy()
         self.streams.clear()

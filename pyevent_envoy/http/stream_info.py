@@ -25,6 +25,7 @@ class ResponseFlag(enum.Enum):
     DOWNSTREAM_CONNECTION_TERMINATION = "DC"
     STREAM_IDLE_TIMEOUT = "SI"
     DOWNSTREAM_PROTOCOL_ERROR = "DPE"
+    UPSTREAM_RETRY_LIMIT_EXCEEDED = "URX"
 
 
 class StreamInfo:
@@ -59,7 +60,8 @@ class StreamInfo:
         self.protocol = protocol
         self.response_code: Optional[int] = None
         self.response_code_details = ""
-        self.response_flags: set[ResponseFlag] = set()
+        # Insertion-ordered (a dict's keys): Envoy prints the flags in the order they were set.
+        self.response_flags: dict[ResponseFlag, None] = {}
         self.bytes_received = 0
         self.bytes_sent = 0
         self.upstream_host: Any = None
@@ -79,8 +81,12 @@ class StreamInfo:
             return None
         return self.end_monotonic - self.start_monotonic
 
+    def set_response_flag(self, flag: ResponseFlag) -> None:
+        """Record ``flag`` (Envoy's ``setResponseFlag``); setting it again changes nothing."""
+        self.response_flags[flag] = None
+
     def flags_string(self) -> str:
-        """Envoy's ``%RESPONSE_FLAGS%``: short names joined with commas, ``-`` for none."""
+        """Envoy's ``%RESPONSE_FLAGS%``: short names joined with commas in the order set, ``-`` for none."""
         if not self.response_flags:
             return "-"
-        return ",".join(sorted(flag.value for flag in self.response_flags))
+        return ",".join(flag.value for flag in self.response_flags)

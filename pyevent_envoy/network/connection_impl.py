@@ -120,6 +120,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         "bytes_read",
         "bytes_written",
         "failure_reason",
+        "buffer_limit",
         "__weakref__",
     )
 
@@ -145,6 +146,8 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         self._write_buffer = WatermarkBuffer(self._on_write_buffer_low, self._on_write_buffer_high)
         self._read_buffer.set_watermarks(DEFAULT_BUFFER_LIMIT + 1)
         self._write_buffer.set_watermarks(DEFAULT_BUFFER_LIMIT + 1)
+        #: per_connection_buffer_limit_bytes (0: no limit); the router's retry buffer limit too.
+        self.buffer_limit = DEFAULT_BUFFER_LIMIT
         self._read_disable_count = 0
         self._read_watermark_disabled = False
         self._connecting = not connected
@@ -221,6 +224,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
 
     def set_buffer_limits(self, limit: int) -> None:
         """Envoy's rule: the high watermark is limit + 1 so one full read does not flap."""
+        self.buffer_limit = limit
         high = limit + 1 if limit > 0 else 0
         self._read_buffer.set_watermarks(high)
         self._write_buffer.set_watermarks(high)

@@ -103,6 +103,7 @@ def _hcm_config(hcm: Any, path: str) -> ConnectionManagerConfig:
         accept_http_10=hcm.http_protocol_options.accept_http_10,
         default_host_for_http_10=hcm.http_protocol_options.default_host_for_http_10,
         upgrade_configs=hcm.upgrade_configs,
+        internal_address_config=hcm.internal_address_config,
     )
 
 

@@ -172,8 +172,10 @@ class ClusterTrafficStats(StatsScope):
 
     Written by that worker's connection pools of the cluster (connections,
     pending requests, ``upstream_rq_total``) and by its router filters
-    (response codes, timeouts).  ``upstream_rq_code[c]`` is
+    (response codes, timeouts, retries).  ``upstream_rq_code[c]`` is
     ``upstream_rq_<c>`` and ``upstream_rq_xx[n]`` is ``upstream_rq_<n>xx``;
+    ``retry_rq_code``, ``retry_rq_xx`` and ``retry_rq_completed`` are the
+    same for the responses a retry replaced (``retry.upstream_rq_<c>``...).
     Envoy creates those on first use, so only non-zero ones are shown.
     """
 
@@ -190,6 +192,14 @@ class ClusterTrafficStats(StatsScope):
         "upstream_rq_pending_overflow",
         "upstream_rq_pending_failure_eject",
         "upstream_rq_timeout",
+        "upstream_rq_per_try_timeout",
+        "upstream_rq_retry",
+        "upstream_rq_retry_success",
+        "upstream_rq_retry_limit_exceeded",
+        "upstream_rq_retry_overflow",
+        "upstream_rq_retry_backoff_exponential",
+        "upstream_rq_retry_backoff_ratelimited",
+        "retry_or_shadow_abandoned",
     )
     GAUGES = ("upstream_cx_active", "upstream_rq_active", "upstream_rq_pending_active")
     GAUGE_USED_WITH = {
@@ -198,12 +208,16 @@ class ClusterTrafficStats(StatsScope):
         "upstream_rq_pending_active": "upstream_rq_pending_total",
     }
 
-    __slots__ = COUNTERS + GAUGES + ("upstream_rq_code", "upstream_rq_xx")
+    __slots__ = COUNTERS + GAUGES + ("upstream_rq_code", "upstream_rq_xx", "retry_rq_code", "retry_rq_xx", "retry_rq_completed")
 
     def __init__(self) -> None:
         super().__init__()
         self.upstream_rq_code = [0] * 600
         self.upstream_rq_xx = _StatusClassCounters()
+        # Few requests are retried: the per-code list is made on first use.
+        self.retry_rq_code: list[int] = []
+        self.retry_rq_xx = _StatusClassCounters()
+        self.retry_rq_completed = 0
 
     def charge_response(self, code: int) -> None:
         """The router got (or made, for an upstream failure) response ``code`` (Envoy's ``chargeUpstreamCode``)."""
@@ -212,12 +226,29 @@ class ClusterTrafficStats(StatsScope):
             self.upstream_rq_code[code] += 1
             self.upstream_rq_xx[code // 100] += 1
 
+    def charge_retried_response(self, code: int) -> None:
+        """The router retried instead of relaying response ``code`` (Envoy's ``retry.`` response stats)."""
+        self.retry_rq_completed += 1
+        if 100 <= code < 600:
+            if not self.retry_rq_code:
+                self.retry_rq_code = [0] * 600
+            self.retry_rq_code[code] += 1
+            self.retry_rq_xx[code // 100] += 1
+
     def values(self) -> Iterator[tuple[str, str, int]]:
         yield from super().values()
-        codes = self.upstream_rq_code
+        yield from _code_stats("", self.upstream_rq_code, self.upstream_rq_xx)
+        if self.retry_rq_completed:
+            yield "retry.upstream_rq_completed", COUNTER, self.retry_rq_completed
+            yield from _code_stats("retry.", self.retry_rq_code, self.retry_rq_xx)
+
+
+def _code_stats(prefix: str, codes: list[int], classes: list[int]) -> Iterator[tuple[str, str, int]]:
+    """The non-zero ``<prefix>upstream_rq_<code>`` and ``<prefix>upstream_rq_<n>xx`` counters."""
+    if codes:
         for code in range(100, 600):
             if codes[code]:
-                yield f"upstream_rq_{code}", COUNTER, codes[code]
-        for n in range(1, 6):
-            if self.upstream_rq_xx[n]:
-                yield f"upstream_rq_{n}xx", COUNTER, self.upstream_rq_xx[n]
+                yield f"{prefix}upstream_rq_{code}", COUNTER, codes[code]
+    for n in range(1, 6):
+        if classes[n]:
+            yield f"{prefix}upstream_rq_{n}xx", COUNTER, classes[n]

@@ -93,15 +93,18 @@ class ThreadLocalCluster:
         stats: this thread's ``cluster.<name>.`` traffic stats (written by
             this thread's pools and router filters only), registered with the
             snapshot's stats store until the cluster goes away.
+        retries_active: this thread's retries holding a place in the
+            ``max_retries`` circuit breaker (kept by the router's retry states).
     """
 
-    __slots__ = ("_snapshot", "_lb", "_rng", "conn_pools", "host_stats", "stats")
+    __slots__ = ("_snapshot", "_lb", "_rng", "conn_pools", "host_stats", "stats", "retries_active")
 
     def __init__(self, snapshot: ClusterSnapshot, rng: random.Random | None = None) -> None:
         self._rng = rng if rng is not None else random.Random()
         self.conn_pools: dict[HostImpl, Any] = {}
         self.host_stats = HostStatsMap()
         self.stats = ClusterTrafficStats()
+        self.retries_active = 0
         if snapshot.stats_store is not None:
             snapshot.stats_store.register(self._stats_prefix(snapshot), self.stats)
         self._snapshot = snapshot

@@ -110,6 +110,14 @@ def _upgrades_on_route(*configs):
     return lambda c: route(c)["route"].update(upgrade_configs=list(configs))
 
 
+def _retry_policy(**policy):
+    return lambda c: route(c)["route"].update(retry_policy=policy)
+
+
+def _internal_addresses(*ranges, **extra):
+    return lambda c: hcm(c).update(internal_address_config={"cidr_ranges": list(ranges), **extra})
+
+
 VALID = {
     "base": lambda c: None,
     "hcm-upgrade-websocket": _upgrades_on_hcm({"upgrade_type": "websocket"}),
@@ -181,6 +189,30 @@ VALID = {
         }
     ),
     "empty-bootstrap": lambda c: c.clear(),
+    "retry-policy-every-field": _retry_policy(
+        retry_on="5xx,gateway-error,reset,reset-before-request,connect-failure,envoy-ratelimited,retriable-4xx,"
+        "refused-stream,retriable-status-codes,retriable-headers,http3-post-connect-failure,cancelled,"
+        "deadline-exceeded,internal,resource-exhausted,unavailable",
+        num_retries=3,
+        per_try_timeout="0.5s",
+        retry_back_off={"base_interval": "0.1s", "max_interval": "1s"},
+        retriable_status_codes=[418, "429"],
+        retriable_headers=[{"name": "x-retry"}],
+        retriable_request_headers=[{"name": ":method", "string_match": {"exact": "GET"}}],
+        host_selection_retry_max_attempts=-3,
+    ),
+    "retry-policy-empty": _retry_policy(),
+    "retry-policy-on-virtual-host": lambda c: vhost(c).update(retry_policy={"retry_on": "5xx", "num_retries": 0}),
+    # Envoy ignores values it does not know (case matters): pyevent-envoy too, with a warning.
+    "retry-on-unknown-values": _retry_policy(retry_on="5XX, bogus,,reset "),
+    "retry-back-off-sub-millisecond": _retry_policy(retry_back_off={"base_interval": "0.0001s"}),
+    "retry-back-off-equal": _retry_policy(retry_back_off={"base_interval": "1s", "max_interval": "1s"}),
+    "retry-per-try-timeout-zero": _retry_policy(per_try_timeout="0s"),
+    "internal-address-config": _internal_addresses(
+        {"address_prefix": "10.0.0.0", "prefix_len": 8}, {"address_prefix": "fd00::", "prefix_len": 8}
+    ),
+    "internal-address-prefix-len-over-32": _internal_addresses({"address_prefix": "127.0.0.1", "prefix_len": 33}),
+    "internal-address-no-prefix-len": _internal_addresses({"address_prefix": "127.0.0.1"}),
 }
 
 INVALID = {
@@ -360,6 +392,53 @@ INVALID = {
         CLUSTER_PATH + ".typed_extension_protocol_options.foo",
     ),
     "unknown-top-level-field": (lambda c: c.update(stats_sink=[]), "stats_sink"),
+    "retry-unknown-field": (_retry_policy(retry_on="5xx", bogus=1), ROUTE_PATH + ".route.retry_policy.bogus"),
+    "retry-on-not-a-string": (_retry_policy(retry_on=5), ROUTE_PATH + ".route.retry_policy.retry_on"),
+    "retry-num-retries-negative": (_retry_policy(num_retries=-1), ROUTE_PATH + ".route.retry_policy.num_retries"),
+    "retry-per-try-timeout-negative": (
+        _retry_policy(per_try_timeout="-1s"),
+        ROUTE_PATH + ".route.retry_policy.per_try_timeout",
+    ),
+    "retry-status-code-negative": (
+        _retry_policy(retriable_status_codes=[-1]),
+        ROUTE_PATH + ".route.retry_policy.retriable_status_codes[0]",
+    ),
+    "retry-back-off-without-base": (
+        _retry_policy(retry_back_off={"max_interval": "1s"}),
+        ROUTE_PATH + ".route.retry_policy.retry_back_off.base_interval",
+    ),
+    "retry-back-off-base-zero": (
+        _retry_policy(retry_back_off={"base_interval": "0s"}),
+        ROUTE_PATH + ".route.retry_policy.retry_back_off.base_interval",
+    ),
+    "retry-back-off-max-zero": (
+        _retry_policy(retry_back_off={"base_interval": "1s", "max_interval": "0s"}),
+        ROUTE_PATH + ".route.retry_policy.retry_back_off.max_interval",
+    ),
+    "retry-back-off-max-below-base": (
+        _retry_policy(retry_back_off={"base_interval": "1s", "max_interval": "0.5s"}),
+        ROUTE_PATH + ".route.retry_policy.retry_back_off.max_interval",
+    ),
+    "retry-policy-on-virtual-host-bad": (
+        lambda c: vhost(c).update(retry_policy={"num_retries": "many"}),
+        VH_PATH + ".retry_policy.num_retries",
+    ),
+    "internal-address-malformed": (
+        _internal_addresses({"address_prefix": "10.0.0", "prefix_len": 8}),
+        HCM_PATH + ".internal_address_config.cidr_ranges[0].address_prefix",
+    ),
+    "internal-address-host-name": (
+        _internal_addresses({"address_prefix": "localhost", "prefix_len": 8}),
+        HCM_PATH + ".internal_address_config.cidr_ranges[0].address_prefix",
+    ),
+    "internal-address-prefix-len-129": (
+        _internal_addresses({"address_prefix": "::", "prefix_len": 129}),
+        HCM_PATH + ".internal_address_config.cidr_ranges[0].prefix_len",
+    ),
+    "internal-address-no-prefix": (
+        _internal_addresses({"prefix_len": 8}),
+        HCM_PATH + ".internal_address_config.cidr_ranges[0].address_prefix",
+    ),
 }
 
 # Envoy accepts these; pyevent-envoy rejects them on purpose.
@@ -391,8 +470,28 @@ STRICTER = {
     "unsupported-codec": (lambda c: hcm(c).update(codec_type="HTTP2"), HCM_PATH + ".codec_type"),
     "unsupported-lb-policy": (lambda c: cluster(c).update(lb_policy="RING_HASH"), CLUSTER_PATH + ".lb_policy"),
     "unsupported-field": (
-        lambda c: route(c)["route"].update(retry_policy={"retry_on": "5xx"}),
-        ROUTE_PATH + ".route.retry_policy",
+        lambda c: route(c)["route"].update(hedge_policy={"hedge_on_per_try_timeout": True}),
+        ROUTE_PATH + ".route.hedge_policy",
+    ),
+    "retry-per-try-idle-timeout": (
+        _retry_policy(retry_on="5xx", per_try_idle_timeout="1s"),
+        ROUTE_PATH + ".route.retry_policy.per_try_idle_timeout",
+    ),
+    "retry-host-predicate": (
+        _retry_policy(retry_on="5xx", retry_host_predicate=[]),
+        ROUTE_PATH + ".route.retry_policy.retry_host_predicate",
+    ),
+    "retry-rate-limited-back-off": (
+        _retry_policy(retry_on="5xx", rate_limited_retry_back_off={"reset_headers": [{"name": "retry-after"}]}),
+        ROUTE_PATH + ".route.retry_policy.rate_limited_retry_back_off",
+    ),
+    "retry-policy-typed-config": (
+        lambda c: vhost(c).update(retry_policy_typed_config={}),
+        VH_PATH + ".retry_policy_typed_config",
+    ),
+    "internal-address-unix-sockets": (
+        lambda c: hcm(c).update(internal_address_config={"unix_sockets": True}),
+        HCM_PATH + ".internal_address_config.unix_sockets",
     ),
     "router-options": (
         lambda c: hcm(c)["http_filters"][0]["typed_config"].update(suppress_envoy_headers=True),

@@ -57,9 +57,9 @@ def test_the_regex_path_from_the_issue():
         (lambda c: hcm(c).update(stat_prfix="x"), HCM_PATH + ".stat_prfix", "did you mean 'stat_prefix'?"),
         (lambda c: c.update(bogus=1), "bogus", "unknown field of Bootstrap"),
         (
-            lambda c: route(c)["route"].update(retry_policy={}),
-            ROUTE_PATH + ".route.retry_policy",
-            "RouteAction.retry_policy is not supported by pyevent-envoy",
+            lambda c: route(c)["route"].update(hedge_policy={}),
+            ROUTE_PATH + ".route.hedge_policy",
+            "RouteAction.hedge_policy is not supported by pyevent-envoy",
         ),
         (
             lambda c: c["static_resources"].update(secrets=[]),
@@ -311,6 +311,82 @@ def test_the_regex_path_from_the_issue():
             HCM_PATH + ".upgrade_configs",
             "expected a list",
         ),
+        # Retry policies.
+        (
+            lambda c: route(c)["route"].update(retry_policy={"retry_back_off": {}}),
+            ROUTE_PATH + ".route.retry_policy.retry_back_off.base_interval",
+            "is required",
+        ),
+        (
+            lambda c: route(c)["route"].update(retry_policy={"retry_back_off": {"base_interval": "0s"}}),
+            ROUTE_PATH + ".route.retry_policy.retry_back_off.base_interval",
+            "must be greater than 0s",
+        ),
+        (
+            lambda c: route(c)["route"].update(
+                retry_policy={"retry_back_off": {"base_interval": "0.25s", "max_interval": "0.2s"}}
+            ),
+            ROUTE_PATH + ".route.retry_policy.retry_back_off.max_interval",
+            "must be greater than or equal to the base_interval",
+        ),
+        (
+            lambda c: route(c)["route"].update(retry_policy={"per_try_timeout": "soon"}),
+            ROUTE_PATH + ".route.retry_policy.per_try_timeout",
+            "invalid duration 'soon'",
+        ),
+        (
+            lambda c: route(c)["route"].update(retry_policy={"retriable_status_codes": [503, "x"]}),
+            ROUTE_PATH + ".route.retry_policy.retriable_status_codes[1]",
+            "expected an unsigned 32-bit integer, got a string",
+        ),
+        (
+            lambda c: route(c)["route"].update(retry_policy={"host_selection_retry_max_attempts": 1.5}),
+            ROUTE_PATH + ".route.retry_policy.host_selection_retry_max_attempts",
+            "expected a 64-bit integer",
+        ),
+        (
+            lambda c: route(c)["route"].update(retry_policy={"retriable_headers": [{"name": ""}]}),
+            ROUTE_PATH + ".route.retry_policy.retriable_headers[0].name",
+            "must not be empty",
+        ),
+        (
+            lambda c: route(c)["route"].update(retry_policy={"per_try_idle_timeout": "1s"}),
+            ROUTE_PATH + ".route.retry_policy.per_try_idle_timeout",
+            "RetryPolicy.per_try_idle_timeout is not supported by pyevent-envoy",
+        ),
+        (
+            lambda c: route(c)["route"].update(retry_policy={"retry_priority": {"name": "x"}}),
+            ROUTE_PATH + ".route.retry_policy.retry_priority",
+            "RetryPolicy.retry_priority is not supported by pyevent-envoy",
+        ),
+        (
+            lambda c: vhost(c).update(retry_policy={"retry_on": ["5xx"]}),
+            VH_PATH + ".retry_policy.retry_on",
+            "expected a string, got a list",
+        ),
+        (
+            lambda c: vhost(c).update(retry_policy={"retry_on": "5xx", "retry_backoff": {}}),
+            VH_PATH + ".retry_policy.retry_backoff",
+            "did you mean 'retry_back_off'?",
+        ),
+        # Internal addresses.
+        (
+            lambda c: hcm(c).update(internal_address_config={"cidr_ranges": [{"address_prefix": "10.0.0"}]}),
+            HCM_PATH + ".internal_address_config.cidr_ranges[0].address_prefix",
+            "invalid ip/mask combo '10.0.0/0'",
+        ),
+        (
+            lambda c: hcm(c).update(
+                internal_address_config={"cidr_ranges": [{"address_prefix": "::", "prefix_len": 129}]}
+            ),
+            HCM_PATH + ".internal_address_config.cidr_ranges[0].prefix_len",
+            "must be at most 128",
+        ),
+        (
+            lambda c: hcm(c).update(internal_address_config={"unix_sockets": True}),
+            HCM_PATH + ".internal_address_config.unix_sockets",
+            "listeners are TCP only",
+        ),
     ],
 )
 def test_error_path_and_reason(mutate, path, reason):
@@ -318,6 +394,18 @@ def test_error_path_and_reason(mutate, path, reason):
         path = ROUTE_PATH + ".match.safe_regex.regex"
     errors = errors_of(mutated(mutate))
     assert [r for p, r in errors if p == path and reason in r], errors
+
+
+def test_unknown_retry_on_values_load_with_a_warning(caplog):
+    # Envoy 1.40 accepts and ignores them; the warning names the YAML path and the value.
+    c = mutated(lambda c: route(c)["route"].update(retry_policy={"retry_on": "5xx,5XX, connect-failure ,gateway_error"}))
+    with caplog.at_level("WARNING", logger="pyevent_envoy.config"):
+        policy = load(c).static_resources.listeners[0].filter_chains[0].http_connection_manager.route_config
+    assert policy.virtual_hosts[0].routes[0].route.retry_policy.retry_on == "5xx,5XX, connect-failure ,gateway_error"
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith(ROUTE_PATH + ".route.retry_policy.retry_on: unknown retry_on value '5XX'")
+    assert "'gateway_error'" in warnings[1]
 
 
 def test_errors_inside_a_message_do_not_hide_its_siblings():

@@ -24,6 +24,8 @@ from pyevent_envoy.config import (
     LbPolicy,
     RedirectAction,
     RedirectResponseCode,
+    RetryBackOff,
+    RetryPolicy,
     RouteAction,
     RoutingPriority,
     StringMatcher,
@@ -110,6 +112,33 @@ def test_upgrade_configs():
     chat, web = h.route_config.virtual_hosts[0].routes
     assert chat.route.upgrade_configs == ()
     assert web.route.upgrade_configs == (UpgradeConfig(upgrade_type="websocket", enabled=False),)
+
+
+def test_retry_policies_example():
+    h = _hcm(load_bootstrap(EXAMPLES / "envoy-retries.yaml"))
+    assert [(r.address_prefix, r.prefix_len) for r in h.internal_address_config.cidr_ranges] == [("10.0.0.0", 8)]
+    (vhost,) = h.route_config.virtual_hosts
+    assert vhost.retry_policy == RetryPolicy(retry_on="5xx,reset", num_retries=2, per_try_timeout=2.0)
+    payments, search, rest = vhost.routes
+    assert payments.route.retry_policy == RetryPolicy(retry_on="connect-failure", num_retries=3)
+    assert search.route.retry_policy == RetryPolicy(
+        retry_on="retriable-status-codes,connect-failure",
+        num_retries=3,
+        retriable_status_codes=(429, 503),
+        retry_back_off=RetryBackOff(base_interval=0.1, max_interval=1.0),
+    )
+    assert rest.route.retry_policy is None
+    (app,) = load_bootstrap(EXAMPLES / "envoy-retries.yaml").static_resources.clusters
+    assert app.circuit_breakers.for_priority().max_retries == 10
+
+
+def test_retry_policy_defaults():
+    b = load(mutated(lambda c: route(c)["route"].update(retry_policy={})))
+    assert _hcm(b).route_config.virtual_hosts[0].routes[0].route.retry_policy == RetryPolicy()
+    assert RetryPolicy() == RetryPolicy(
+        retry_on="", num_retries=1, per_try_timeout=0.0, retry_back_off=None, host_selection_retry_max_attempts=1
+    )
+    assert _hcm(b).internal_address_config is None
 
 
 def test_zero_timeouts_mean_disabled():

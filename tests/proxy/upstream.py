@@ -7,6 +7,17 @@
 - ``/status/<code>``: that status, empty body.
 - ``/close``: answers with ``Connection: close``.
 - ``/die/<n>``: announces 1,000,000 bytes, sends ``n``, then closes.
+- ``/flaky/<key>/<failures>/<how>``: counts the requests for ``key`` (any
+  method, any query string); the first ``failures`` of them fail, the
+  others answer 200 with the JSON description of ``/echo`` plus
+  ``attempt`` (1 for the first request) and ``body`` (the request body as
+  latin-1 text).  ``how`` is a status code (``503``: that status, with
+  ``x-attempt`` and the body ``attempt <n> failed``), ``reset`` (the
+  connection is closed without an answer) or ``sleep-<seconds>`` (200
+  ``slept`` after that long).  Keys are never reset: give each case its
+  own (tests that run on two proxies put the proxy's kind in the key).
+- ``/attempts/<key>``: how many requests ``/flaky/<key>/...`` has had, as
+  text (also ``Upstream.attempts(key)``).
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ from __future__ import annotations
 import http.server
 import json
 import socketserver
+import sys
 import threading
 import time
 
@@ -60,11 +72,41 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _describe(self, body: bytes) -> dict:
+        return {
+            "method": self.command,
+            "path": self.path,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "body_length": len(body),
+            "upstream": self.server.name,
+        }
+
+    def _flaky(self, body: bytes) -> None:
+        _, _, key, failures, how = self.path.split("?", 1)[0].split("/", 4)
+        with self.server.lock:
+            attempt = self.server.attempts[key] = self.server.attempts.get(key, 0) + 1
+        if attempt > int(failures):
+            description = self._describe(body)
+            description.update(attempt=attempt, body=body.decode("latin-1"))
+            self._send(200, json.dumps(description).encode(), {"content-type": "application/json"})
+        elif how == "reset":
+            self.close_connection = True
+            self.connection.shutdown(2)
+        elif how.startswith("sleep-"):
+            time.sleep(float(how[len("sleep-") :]))
+            self._send(200, b"slept")
+        else:
+            self._send(int(how), b"attempt %d failed" % attempt, {"x-attempt": str(attempt)})
+
     def _handle(self) -> None:
         body = self._body()
         self.server.requests.append((self.command, self.path, dict(self.headers.items())))
         path = self.path
-        if path.startswith("/sleep/"):
+        if path.startswith("/flaky/"):
+            self._flaky(body)
+        elif path.startswith("/attempts/"):
+            self._send(200, str(self.server.attempts.get(path.split("/")[2], 0)).encode())
+        elif path.startswith("/sleep/"):
             time.sleep(float(path.split("/")[2]))
             self._send(200, b"slept")
         elif path.startswith("/bytes/"):
@@ -94,14 +136,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(200, b"closing", {"connection": "close"})
         else:
-            description = {
-                "method": self.command,
-                "path": path,
-                "headers": {k.lower(): v for k, v in self.headers.items()},
-                "body_length": len(body),
-                "upstream": self.server.name,
-            }
-            self._send(200, json.dumps(description).encode(), {"content-type": "application/json", "x-upstream": self.server.name})
+            self._send(
+                200, json.dumps(self._describe(body)).encode(), {"content-type": "application/json", "x-upstream": self.server.name}
+            )
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
 
@@ -111,6 +148,12 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
     request_queue_size = 1024  # bursts of connections must not overflow the listen backlog
 
+    def handle_error(self, request, client_address):
+        # A proxy that gave up on a slow answer (a timeout) closed the
+        # connection: writing the answer fails, which is expected here.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
 
 class Upstream:
     """Starts on 127.0.0.1 with a free port; ``stop()`` shuts it down."""
@@ -119,6 +162,8 @@ class Upstream:
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.name = name
         self.server.requests = []
+        self.server.attempts = {}
+        self.server.lock = threading.Lock()
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -126,6 +171,10 @@ class Upstream:
     @property
     def requests(self) -> list:
         return self.server.requests
+
+    def attempts(self, key: str) -> int:
+        """How many requests ``/flaky/<key>/...`` has had."""
+        return self.server.attempts.get(key, 0)
 
     def stop(self) -> None:
         self.server.shutdown()

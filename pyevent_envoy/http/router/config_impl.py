@@ -134,8 +134,9 @@ from pyevent_envoy.config.bootstrap import (
     VirtualHost,
 )
 from pyevent_envoy.http.header_map import HeaderMap
+from pyevent_envoy.http.router.retry_policy_impl import RetryPolicyImpl
 
-__all__ = ["FormatterContext", "RouteEntry", "RouteTable"]
+__all__ = ["FormatterContext", "RouteEntry", "RouteTable", "effective_per_try_timeout", "expected_timeout", "whole_ms"]
 
 _U64 = (1 << 64) - 1
 
@@ -534,6 +535,21 @@ _PREFIX, _PREFIX_CI, _PATH, _PATH_CI, _REGEX = range(5)
 # Route entries.
 
 
+def whole_ms(seconds: float) -> int:
+    """``seconds`` in whole milliseconds, as Envoy converts a configured duration."""
+    return int(seconds * 1000 + 1e-6)
+
+
+def effective_per_try_timeout(timeout: float, per_try_timeout: float) -> float:
+    """The per-try timeout in force: none when it is not below a set route timeout (Envoy's ``finalTimeout``)."""
+    return 0.0 if timeout and per_try_timeout >= timeout else per_try_timeout
+
+
+def expected_timeout(timeout: float, per_try_timeout: float) -> float:
+    """What ``x-envoy-expected-rq-timeout-ms`` says for a first attempt (``0``: no header)."""
+    return effective_per_try_timeout(timeout, per_try_timeout) or timeout
+
+
 class RouteEntry:
     """One route of a :class:`RouteTable`, compiled; immutable and shared by every worker.
 
@@ -551,8 +567,15 @@ class RouteEntry:
             response).
         timeout: the route's timeout in seconds (``0`` disables it), ``None``
             for a redirect or direct response.
-        timeout_ms_text: the timeout in whole milliseconds as text (the
-            ``x-envoy-expected-rq-timeout-ms`` value), ``""`` without one.
+        timeout_ms_text: the ``x-envoy-expected-rq-timeout-ms`` value of a
+            first attempt: the per-try timeout when there is one below the
+            timeout, else the timeout, in whole milliseconds; ``""`` without
+            either.
+        retry_policy: the
+            :class:`~pyevent_envoy.http.router.retry_policy_impl.RetryPolicyImpl`
+            of the route, else of its virtual host, else ``None``.
+        per_try_timeout: the retry policy's ``per_try_timeout`` in seconds
+            (``0`` for none; it applies with or without retry conditions).
         host_rewrite: ``host_rewrite_literal`` or ``None``.
         auto_host_rewrite: whether the router sets ``:authority`` to the
             upstream host's name.
@@ -576,6 +599,8 @@ class RouteEntry:
         "cluster",
         "timeout",
         "timeout_ms_text",
+        "retry_policy",
+        "per_try_timeout",
         "host_rewrite",
         "auto_host_rewrite",
         "redirect",
@@ -636,6 +661,8 @@ class RouteEntry:
         s(self, "cluster", None)
         s(self, "timeout", None)
         s(self, "timeout_ms_text", "")
+        s(self, "retry_policy", None)
+        s(self, "per_try_timeout", 0.0)
         s(self, "host_rewrite", None)
         s(self, "auto_host_rewrite", False)
         s(self, "redirect", None)
@@ -652,9 +679,14 @@ class RouteEntry:
         s(self, "_redirect", None)
         if isinstance(action, RouteAction):
             s(self, "timeout", action.timeout)
-            if action.timeout:
+            policy = action.retry_policy or virtual_host.retry_policy
+            if policy is not None:
+                s(self, "retry_policy", RetryPolicyImpl.from_config(policy, _compile_header_matcher))
+                s(self, "per_try_timeout", policy.per_try_timeout)
+            expected = expected_timeout(action.timeout, self.per_try_timeout)
+            if expected:
                 # x-envoy-expected-rq-timeout-ms, formatted once.
-                s(self, "timeout_ms_text", str(int(action.timeout * 1000)))
+                s(self, "timeout_ms_text", str(whole_ms(expected)))
             s(self, "_prefix_rewrite", _wire(action.prefix_rewrite or ""))
             if action.host_rewrite_literal:
                 s(self, "host_rewrite", _wire(action.host_rewrite_literal))

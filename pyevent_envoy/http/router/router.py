@@ -14,6 +14,27 @@ request went out on a reused keep-alive connection and had no body, since
 the upstream most likely closed it idle -- a malformed response 502 (UPE),
 no response within the route's timeout 504 (UT).
 
+Retries, as Envoy 1.40 makes them: the route's (or its virtual host's)
+``retry_policy`` and, on a trusted request, the ``x-envoy-*`` retry and
+timeout headers decide, through a
+:class:`~pyevent_envoy.http.router.retry_state_impl.RetryStateImpl`, whether
+a failed attempt (a response, a reset, a connect failure, a per-try
+timeout) is tried again after a back-off, on a host the load balancer picks
+again.  Until the response starts going downstream:
+
+- the request body is kept (up to the listener's buffer limit; past it,
+  ``retry_or_shadow_abandoned`` and no more retries; a body outgrowing the
+  limit during a back-off is answered 507) and sent again with each attempt;
+- ``per_try_timeout`` bounds each attempt from the moment its connection is
+  ready and the request is complete, to its response headers; the route
+  ``timeout`` bounds them all, back-offs included;
+- when no retry is left, the last failure goes downstream: the upstream's
+  response, or the local reply for a reset or timeout (whose body then says
+  ``retried and the latest reset reason``), with ``URX`` (or ``UO`` when the
+  ``max_retries`` circuit breaker said no) before its own flag.
+
+A downstream that goes away during a back-off cancels it.
+
 Upgrades (WebSocket) that the connection manager allowed go up with their
 ``Connection: upgrade`` and ``Upgrade``; what the client sends after the
 head is held until the upstream accepts.  Then, as Envoy 1.40 does:
@@ -38,7 +59,9 @@ from typing import Any, Optional
 from pyevent_envoy.http.conn_pool import Http1ConnPool, PoolFailureReason, StreamResetReason
 from pyevent_envoy.http.filter import FilterDataStatus, FilterHeadersStatus, StreamDecoderFilter
 from pyevent_envoy.http.header_map import HeaderMap
-from pyevent_envoy.http.router.config_impl import FormatterContext
+from pyevent_envoy.http.router.config_impl import FormatterContext, effective_per_try_timeout, whole_ms
+from pyevent_envoy.http.router.retry_policy_impl import DEFAULT_RETRY_POLICY
+from pyevent_envoy.http.router.retry_state_impl import RetryStateImpl, RetryStatus, parse_unsigned
 from pyevent_envoy.http.stream_info import ResponseFlag
 
 __all__ = ["RouterFilter", "UpstreamRequest"]
@@ -49,7 +72,25 @@ _log = logging.getLogger("pyevent_envoy.http")
 #: downstream stops being read (Envoy: the connection buffer limit).
 BUFFER_LIMIT = 1024 * 1024
 
-_CONNECT_FAILURE_BODY = "upstream connect error or disconnect/reset before headers. reset reason: {}"
+_RESET_BODY = "upstream connect error or disconnect/reset before headers. {}reset reason: {}"
+_RETRIED = "retried and the latest "
+
+# The request headers a trusted request may set to change the router's
+# timeouts (Envoy's FilterUtility::finalTimeout); the router consumes them.
+# Hedging and alternative stat names are not supported: their headers are
+# consumed without effect.
+_TIMEOUT_HEADERS = (
+    "x-envoy-upstream-rq-timeout-ms",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-hedge-on-per-try-timeout",
+    "x-envoy-upstream-alt-stat-name",
+)
+
+_RETRY_FLAGS = {
+    RetryStatus.NO_OVERFLOW: ResponseFlag.UPSTREAM_OVERFLOW,
+    RetryStatus.NO_RETRY_LIMIT_EXCEEDED: ResponseFlag.UPSTREAM_RETRY_LIMIT_EXCEEDED,
+}
 
 # Envoy's words for why no connection could be had (the 503 body says them).
 _POOL_FAILURE_TEXT = {
@@ -75,7 +116,6 @@ class UpstreamRequest:
         "_pending",
         "response_started",
         "response_complete",
-        "_start",
         "_upstream_read_disabled",
     )
 
@@ -87,15 +127,10 @@ class UpstreamRequest:
         self._pending: Any = None
         self.response_started = False
         self.response_complete = False
-        self._start = router.stream.dispatcher.approximate_monotonic_time()
         self._upstream_read_disabled = False
 
     def start(self, pool: Http1ConnPool) -> None:
         self._pending = pool.new_stream(self, self)
-
-    def mark_request_sent(self) -> None:
-        """The whole request is encoded: x-envoy-upstream-service-time counts from here, as in Envoy."""
-        self._start = self._router.stream.dispatcher.approximate_monotonic_time()
 
     # PoolCallbacks
 
@@ -112,12 +147,11 @@ class UpstreamRequest:
     # ResponseDecoder (through the pool's CodecClient)
 
     def decode_1xx_headers(self, headers: HeaderMap) -> None:
+        self._router._on_upstream_1xx_headers(self)
         if headers.get(":status") == "100":
             self._router.stream.encode_100_continue()
 
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
-        status = headers.get(":status")  # counted as received (Envoy's chargeUpstreamCode)
-        self._router._cluster.stats.charge_response(int(status) if status and status.isdigit() else 0)
         self.response_started = True
         if end_stream:
             self.response_complete = True
@@ -179,10 +213,22 @@ class RouterFilter(StreamDecoderFilter):
         "_upstream",
         "_body",
         "_body_bytes",
+        "_trailers",
         "_request_complete",
+        "_request_complete_time",
         "_timeout",
+        "_timeout_code",
+        "_timeout_overridden",
+        "_per_try_timeout",
+        "_per_try_timer",
+        "_retry_state",
+        "_retry_body",
+        "_retry_body_bytes",
+        "_is_retry",
+        "_upstream_request_started",
         "_retried",
         "_downstream_read_disabled",
+        "_downstream_started",
         "_done",
         "_cluster",
         "_tunnel",
@@ -193,12 +239,25 @@ class RouterFilter(StreamDecoderFilter):
         self._route: Any = None
         self._headers: Optional[HeaderMap] = None
         self._upstream: Optional[UpstreamRequest] = None
-        self._body: list[bytes] = []
+        self._body: list[Any] = []
         self._body_bytes = 0
+        self._trailers: Optional[HeaderMap] = None
         self._request_complete = False
+        self._request_complete_time: Optional[float] = None
         self._timeout = 0.0
+        self._timeout_code = 504
+        self._timeout_overridden = False
+        self._per_try_timeout = 0.0
+        self._per_try_timer: Any = None
+        self._retry_state: Optional[RetryStateImpl] = None
+        # What a retry sends again: the body so far (None when no retry can come).
+        self._retry_body: Optional[list[bytes]] = None
+        self._retry_body_bytes = 0
+        self._is_retry = False
+        self._upstream_request_started = False
         self._retried = False
         self._downstream_read_disabled = False
+        self._downstream_started = False
         self._done = False
         self._cluster: Any = None
         self._tunnel = 0
@@ -241,8 +300,23 @@ class RouterFilter(StreamDecoderFilter):
             return FilterHeadersStatus.STOP_ITERATION
         self._cluster = tlc
         self._timeout = route.timeout
+        per_try_timeout = route.per_try_timeout
+        policy = route.retry_policy
+        retry = None
+        if stream.internal_request:
+            per_try_timeout = self._consume_timeout_headers(headers, per_try_timeout)
+            retry = RetryStateImpl.create(policy or DEFAULT_RETRY_POLICY, headers, tlc, stream.dispatcher, trusted=True)
+        elif policy is not None and policy.retry_on:
+            retry = RetryStateImpl.create(policy, headers, tlc, stream.dispatcher, trusted=False)
+        if retry is not None:
+            self._set_retry_state(retry)
         if stream.is_upgrade:
+            # Its request never ends, so (as in Envoy) no per-try timeout starts:
+            # the route timeout bounds the wait for the upgrade answer.
             self._tunnel = _TUNNEL_PENDING
+        elif per_try_timeout:
+            self._per_try_timeout = effective_per_try_timeout(self._timeout, per_try_timeout)
+            self._timeout_overridden = True
         # The request of a tunnel never ends: Envoy times the wait for the
         # upgrade response from the headers instead.
         if end_stream or self._tunnel:
@@ -258,11 +332,28 @@ class RouterFilter(StreamDecoderFilter):
         if end_stream:
             self._request_complete = True
             self._start_response_timer()
+        if self._retry_body is not None:
+            limit = self.stream.connection.buffer_limit
+            if limit and self._retry_body_bytes + len(data) > limit:
+                # Envoy gives up on retrying rather than buffer past the limit.
+                self._cluster.stats.retry_or_shadow_abandoned += 1
+                self._set_retry_state(None)
+                if self._upstream is None:
+                    # A retry was waiting: there is nothing left to send this to.
+                    self._abort(
+                        507,
+                        "exceeded request buffer limit while retrying upstream",
+                        "request_payload_exceeded_retry_buffer_limit",
+                    )
+                    return FilterDataStatus.STOP_ITERATION_NO_BUFFER
+            else:
+                self._retry_body.append(data)
+                self._retry_body_bytes += len(data)
+                if self._upstream is None:
+                    return FilterDataStatus.STOP_ITERATION_NO_BUFFER  # the retry sends it
         upstream = self._upstream
         if upstream is not None and upstream.encoder is not None:
             upstream.encoder.encode_data(data, end_stream)
-            if end_stream:
-                upstream.mark_request_sent()
         else:
             self._body.append(data)
             self._body_bytes += len(data)
@@ -292,12 +383,12 @@ class RouterFilter(StreamDecoderFilter):
 
     def decode_trailers(self, trailers: HeaderMap) -> FilterHeadersStatus:
         self._request_complete = True
+        self._trailers = trailers
         self._start_response_timer()
         upstream = self._upstream
         if upstream is not None and upstream.encoder is not None:
             upstream.encoder.encode_trailers(trailers)
-            upstream.mark_request_sent()
-        else:
+        elif upstream is not None or self._retry_state is None:
             self._body.append(trailers)  # sent after the buffered body
         return FilterHeadersStatus.STOP_ITERATION
 
@@ -317,13 +408,46 @@ class RouterFilter(StreamDecoderFilter):
             request_headers=self._headers,
         )
 
+    def _consume_timeout_headers(self, headers: HeaderMap, per_try_timeout: float) -> float:
+        """A trusted request's timeout headers, applied and removed (Envoy's ``finalTimeout``); returns the per-try timeout."""
+        get = headers._get
+        timeout_ms = parse_unsigned(get("x-envoy-upstream-rq-timeout-ms"))
+        if timeout_ms is not None:
+            self._timeout = timeout_ms / 1000
+            self._timeout_overridden = True
+        per_try_ms = parse_unsigned(get("x-envoy-upstream-rq-per-try-timeout-ms"))
+        if per_try_ms is not None:
+            per_try_timeout = per_try_ms / 1000
+        if get("x-envoy-upstream-rq-timeout-alt-response") is not None:
+            self._timeout_code = 204
+        for name in _TIMEOUT_HEADERS:
+            headers.remove(name)
+        return per_try_timeout
+
     def _prepare_upstream_headers(self, headers: HeaderMap) -> None:
         route = self._route
         # Envoy's order: the route's header mutations, then its rewrites.
         route.finalize_request_headers(headers, self._format_context)
         route.apply_rewrites(headers)
-        if route.timeout:
+        if self._timeout_overridden:
+            self._set_expected_timeout(headers, 0.0)
+        elif route.timeout:
             headers._set_trusted("x-envoy-expected-rq-timeout-ms", route.timeout_ms_text)
+
+    def _set_expected_timeout(self, headers: HeaderMap, elapsed: float) -> None:
+        """``x-envoy-expected-rq-timeout-ms`` for an attempt ``elapsed`` seconds after the request ended.
+
+        The per-try timeout if there is one, else the route timeout, never
+        more than what is left of the route timeout (1 ms when nothing is),
+        as Envoy's ``setTimeoutHeaders`` writes it.
+        """
+        expected = whole_ms(self._per_try_timeout or self._timeout)
+        if not expected:
+            return
+        if self._timeout:
+            left = whole_ms(self._timeout) - int(elapsed * 1000)
+            expected = min(expected, left) if left > 0 else 1
+        headers._set_trusted("x-envoy-expected-rq-timeout-ms", str(expected))
 
     def _start_upstream(self) -> None:
         tlc = self._cluster
@@ -331,9 +455,7 @@ class RouterFilter(StreamDecoderFilter):
         if host is None:
             tlc.stats.upstream_cx_none_healthy += 1
             tlc.stats.charge_response(503)
-            self.stream.send_local_reply(
-                503, "no healthy upstream", details="no_healthy_upstream", flag=ResponseFlag.NO_HEALTHY_UPSTREAM
-            )
+            self._abort(503, "no healthy upstream", "no_healthy_upstream", ResponseFlag.NO_HEALTHY_UPSTREAM)
             return
         self.stream.stream_info.upstream_host = host
         if self._route.auto_host_rewrite and host.hostname:
@@ -346,6 +468,78 @@ class RouterFilter(StreamDecoderFilter):
         upstream = self._upstream = UpstreamRequest(self, host)
         self.stream.stream_info.attempt_count += 1
         upstream.start(pool)
+
+    # retries
+
+    def _set_retry_state(self, state: Optional[RetryStateImpl]) -> None:
+        """Replace the retry state; a request with one keeps its body for the retries."""
+        if self._retry_state is not None:
+            self._retry_state.close()
+        self._retry_state = state
+        if state is None:
+            self._retry_body = None
+            self._retry_body_bytes = 0
+        elif self._retry_body is None:
+            self._retry_body = []
+
+    def _retry_flag(self, status: RetryStatus) -> None:
+        flag = _RETRY_FLAGS.get(status)
+        if flag is not None:
+            self.stream.stream_info.set_response_flag(flag)
+
+    def _maybe_retry_reset(self, reason: Any, upstream: UpstreamRequest) -> RetryStatus:
+        """Ask the retry state about an attempt that ended without response headers (Envoy's ``maybeRetryReset``)."""
+        retry = self._retry_state
+        if retry is None or self._downstream_started:
+            return RetryStatus.NO
+        # Any attempt that sent a byte upstream makes the request started.
+        self._upstream_request_started |= upstream.encoder is not None
+        status = retry.should_retry_reset(reason, self._upstream_request_started, self._do_retry)
+        self._retry_flag(status)
+        return status
+
+    def _do_retry(self) -> None:
+        """The back-off is over: the next attempt, with the body (and trailers) so far."""
+        if self._done:
+            return
+        self._is_retry = True
+        if self._request_complete_time is not None:
+            elapsed = self.stream.dispatcher.approximate_monotonic_time() - self._request_complete_time
+        else:
+            elapsed = 0.0
+        self._set_expected_timeout(self._headers, elapsed)
+        if not self._tunnel:
+            # (An upgrade request's held bytes were never sent: they stay held.)
+            body: list[Any] = list(self._retry_body or ())
+            self._body_bytes = self._retry_body_bytes
+            if self._trailers is not None:
+                body.append(self._trailers)
+            self._body = body
+        self._start_upstream()
+
+    def _start_per_try_timer(self) -> None:
+        if not self._per_try_timeout or self._downstream_started:
+            return
+        timer = self._per_try_timer
+        if timer is None:
+            timer = self._per_try_timer = self.stream.dispatcher.create_timer(self._on_per_try_timeout)
+        timer.enable_timer(self._per_try_timeout)
+
+    def _stop_per_try_timer(self) -> None:
+        if self._per_try_timer is not None:
+            self._per_try_timer.disable_timer()
+
+    def _on_per_try_timeout(self) -> None:
+        upstream = self._upstream
+        if upstream is None or self._done or self._downstream_started:
+            return
+        self._cluster.stats.upstream_rq_per_try_timeout += 1
+        self._upstream = None
+        upstream.cancel()
+        if self._maybe_retry_reset(StreamResetReason.LOCAL_RESET, upstream) is RetryStatus.YES:
+            return
+        self._cluster.stats.charge_response(self._timeout_code)
+        self._abort_on_timeout("upstream_per_try_timeout")
 
     # upstream events
 
@@ -361,8 +555,6 @@ class RouterFilter(StreamDecoderFilter):
         body = self._body
         headers_only = self._request_complete and not body
         encoder.encode_headers(self._headers, headers_only)
-        if headers_only:
-            upstream.mark_request_sent()
         if body:
             self._body = []
             self._body_bytes = 0
@@ -372,37 +564,66 @@ class RouterFilter(StreamDecoderFilter):
                     encoder.encode_trailers(chunk)
                 else:
                     encoder.encode_data(chunk, self._request_complete and i == last)
-            if self._request_complete:
-                upstream.mark_request_sent()
             if self._downstream_read_disabled:
                 self._downstream_read_disabled = False
                 self.stream.connection.read_disable(False)
+        if self._per_try_timeout and self._request_complete and upstream is self._upstream:
+            self._start_per_try_timer()
 
     def _on_pool_failure(self, upstream: UpstreamRequest, reason: PoolFailureReason, details: str) -> None:
         if upstream is not self._upstream or self._done:
             return
         self._upstream = None
+        if self._maybe_retry_reset(reason, upstream) is RetryStatus.YES:
+            return
         self._cluster.stats.charge_response(503)
+        retried = _RETRIED if self._is_retry else ""
         if reason is PoolFailureReason.OVERFLOW:
-            self.stream.send_local_reply(
-                503, "upstream connect error or disconnect/reset before headers. reset reason: overflow",
-                details="upstream_reset_before_response_started{overflow}", flag=ResponseFlag.UPSTREAM_OVERFLOW,
+            self._abort(
+                503,
+                _RESET_BODY.format(retried, "overflow"),
+                "upstream_reset_before_response_started{overflow}",
+                ResponseFlag.UPSTREAM_OVERFLOW,
             )
             return
-        self.stream.send_local_reply(
+        self._abort(
             503,
-            _CONNECT_FAILURE_BODY.format(_POOL_FAILURE_TEXT.get(reason, "connection failure")),
-            details=f"upstream_reset_before_response_started{{connection_failure,{details}}}",
-            flag=ResponseFlag.UPSTREAM_CONNECTION_FAILURE,
+            _RESET_BODY.format(retried, _POOL_FAILURE_TEXT.get(reason, "connection failure")),
+            f"upstream_reset_before_response_started{{connection_failure,{details}}}",
+            ResponseFlag.UPSTREAM_CONNECTION_FAILURE,
         )
+
+    def _on_upstream_1xx_headers(self, upstream: UpstreamRequest) -> None:
+        # As Envoy: once a 1xx went downstream, the request is not retried.
+        if upstream is self._upstream and self._retry_state is not None:
+            self._set_retry_state(None)
 
     def _on_upstream_headers(self, upstream: UpstreamRequest, headers: HeaderMap, end_stream: bool) -> None:
         if upstream is not self._upstream or self._done:
             return
+        status = headers._get(":status")
+        code = int(status) if status and status.isdigit() else 0
+        stats = self._cluster.stats
+        retry = self._retry_state
+        if retry is not None:
+            decision = retry.should_retry_headers(headers, self._headers, self._do_retry)
+            if decision is RetryStatus.YES:
+                stats.charge_retried_response(code)
+                self._upstream = None
+                self._stop_per_try_timer()
+                if not (end_stream and self._request_complete):
+                    upstream.cancel()  # the rest of this response is not wanted
+                return
+            self._retry_flag(decision)
+            self._set_retry_state(None)
+        stats.charge_response(code)  # Envoy's chargeUpstreamCode: only for a response that goes on
+        self._downstream_started = True
+        if self._per_try_timer is not None:
+            self._per_try_timer.disable_timer()  # Envoy ignores it once the response has started
         stream = self.stream
-        if self._request_complete:
+        if self._request_complete_time is not None:
             # Envoy measures it only for a request received in full.
-            elapsed = stream.dispatcher.approximate_monotonic_time() - upstream._start
+            elapsed = stream.dispatcher.approximate_monotonic_time() - self._request_complete_time
             headers._set_trusted("x-envoy-upstream-service-time", str(max(0, int(elapsed * 1000))))
         self._route.finalize_response_headers(headers, self._format_context)
         if self._tunnel:
@@ -480,12 +701,17 @@ class RouterFilter(StreamDecoderFilter):
             return
         self._upstream = None
         if upstream.response_started:
-            self.stream.stream_info.response_flags.add(ResponseFlag.UPSTREAM_CONNECTION_TERMINATION)
+            self.stream.stream_info.set_response_flag(ResponseFlag.UPSTREAM_CONNECTION_TERMINATION)
             self.stream.reset_stream()
+            return
+        self._stop_per_try_timer()
+        status = self._maybe_retry_reset(reason, upstream)
+        if status is RetryStatus.YES:
             return
         reused = upstream.client is not None and upstream.client.reused
         if (
-            reason is StreamResetReason.CONNECTION_TERMINATION
+            status is RetryStatus.NO
+            and reason is StreamResetReason.CONNECTION_TERMINATION
             and reused
             and not self._retried
             and self._request_complete
@@ -495,16 +721,17 @@ class RouterFilter(StreamDecoderFilter):
             self._retried = True
             self._start_upstream()
             return
-        self._cluster.stats.charge_response(502 if reason is StreamResetReason.PROTOCOL_ERROR else 503)
+        retried = _RETRIED if self._is_retry else ""
         if reason is StreamResetReason.PROTOCOL_ERROR:
-            self.stream.send_local_reply(
-                502, "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
-                details=details, flag=ResponseFlag.UPSTREAM_PROTOCOL_ERROR,
-            )
+            self._cluster.stats.charge_response(502)
+            self._abort(502, _RESET_BODY.format(retried, "protocol error"), details, ResponseFlag.UPSTREAM_PROTOCOL_ERROR)
         else:
-            self.stream.send_local_reply(
-                503, _CONNECT_FAILURE_BODY.format("connection termination"),
-                details=details, flag=ResponseFlag.UPSTREAM_CONNECTION_TERMINATION,
+            self._cluster.stats.charge_response(503)
+            self._abort(
+                503,
+                _RESET_BODY.format(retried, "connection termination"),
+                details,
+                ResponseFlag.UPSTREAM_CONNECTION_TERMINATION,
             )
 
     def _had_body(self) -> bool:
@@ -516,17 +743,31 @@ class RouterFilter(StreamDecoderFilter):
             return
         upstream = self._upstream
         self._upstream = None
-        if upstream is None or not upstream.response_started:
-            # As Envoy: only an upstream request still awaiting its headers counts.
+        if upstream is not None and not upstream.response_started:
+            # As Envoy: only an upstream request still awaiting its headers
+            # counts (none does while a retry waits for its back-off).
             self._cluster.stats.upstream_rq_timeout += 1
-            self._cluster.stats.charge_response(504)
+            self._cluster.stats.charge_response(self._timeout_code)
         if upstream is not None:
             upstream.cancel()
-        self.stream.send_local_reply(
-            504, "upstream request timeout", details="upstream_response_timeout", flag=ResponseFlag.UPSTREAM_REQUEST_TIMEOUT
-        )
+        self._abort_on_timeout("upstream_response_timeout")
+
+    def _abort_on_timeout(self, details: str) -> None:
+        body = "upstream request timeout" if self._timeout_code == 504 else ""
+        self._abort(self._timeout_code, body, details, ResponseFlag.UPSTREAM_REQUEST_TIMEOUT)
+
+    def _abort(self, status: int, body: str, details: str, flag: Optional[ResponseFlag] = None) -> None:
+        """No response will come from upstream: answer locally (Envoy's ``onUpstreamAbort``)."""
+        self._set_retry_state(None)
+        self._stop_per_try_timer()
+        self.stream.send_local_reply(status, body, details=details, flag=flag)
 
     def _start_response_timer(self) -> None:
+        if self._request_complete and self._request_complete_time is None:
+            self._request_complete_time = self.stream.dispatcher.approximate_monotonic_time()
+            upstream = self._upstream
+            if upstream is not None and upstream.encoder is not None:
+                self._start_per_try_timer()
         # The route timeout counts from the end of the request, as in Envoy;
         # the stream's connection keeps the deadline (no timer per request).
         if self._timeout:
@@ -536,10 +777,19 @@ class RouterFilter(StreamDecoderFilter):
         if self._timeout:
             self.stream.clear_response_timeout()
 
-    def on_stream_reset(self) -> None:
-        """The downstream went away or timed out: drop the upstream exchange."""
+    def _release(self) -> Optional[UpstreamRequest]:
+        """Drop the retry state, the per-try timer and the upstream exchange; returns the latter."""
+        self._set_retry_state(None)
+        if self._per_try_timer is not None:
+            self._per_try_timer.close()
+            self._per_try_timer = None
         upstream = self._upstream
         self._upstream = None
+        return upstream
+
+    def on_stream_reset(self) -> None:
+        """The downstream went away or timed out: drop the upstream exchange and any pending retry."""
+        upstream = self._release()
         if upstream is not None:
             upstream.cancel()
 
@@ -547,7 +797,6 @@ class RouterFilter(StreamDecoderFilter):
         self._done = True
         if self._timeout:
             self.stream.clear_response_timeout()
-        upstream = self._upstream
-        self._upstream = None
+        upstream = self._release()
         if upstream is not None:
             upstream.cancel()

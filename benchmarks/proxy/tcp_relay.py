@@ -42,7 +42,7 @@ class _Side(ReadFilter, ConnectionCallbacks):
         self.peer = peer
 
     def initialize_read_filter_callbacks(self, callbacks: Any) -> None:
-        pass
+        pass  # the relay holds its connections itself: nothing to keep from the callbacks
 
     def on_new_connection(self) -> FilterStatus:
         return FilterStatus.CONTINUE

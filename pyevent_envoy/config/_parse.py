@@ -1768,6 +1768,7 @@ def parse_bootstrap(raw: Any) -> tuple[Optional[b.Bootstrap], list[ConfigError]]
                 listeners=tuple(lst for lst, _ in listeners), clusters=tuple(c for c, _ in clusters)
             ),
             admin=admin,
+            source=raw,
         ),
         [],
     )

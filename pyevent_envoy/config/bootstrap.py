@@ -689,11 +689,17 @@ class StaticResources:
 
 @dataclass(frozen=True, slots=True)
 class Bootstrap:
-    """``bootstrap.v3.Bootstrap``: the whole configuration."""
+    """``bootstrap.v3.Bootstrap``: the whole configuration.
+
+    ``source`` is the parsed YAML or JSON tree it was read from (after
+    ``--config-yaml`` merged), which the admin's ``/config_dump`` shows;
+    ``None`` for a bootstrap built in code.  It takes no part in equality.
+    """
 
     node: Node = field(default_factory=Node)
     static_resources: StaticResources = field(default_factory=StaticResources)
     admin: Optional[Admin] = None
+    source: Any = field(default=None, compare=False, repr=False)
 
     def cluster(self, name: str) -> Optional[Cluster]:
         """The static cluster called ``name``, or ``None``."""

@@ -418,6 +418,8 @@ class Http1ConnPool:
         # As Envoy: a connect timeout counts as a connect failure too.
         stats = self.stats
         stats.upstream_cx_connect_fail += 1
+        if self.host_stats is not None:
+            self.host_stats.cx_connect_fail += 1
         if timeout:
             stats.upstream_cx_connect_timeout += 1
         reason = PoolFailureReason.TIMEOUT if timeout else PoolFailureReason.REMOTE_CONNECTION_FAILURE

@@ -22,20 +22,13 @@ from typing import Optional, Sequence
 from pyevent_envoy import __version__
 from pyevent_envoy.config import ConfigError, load_bootstrap
 from pyevent_envoy.network.address import Address
+from pyevent_envoy.server.log_levels import LEVELS
 from pyevent_envoy.server.malloc_tuning import tune_malloc
 
 __all__ = ["main"]
 
-_LOG_LEVELS = {
-    "trace": logging.DEBUG,
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "warn": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
-    "off": logging.CRITICAL + 10,
-}
+#: Envoy's level names (and its ``warn`` alias), as ``-l`` takes them.
+_LOG_LEVELS = {**LEVELS, "warn": logging.WARNING}
 
 
 def _default_concurrency() -> int:

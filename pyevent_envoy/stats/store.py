@@ -17,6 +17,10 @@ Threading contract:
   main thread (admin).  It copies the registry under the lock, then reads the
   scopes without it: every value is an ``int`` some owner stored recently
   (see :mod:`pyevent_envoy.stats.scopes`).
+- :meth:`StatsStore.reset_counters` (admin ``/reset_counters``) writes
+  nothing into the scopes, which only their owners write: it records each
+  counter's current value as a baseline that :meth:`~StatsStore.snapshot`
+  subtracts from then on.
 """
 
 from __future__ import annotations
@@ -63,6 +67,9 @@ class StatsStore:
         self._lock = threading.Lock()
         self._scopes: dict[str, list[StatsScope]] = {}
         self._sources: list[Source] = []
+        #: Counter values at the last reset, per scope and for source stats by name.
+        self._scope_baselines: dict[StatsScope, dict[str, int]] = {}
+        self._source_baselines: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"<StatsStore {sorted(self._scopes)}>"
@@ -85,6 +92,7 @@ class StatsStore:
             if scopes is None:
                 return
             self._scopes[prefix] = [s for s in scopes if s is not scope]
+            self._scope_baselines.pop(scope, None)
             if not self._scopes[prefix]:
                 del self._scopes[prefix]
 
@@ -93,29 +101,56 @@ class StatsStore:
         with self._lock:
             self._sources.append(source)
 
+    def reset_counters(self) -> None:
+        """Zero every counter, as Envoy's admin ``/reset_counters`` does; gauges keep their values.
+
+        Any thread.  A counter that was ever used stays *used* (``usedonly``
+        still shows it), as in Envoy.
+        """
+        with self._lock:
+            scopes = [scope for group in self._scopes.values() for scope in group]
+            sources = list(self._sources)
+        scope_baselines = {
+            scope: {name: value for name, kind, value in scope.values() if kind == COUNTER} for scope in scopes
+        }
+        source_baselines = {stat.name: stat.value for source in sources for stat in source() if stat.kind == COUNTER}
+        with self._lock:
+            self._scope_baselines.update(scope_baselines)
+            self._source_baselines = source_baselines
+
     def snapshot(self) -> list[Stat]:
         """Every stat, summed over the workers, sorted by name (as Envoy sorts them)."""
         with self._lock:
             scopes = [(prefix, list(group)) for prefix, group in self._scopes.items()]
             sources = list(self._sources)
+            scope_baselines = dict(self._scope_baselines)
+            source_baselines = self._source_baselines
         out: dict[str, Stat] = {}
         for prefix, group in scopes:
             kinds: dict[str, str] = {}
-            sums: dict[str, int] = {}
+            totals: dict[str, int] = {}  # since start: what decides "used"
+            sums: dict[str, int] = {}  # since the last reset: the value shown
             for scope in group:
+                baseline = scope_baselines.get(scope)
                 for name, kind, value in scope.values():
                     kinds[name] = kind
+                    totals[name] = totals.get(name, 0) + value
+                    if baseline:
+                        value -= baseline.get(name, 0)
                     sums[name] = sums.get(name, 0) + value
             used_with = type(group[0]).GAUGE_USED_WITH
             for name, value in sums.items():
                 kind = kinds[name]
                 if kind == GAUGE:
                     counter = used_with.get(name)
-                    used = True if counter is None else sums.get(counter, 0) > 0
+                    used = True if counter is None else totals.get(counter, 0) > 0
                 else:
-                    used = value > 0
+                    used = totals[name] > 0
                 out[prefix + name] = Stat(prefix + name, kind, value, used)
         for source in sources:
             for stat in source():
+                if stat.kind == COUNTER and stat.name in source_baselines:
+                    # max(): a source may start a counter over (its cluster was re-added).
+                    stat = stat._replace(value=max(0, stat.value - source_baselines[stat.name]))
                 out[stat.name] = stat
         return [out[name] for name in sorted(out)]

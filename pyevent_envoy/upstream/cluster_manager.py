@@ -37,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import threading
 from typing import Any, Callable, Iterable, Mapping
 
 from pyevent_envoy.event.dispatcher import Dispatcher
@@ -51,7 +52,7 @@ from pyevent_envoy.upstream.cluster import (
     StrictDnsCluster,
 )
 from pyevent_envoy.upstream.dns import DEFAULT_RESOLVER_THREADS, DnsResolverImpl, ResolveFn
-from pyevent_envoy.upstream.host import HostImpl, HostSet, HostStatsMap
+from pyevent_envoy.upstream.host import HostImpl, HostSet, HostStats, HostStatsMap
 from pyevent_envoy.upstream.load_balancer import LoadBalancer, create_load_balancer
 
 __all__ = ["ClusterManagerImpl", "ClusterSnapshot", "ThreadLocalCluster", "ThreadLocalClusterManager"]
@@ -452,6 +453,44 @@ class ClusterManagerImpl:
         if timeout is not None and self._init_timer is None:
             self._init_timer = self._dispatcher.create_timer(self._on_init_timeout)
             self._init_timer.enable_timer(timeout)
+
+    def collect_host_stats(self, on_done: Callable[[dict[HostImpl, HostStats]], None]) -> None:
+        """Sum every thread's per-host counters; ``on_done(totals)`` runs on the main thread.
+
+        Each thread copies its own :class:`HostStatsMap` in a callback posted
+        to it (no thread reads another's counters); ``on_done`` runs once
+        every worker has answered, so a worker that has not started its loop
+        yet delays it until it does.  ``totals`` maps each host some thread
+        has counters for to their sum.  Main thread only; after
+        :meth:`shutdown`, ``on_done({})`` is posted.
+        """
+        self._assert_main()
+        if not self._can_push():
+            self._dispatcher.post(lambda: on_done({}))
+            return
+        lock = threading.Lock()
+        copies: list[tuple[HostImpl, HostStats]] = []
+
+        def copy_own(tlcm: ThreadLocalClusterManager | None) -> None:
+            if tlcm is None:
+                return
+            mine = []
+            for name in tlcm.names():
+                for host, stats in tlcm.get(name).host_stats.items():
+                    copy = HostStats()
+                    copy.add(stats)
+                    mine.append((host, copy))
+            with lock:
+                copies.extend(mine)
+
+        def sum_copies() -> None:
+            totals: dict[HostImpl, HostStats] = {}
+            with lock:
+                for host, stats in copies:
+                    totals.setdefault(host, HostStats()).add(stats)
+            on_done(totals)
+
+        self._slot.run_on_all_threads(copy_own, sum_copies)
 
     # any registered thread
 

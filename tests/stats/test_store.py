@@ -178,3 +178,47 @@ def test_renderings():
         "# TYPE envoy_server_live gauge\n"
         "envoy_server_live{} 1\n"
     )
+
+
+def test_reset_counters_zeroes_counters_keeps_gauges_and_used():
+    store = StatsStore()
+    worker_a, worker_b = HttpConnManagerStats(), HttpConnManagerStats()
+    store.register("http.ingress.", worker_a)
+    store.register("http.ingress.", worker_b)
+    worker_a.downstream_rq_total += 2
+    worker_b.downstream_rq_total += 3
+    worker_a.downstream_cx_active += 1
+    worker_b.charge_response(503)
+    source_counter = [7]
+    store.add_source(lambda: [Stat("cluster_manager.cluster_added", COUNTER, source_counter[0], True),
+                              Stat("cluster_manager.active_clusters", GAUGE, 4, True)])
+    store.reset_counters()
+    stats = {s.name: s for s in store.snapshot()}
+    assert stats["http.ingress.downstream_rq_total"] == Stat("http.ingress.downstream_rq_total", COUNTER, 0, True)
+    assert stats["http.ingress.downstream_rq_5xx"].value == 0
+    assert stats["http.ingress.downstream_cx_active"].value == 1  # a gauge keeps its value
+    assert stats["cluster_manager.cluster_added"] == Stat("cluster_manager.cluster_added", COUNTER, 0, True)
+    assert stats["cluster_manager.active_clusters"].value == 4
+    # Counting goes on from zero, on every worker and in sources.
+    worker_a.downstream_rq_total += 1
+    worker_b.downstream_rq_total += 4
+    source_counter[0] += 2
+    stats = {s.name: s.value for s in store.snapshot()}
+    assert stats["http.ingress.downstream_rq_total"] == 5
+    assert stats["cluster_manager.cluster_added"] == 2
+    # usedonly still shows a counter that was used before the reset.
+    store.reset_counters()
+    used = {s.name for s in select(store.snapshot(), used_only=True)}
+    assert "http.ingress.downstream_rq_total" in used and "http.ingress.downstream_rq_timeout" not in used
+
+
+def test_reset_counters_forgets_unregistered_scopes():
+    store = StatsStore()
+    old, new = ClusterTrafficStats(), ClusterTrafficStats()
+    store.register("cluster.app.", old)
+    old.upstream_rq_total += 5
+    store.reset_counters()
+    store.unregister("cluster.app.", old)
+    store.register("cluster.app.", new)  # the cluster came back: its counters start at zero, not below
+    new.upstream_rq_total += 1
+    assert {s.name: s.value for s in store.snapshot()}["cluster.app.upstream_rq_total"] == 1

@@ -413,3 +413,41 @@ def test_add_cluster_from_the_config_model(cm_setup):
     assert on_each_worker(workers, lambda: ips(cm.get_thread_local_cluster("backend"), 200)) == [
         {"127.0.0.1:8001", "127.0.0.1:8002"}
     ] * 2
+
+
+# per-host counters for the admin
+
+
+def test_collect_host_stats_sums_every_threads_counters_on_main(cm_setup):
+    cm, _tls, main, workers = cm_setup
+    cm.add_cluster(ClusterInfo("web"), [("10.0.0.1", 80), ("10.0.0.2", 80)])
+    first, second = cm.clusters["web"].host_set.hosts
+
+    def count_on_worker():
+        tlc = cm.get_thread_local_cluster("web")
+        index = int(threading.current_thread().name[-1])  # "wrk:worker_<n>"
+        tlc.host_stats.for_host(first).rq_total += 1 + index
+        tlc.host_stats.for_host(first).cx_active += 1
+        if index == 1:
+            tlc.host_stats.for_host(second).cx_connect_fail += 3
+
+    on_each_worker(workers, count_on_worker)
+    cm.get_thread_local_cluster("web").host_stats.for_host(second).rq_success += 1  # the main thread's own
+    results = []
+    cm.collect_host_stats(results.append)
+    run_until(main, lambda: results)
+    [totals] = results
+    assert set(totals) == {first, second}
+    assert (totals[first].rq_total, totals[first].cx_active) == (3, 2)
+    assert (totals[second].cx_connect_fail, totals[second].rq_success, totals[second].rq_total) == (3, 1, 0)
+
+
+def test_collect_host_stats_after_shutdown_answers_empty(threading_setup, stub_resolver):
+    tls, main, _workers = threading_setup
+    cm = ClusterManagerImpl(main, tls, resolve_fn=stub_resolver)
+    cm.add_cluster(ClusterInfo("web"), [("10.0.0.1", 80)])
+    cm.shutdown()
+    results = []
+    cm.collect_host_stats(results.append)
+    run_until(main, lambda: results)
+    assert results == [{}]

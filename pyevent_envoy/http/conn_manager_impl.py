@@ -617,9 +617,12 @@ class ActiveStream:
         if self._destroyed:
             return
         self._destroyed = True
-        self._manager.stats.downstream_rq_active -= 1
+        stats = self._manager.stats
+        stats.downstream_rq_active -= 1
         info = self.stream_info
-        info.end_monotonic = self._manager.dispatcher.approximate_monotonic_time()
+        info.end_monotonic = end = self._manager.dispatcher.approximate_monotonic_time()
+        # Envoy's request_response_timespan_: from the stream's creation to its completion.
+        stats.downstream_rq_time.record_duration(end - info.start_monotonic)
         for access_log in self._manager.config.access_logs:
             access_log.log(info)
         if self._request_timer is not None:
@@ -731,6 +734,8 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
     def initialize_read_filter_callbacks(self, callbacks: Any) -> None:
         self.connection = callbacks.connection
         self.connection.add_connection_callbacks(self)
+        # As Envoy's: the downstream connection counts its bytes in http.<stat_prefix>.downstream_cx_*_bytes_*.
+        self.connection.set_connection_stats(self.stats.connection_stats)
         self.connection.set_delayed_close_timeout(self.config.delayed_close_timeout)
 
     def on_new_connection(self) -> FilterStatus:

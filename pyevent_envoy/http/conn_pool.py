@@ -131,12 +131,16 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
         "requests",
         "connected",
         "closed",
+        "created_at",
     )
 
     def __init__(self, pool: "Http1ConnPool") -> None:
         self._pool = pool
+        #: When the connect began (the approximate monotonic clock): upstream_cx_connect_ms and _length_ms count from it.
+        self.created_at = pool.dispatcher.approximate_monotonic_time()
         self.connection = ClientConnectionImpl(pool.dispatcher, pool.host.address)
         self.connection.set_buffer_limits(pool.cluster_info.per_connection_buffer_limit_bytes)
+        self.connection.set_connection_stats(pool.stats.connection_stats)
         self.codec = Http1ClientCodec(self, self.connection.write)
         self._stream_decoder: Any = None
         self._stream_owner: Any = None
@@ -212,6 +216,8 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
         if event is ConnectionEvent.CONNECTED:
             self.connected = True
             self._connect_timer.disable_timer()
+            pool = self._pool
+            pool.stats.upstream_cx_connect_ms.record_duration(pool.dispatcher.approximate_monotonic_time() - self.created_at)
             self._pool._on_client_connected(self)
             return
         if self.closed:
@@ -440,8 +446,14 @@ class Http1ConnPool:
             self._ready.remove(client)
         except ValueError:
             pass  # it was connecting or busy, not idle
-        self.stats.upstream_cx_active -= 1
-        self.stats.upstream_cx_destroy += 1
+        stats = self.stats
+        stats.upstream_cx_active -= 1
+        stats.upstream_cx_destroy += 1
+        # Connect failures and timeouts included, as in Envoy.
+        stats.upstream_cx_length_ms.record_duration(self.dispatcher.approximate_monotonic_time() - client.created_at)
+        if client.requests:
+            # Envoy records nothing for a connection that carried no request (a failed connect).
+            stats.upstream_rq_per_cx.record(client.requests)
         if self.host_stats is not None:
             self.host_stats.cx_active -= 1
 

@@ -119,6 +119,9 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         "_io",
         "bytes_read",
         "bytes_written",
+        "_connection_stats",
+        "_last_read_buffer_size",
+        "_last_write_buffer_size",
         "failure_reason",
         "buffer_limit",
         "__weakref__",
@@ -165,6 +168,9 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         self._io: Any = None  # this thread's read buffer and status cell, on first use
         self.bytes_read = 0
         self.bytes_written = 0
+        self._connection_stats: Any = None
+        self._last_read_buffer_size = 0
+        self._last_write_buffer_size = 0
         self.failure_reason = ""
         if connected:
             self._file_event = dispatcher.create_file_event(fd, self._on_file_event, FileTriggerType.EDGE, _READING)
@@ -228,6 +234,12 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         high = limit + 1 if limit > 0 else 0
         self._read_buffer.set_watermarks(high)
         self._write_buffer.set_watermarks(high)
+
+    def set_connection_stats(self, stats: Any) -> None:
+        """Count this connection's bytes in ``stats`` (a :class:`~pyevent_envoy.stats.ConnectionStats`
+        written by this connection's thread only), as Envoy's ``setConnectionStats``: bytes read
+        and written, and how much each buffer holds after each read and write (0 once closed)."""
+        self._connection_stats = stats
 
     def set_delayed_close_timeout(self, seconds: float) -> None:
         """0 disables the delay of FLUSH_WRITE_AND_DELAY."""
@@ -317,6 +329,15 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
             self._close_socket(ConnectionEvent.REMOTE_CLOSE)
             return
         self.bytes_read += total
+        stats = self._connection_stats
+        if stats is not None:
+            # Envoy's updateReadBufferStats: measured before the filters consume the bytes.
+            # (Inline here and in the write path, not a shared helper: a call per read costs more.)
+            stats.read_total += total
+            size = buffer._length
+            if size != self._last_read_buffer_size:
+                stats.read_current += size - self._last_read_buffer_size
+                self._last_read_buffer_size = size
         if eof:
             self._read_end_stream = True
         if total or eof:
@@ -377,6 +398,14 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
                     n = lib.pe_sock_write(self._fd, data, len(data), status)
                 self.bytes_written += n
                 buffer.drain(n)
+                stats = self._connection_stats
+                if stats is not None:
+                    stats.write_total += n
+                    size = buffer._length
+                    if size != self._last_write_buffer_size:
+                        stats.write_current += size - self._last_write_buffer_size
+                        stats.write_current_moved = True
+                        self._last_write_buffer_size = size
                 if not buffer._length or self._state is _CLOSED_STATE:
                     break
                 code = status[0]
@@ -478,6 +507,12 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         if self._state is _CLOSED_STATE:
             return
         self._state = _CLOSED_STATE
+        stats = self._connection_stats
+        if stats is not None:
+            # Whatever the buffers held is gone: this connection's share of the gauges too.
+            self._connection_stats = None
+            stats.read_current -= self._last_read_buffer_size
+            stats.write_current -= self._last_write_buffer_size
         if self._file_event is not None:
             self._file_event.close()
             self._file_event = None

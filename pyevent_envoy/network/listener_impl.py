@@ -35,6 +35,10 @@ class ListenerCallbacks(Protocol):
     def on_accept(self, fd: int, remote: Address) -> None:
         """A new non-blocking, close-on-exec socket; the callee owns ``fd``."""
 
+    # Optional: ``record_connections_accepted_on_socket_event(count: int)``,
+    # called after each wakeup with the number of connections it accepted
+    # (Envoy's ``recordConnectionsAcceptedOnSocketEvent``).
+
 
 def create_listen_socket(address: Address, *, reuse_port: bool = True, backlog: int = -1) -> socket.socket:
     """Bind and listen, non-blocking.  ``backlog`` -1 means the kernel's ``somaxconn``.
@@ -70,6 +74,7 @@ class TcpListenerImpl:
         "_ip",
         "_port",
         "_err",
+        "_record_accepts",
         "accepted",
         "resource_errors",
     )
@@ -93,6 +98,7 @@ class TcpListenerImpl:
         self._err = ffi.new("int *")
         self.accepted = 0
         self.resource_errors = 0
+        self._record_accepts = getattr(callbacks, "record_connections_accepted_on_socket_event", None)
         self._file_event = dispatcher.create_file_event(
             listen_socket, self._on_socket_event, FileTriggerType.LEVEL, FileReadyType.READ
         )
@@ -108,6 +114,12 @@ class TcpListenerImpl:
             self._file_event.set_enabled(0)
 
     def _on_socket_event(self, _events: FileReadyType) -> None:
+        before = self.accepted
+        self._accept_burst()
+        if self._record_accepts is not None:
+            self._record_accepts(self.accepted - before)
+
+    def _accept_burst(self) -> None:
         lfd = self._socket.fileno()
         ip, port, err = self._ip, self._port, self._err
         on_accept = self._callbacks.on_accept

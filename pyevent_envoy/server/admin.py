@@ -6,8 +6,9 @@ Served by the same connection manager as the proxy, with an
 - ``GET /ready``: ``LIVE`` (200) while serving, ``DRAINING`` (503) while draining;
 - ``GET /server_info``: version, state, uptime, concurrency (JSON);
 - ``GET /stats``: ``name: value`` lines of every stat kept (see
-  ``docs/stats.rst``), sorted by name; ``?format=json`` gives Envoy's
-  ``{"stats":[{"name":...,"value":...}]}``, ``?format=prometheus`` the
+  ``docs/stats.rst``), sorted by name, then the histograms' quantiles as of
+  the last stats flush; ``?format=json`` gives Envoy's
+  ``{"stats":[{"name":...,"value":...},...,{"histograms":...}]}``, ``?format=prometheus`` the
   same as ``/stats/prometheus``; ``?filter=<regex>`` keeps the names the
   regex matches (anywhere), ``?usedonly`` the stats that ever changed;
 - ``GET /stats/prometheus``: Prometheus text, with Envoy's metric names and
@@ -263,19 +264,18 @@ class AdminHandler:
         fmt = "prometheus" if path == "/stats/prometheus" else params.get("format", ["text"])[-1]
         if fmt not in ("text", "json", "prometheus"):
             return 400, "text/plain", f"usage: /stats?format=(text|json|prometheus), got {fmt!r}\n"
+        store = self.server.stats_store
+        query_filter = params["filter"][-1] if "filter" in params else None
         try:
-            stats = select(
-                self.server.stats_store.snapshot(),
-                filter=params["filter"][-1] if "filter" in params else None,
-                used_only="usedonly" in params,
-            )
+            stats = select(store.snapshot(), filter=query_filter, used_only="usedonly" in params)
+            histograms = select(store.histograms(), filter=query_filter, used_only="usedonly" in params)
         except StatsQueryError as exc:
             return 400, "text/plain", f"{exc}\n"
         if fmt == "json":
-            return 200, "application/json", render_json(stats)
+            return 200, "application/json", render_json(stats, histograms)
         if fmt == "prometheus":
-            return 200, "text/plain; charset=UTF-8", render_prometheus(stats)
-        return 200, "text/plain; charset=UTF-8", render_text(stats)
+            return 200, "text/plain; charset=UTF-8", render_prometheus(stats, histograms)
+        return 200, "text/plain; charset=UTF-8", render_text(stats, histograms)
 
 
 def _param(query: str, name: str) -> str | None:

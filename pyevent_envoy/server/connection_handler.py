@@ -33,12 +33,13 @@ _log = logging.getLogger("pyevent_envoy.server")
 
 
 class _ActiveConnection(ConnectionCallbacks):
-    __slots__ = ("listener", "connection", "manager")
+    __slots__ = ("listener", "connection", "manager", "accepted_at")
 
-    def __init__(self, listener: "ActiveTcpListener", connection: ServerConnectionImpl, manager: Any) -> None:
+    def __init__(self, listener: "ActiveTcpListener", connection: ServerConnectionImpl, manager: Any, accepted_at: float) -> None:
         self.listener = listener
         self.connection = connection
         self.manager = manager
+        self.accepted_at = accepted_at
 
     def on_event(self, event: ConnectionEvent) -> None:
         if event is not ConnectionEvent.CONNECTED:
@@ -79,7 +80,7 @@ class ActiveTcpListener:
         connection = ServerConnectionImpl(dispatcher, fd, remote, self.local_address)
         connection.set_buffer_limits(self.buffer_limit)
         manager = ConnectionManagerImpl(self.hcm_config, dispatcher, self.handler.cluster_manager, self.handler.rng, self.http_stats)
-        active = _ActiveConnection(self, connection, manager)
+        active = _ActiveConnection(self, connection, manager, dispatcher.approximate_monotonic_time())
         connection.add_connection_callbacks(active)
         connection.add_read_filter(manager)
         connection.initialize_read_filters()
@@ -100,8 +101,18 @@ class ActiveTcpListener:
             stats.downstream_cx_active -= 1
             http_stats.downstream_cx_destroy += 1
             http_stats.downstream_cx_active -= 1
+            # One measurement for both of Envoy's downstream_cx_length_ms (the
+            # listener's and the connection manager's start and end together here).
+            dispatcher = self.handler.dispatcher
+            length = dispatcher.approximate_monotonic_time() - active.accepted_at
+            stats.downstream_cx_length_ms.record_duration(length)
+            http_stats.downstream_cx_length_ms.record_duration(length)
             self.handler.num_connections -= 1
-            self.handler.dispatcher.deferred_delete(active.connection)
+            dispatcher.deferred_delete(active.connection)
+
+    def record_connections_accepted_on_socket_event(self, count: int) -> None:
+        """The listener accepted ``count`` connections on one wakeup (Envoy's histogram of that name)."""
+        self.stats.connections_accepted_per_socket_event.record(count)
 
     def stop_listening(self) -> None:
         """Stop accepting; existing connections carry on."""

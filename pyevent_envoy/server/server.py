@@ -12,6 +12,10 @@ Start-up, as Envoy's (``source/server/server.cc``):
 4. the main loop starts, initializes the clusters (first DNS answers), then
    starts the workers, each adding its listeners on its own thread.
 
+Every ``stats_flush_interval`` (5 s by default) a timer on the main
+dispatcher flushes the stats: the workers' histograms are merged and a new
+interval begins (Envoy's ``flushStats``).
+
 SIGTERM and SIGINT drain: the listeners close, every HTTP connection is
 told to finish its current request with ``connection: close``, and the
 server exits when no connection is left or ``drain_time_s`` has passed.  A
@@ -40,7 +44,7 @@ from pyevent_envoy.network.listener_impl import create_listen_socket
 from pyevent_envoy.server.admin import AdminFilter, AdminHandler
 from pyevent_envoy.server.connection_handler import ConnectionHandlerImpl
 from pyevent_envoy.server.worker_impl import WorkerImpl
-from pyevent_envoy.stats import GAUGE, Stat, StatsStore
+from pyevent_envoy.stats import GAUGE, ServerStats, Stat, StatsStore
 from pyevent_envoy.thread_local.thread_local_impl import InstanceImpl
 from pyevent_envoy.upstream import ClusterManagerImpl, from_config
 
@@ -126,6 +130,7 @@ class Server:
         drain_time_s: float = 600.0,
         on_ready: Optional[Callable[["Server"], None]] = None,
     ) -> None:
+        self._created_at = time.monotonic()  # server.initialization_time_ms counts from here
         if concurrency < 1:
             raise StartupError("--concurrency", f"must be at least 1, got {concurrency}")
         self.bootstrap = bootstrap
@@ -140,6 +145,8 @@ class Server:
         #: Every stat the admin shows: the workers' scopes and the main thread's sources.
         self.stats_store = StatsStore()
         self.stats_store.add_source(self._server_stats)
+        self._server_scope = self.stats_store.register("server.", ServerStats())
+        self._flush_timer: Any = None
         self.cluster_manager = ClusterManagerImpl(self.main, self.tls, stats_store=self.stats_store)
         self._plans: list[_ListenerPlan] = []
         self._signals: list[Any] = []
@@ -236,6 +243,13 @@ class Server:
             Stat("server.uptime", GAUGE, int(time.monotonic() - self._started_at), True),
         ]
 
+    def flush_stats(self) -> None:
+        """Merge the workers' histograms into a new interval (the flush timer does it every
+        ``stats_flush_interval``).  Main thread only."""
+        self.stats_store.merge_histograms()
+        if self._flush_timer is not None and not self._closed:
+            self._flush_timer.enable_timer(self.bootstrap.stats_flush_interval)
+
     def stats(self) -> dict[str, int]:
         """Every stat with Envoy's name and its value, summed over the workers (see :mod:`pyevent_envoy.stats`)."""
         return {stat.name: stat.value for stat in self.stats_store.snapshot()}
@@ -254,6 +268,8 @@ class Server:
             self._signals.append(main.listen_for_signal(signum, self._on_signal))
         main.post(self._start_admin)
         main.post(lambda: self.cluster_manager.initialize(self._start_workers))
+        self._flush_timer = main.create_timer(self.flush_stats)
+        self._flush_timer.enable_timer(self.bootstrap.stats_flush_interval)
         try:
             main.run(RunType.RUN_UNTIL_EXIT)
         finally:
@@ -275,6 +291,8 @@ class Server:
     def _on_worker_started(self) -> None:
         self._started_workers += 1
         if self._started_workers == self.concurrency:
+            # Envoy's server.initialization_time_ms: from start-up until every worker serves.
+            self._server_scope.initialization_time_ms.record_duration(time.monotonic() - self._created_at)
             for plan in self._plans:
                 _log.info("listener %r serving on %s", plan.name, plan.address)
             if self._on_ready is not None:
@@ -362,6 +380,8 @@ class Server:
             self._admin_socket.close()
         if self._drain_timer is not None:
             self._drain_timer.close()
+        if self._flush_timer is not None:
+            self._flush_timer.close()
         for event in self._signals:
             event.close()
         for hook in self._shutdown_hooks:

@@ -1,10 +1,12 @@
-"""Envoy's statistics: counters and gauges with Envoy's names, kept per worker, summed for the admin.
+"""Envoy's statistics: counters, gauges and histograms with Envoy's names, kept per worker, merged for the admin.
 
 - :mod:`~pyevent_envoy.stats.scopes`: the per-thread scope objects the hot
   path increments (``HttpConnManagerStats``, ``ListenerStats``,
   ``ClusterTrafficStats``) and their threading contract;
+- :mod:`~pyevent_envoy.stats.histogram`: the per-thread histogram
+  recorders, the merged histograms and their precision;
 - :mod:`~pyevent_envoy.stats.store`: :class:`StatsStore`, which the admin
-  reads (summing the workers' scopes);
+  reads (summing the workers' scopes) and the stats flush merges;
 - :mod:`~pyevent_envoy.stats.render`: Envoy's text, JSON and Prometheus
   renderings.
 
@@ -12,16 +14,29 @@ Which stats are kept, and how they compare with Envoy's, is in
 ``docs/stats.rst``.
 """
 
+from pyevent_envoy.stats.histogram import HistogramRecorder, ParentHistogram
 from pyevent_envoy.stats.render import StatsQueryError, render_json, render_prometheus, render_text, select
-from pyevent_envoy.stats.scopes import ClusterTrafficStats, HttpConnManagerStats, ListenerStats, StatsScope, WorkerListenerStats
+from pyevent_envoy.stats.scopes import (
+    ClusterTrafficStats,
+    ConnectionStats,
+    HttpConnManagerStats,
+    ListenerStats,
+    ServerStats,
+    StatsScope,
+    WorkerListenerStats,
+)
 from pyevent_envoy.stats.store import COUNTER, GAUGE, Stat, StatsStore, listener_stat_prefix
 
 __all__ = [
     "COUNTER",
     "ClusterTrafficStats",
+    "ConnectionStats",
     "GAUGE",
+    "HistogramRecorder",
     "HttpConnManagerStats",
     "ListenerStats",
+    "ParentHistogram",
+    "ServerStats",
     "Stat",
     "StatsQueryError",
     "StatsScope",

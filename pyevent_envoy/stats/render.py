@@ -1,16 +1,22 @@
 """The admin's renderings of a stats snapshot: Envoy's text, JSON and Prometheus formats.
 
 All functions take the sorted list :meth:`StatsStore.snapshot
-<pyevent_envoy.stats.store.StatsStore.snapshot>` returns and are pure.
+<pyevent_envoy.stats.store.StatsStore.snapshot>` returns, and optionally
+the sorted list :meth:`StatsStore.histograms
+<pyevent_envoy.stats.store.StatsStore.histograms>` returns, and are pure.
+Histograms come after the counters and gauges in every format, as in Envoy.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence, TypeVar
 
+from pyevent_envoy.stats.histogram import DEFAULT_BUCKETS, SUPPORTED_QUANTILE_LABELS, ParentHistogram, format_number
 from pyevent_envoy.stats.store import COUNTER, GAUGE, Stat
+
+_Named = TypeVar("_Named", Stat, ParentHistogram)
 
 __all__ = ["StatsQueryError", "extract_tags", "prometheus_name", "render_json", "render_prometheus", "render_text", "select"]
 
@@ -19,8 +25,8 @@ class StatsQueryError(ValueError):
     """A bad ``/stats`` query (an invalid ``filter`` regex): the admin answers 400."""
 
 
-def select(stats: Iterable[Stat], *, filter: Optional[str] = None, used_only: bool = False) -> list[Stat]:
-    """Envoy's ``filter=<regex>`` (matched anywhere in the name) and ``usedonly``."""
+def select(stats: Iterable[_Named], *, filter: Optional[str] = None, used_only: bool = False) -> list[_Named]:
+    """Envoy's ``filter=<regex>`` (matched anywhere in the name) and ``usedonly``, for stats or histograms."""
     pattern = None
     if filter is not None:
         try:
@@ -30,14 +36,40 @@ def select(stats: Iterable[Stat], *, filter: Optional[str] = None, used_only: bo
     return [s for s in stats if (not used_only or s.used) and (pattern is None or pattern.search(s.name))]
 
 
-def render_text(stats: Sequence[Stat]) -> str:
-    """``name: value`` lines, in the snapshot's (Envoy's) order."""
-    return "".join(f"{s.name}: {s.value}\n" for s in stats)
+def render_text(stats: Sequence[Stat], histograms: Sequence[ParentHistogram] = ()) -> str:
+    """``name: value`` lines in the snapshot's (Envoy's) order, then ``name: P0(interval,cumulative) ...``
+    (or ``name: No recorded values``) per histogram."""
+    lines = [f"{s.name}: {s.value}\n" for s in stats]
+    lines.extend(f"{h.name}: {h.quantile_summary()}\n" for h in histograms)
+    return "".join(lines)
 
 
-def render_json(stats: Sequence[Stat]) -> str:
-    """Envoy's ``{"stats":[{"name":...,"value":...},...]}`` (compact, as Envoy writes it)."""
-    return json.dumps({"stats": [{"name": s.name, "value": s.value} for s in stats]}, separators=(",", ":"))
+def _json_number(value: float) -> str:
+    return "null" if value != value else format_number(value)
+
+
+def render_json(stats: Sequence[Stat], histograms: Sequence[ParentHistogram] = ()) -> str:
+    """Envoy's ``{"stats":[{"name":...,"value":...},...]}`` (compact, as Envoy writes it).
+
+    When there are histograms, the last element of ``stats`` is Envoy's
+    ``{"histograms":{"supported_quantiles":[0,25,...],"computed_quantiles":
+    [{"name":...,"values":[{"cumulative":...,"interval":...},...]},...]}}``,
+    ``null`` standing for a quantile without samples.
+    """
+    items = [json.dumps({"name": s.name, "value": s.value}, separators=(",", ":")) for s in stats]
+    if histograms:
+        supported = ",".join(SUPPORTED_QUANTILE_LABELS)
+        computed = []
+        for h in histograms:
+            values = ",".join(
+                f'{{"cumulative":{_json_number(c)},"interval":{_json_number(i)}}}'
+                for i, c in zip(h.interval.computed_quantiles, h.cumulative.computed_quantiles)
+            )
+            computed.append(f'{{"name":{json.dumps(h.name)},"values":[{values}]}}')
+        items.append(
+            f'{{"histograms":{{"supported_quantiles":[{supported}],"computed_quantiles":[{",".join(computed)}]}}}}'
+        )
+    return f'{{"stats":[{",".join(items)}]}}'
 
 
 # Envoy's default tag extractors (source/common/config/well_known_names.cc),
@@ -84,22 +116,45 @@ def _label_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def render_prometheus(stats: Sequence[Stat]) -> str:
-    """Envoy's ``/stats/prometheus``: every counter metric, then every gauge.
+_HISTOGRAM = "histogram"
+_BUCKET_LABELS = tuple(f'le="{format_number(bound)}"' for bound in DEFAULT_BUCKETS) + ('le="+Inf"',)
+
+
+def _histogram_series(metric: str, labels: str, histogram: ParentHistogram) -> str:
+    """One histogram's ``_bucket`` lines (Envoy's default buckets, then ``+Inf``), ``_sum`` and ``_count``,
+    from its cumulative statistics."""
+    stats = histogram.cumulative
+    joiner = "," if labels else ""
+    counts = stats.computed_buckets + (stats.sample_count,)
+    lines = [f"{metric}_bucket{{{labels}{joiner}{le}}} {count}\n" for le, count in zip(_BUCKET_LABELS, counts)]
+    lines.append(f"{metric}_sum{{{labels}}} {stats.sample_sum:.32g}\n")
+    lines.append(f"{metric}_count{{{labels}}} {stats.sample_count}\n")
+    return "".join(lines)
+
+
+def render_prometheus(stats: Sequence[Stat], histograms: Sequence[ParentHistogram] = ()) -> str:
+    """Envoy's ``/stats/prometheus``: every counter metric, then every gauge, then every histogram.
 
     Metrics come in the order of their tag-extracted names
     (``cluster.upstream_rq`` before ``cluster_manager.cluster_added``: it is
     the name with dots that Envoy sorts, not the Prometheus one).
     One ``# TYPE`` line per metric, then its series in stat-name order, the
-    labels in tag-extraction order (``{}`` when there is none).
+    labels in tag-extraction order (``{}`` when there is none).  A
+    histogram's series are its cumulative ``_bucket{...,le="..."}`` counts,
+    ``_sum`` (printed as ``%.32g``, as Envoy does) and ``_count``.
     """
     groups: dict[tuple[str, str], list[str]] = {}
-    for stat in stats:  # already in name order
-        extracted, tags = extract_tags(stat.name)
+    for kind, name, render in [(s.kind, s.name, s) for s in stats] + [(_HISTOGRAM, h.name, h) for h in histograms]:
+        extracted, tags = extract_tags(name)
         labels = ",".join(f'{tag}="{_label_value(value)}"' for tag, value in tags)
-        groups.setdefault((stat.kind, extracted), []).append(f"{prometheus_name(extracted)}{{{labels}}} {stat.value}\n")
+        metric = prometheus_name(extracted)
+        if kind == _HISTOGRAM:
+            series = _histogram_series(metric, labels, render)
+        else:
+            series = f"{metric}{{{labels}}} {render.value}\n"
+        groups.setdefault((kind, extracted), []).append(series)  # inputs are in name order
     out = []
-    for kind in (COUNTER, GAUGE):
+    for kind in (COUNTER, GAUGE, _HISTOGRAM):
         for extracted in sorted(e for k, e in groups if k == kind):
             out.append(f"# TYPE {prometheus_name(extracted)} {kind}\n")
             out.extend(groups[(kind, extracted)])

@@ -26,16 +26,26 @@ Threading contract (what makes this lock-free):
 Status-code counters are lists indexed by code (``upstream_rq_code[200]``)
 or by class (``downstream_rq_xx[2]``): a list index is as cheap as an
 attribute and needs no name formatting on the hot path.
+
+Histograms are :class:`~pyevent_envoy.stats.histogram.HistogramRecorder`
+fields, written by the owner the same way (``stats.downstream_rq_time.record_duration(seconds)``)
+and merged by the stats flush (:mod:`pyevent_envoy.stats.histogram`).
+Byte counts are kept by the connections themselves, in the scope's
+:class:`ConnectionStats`.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterator
 
+from pyevent_envoy.stats.histogram import HistogramRecorder
+
 __all__ = [
     "ClusterTrafficStats",
+    "ConnectionStats",
     "HttpConnManagerStats",
     "ListenerStats",
+    "ServerStats",
     "StatsScope",
     "WorkerListenerStats",
 ]
@@ -45,9 +55,11 @@ GAUGE = "gauge"
 
 
 class StatsScope:
-    """Base class: ``COUNTERS`` and ``GAUGES`` name the int fields a subclass declares in ``__slots__``.
+    """Base class: ``COUNTERS`` and ``GAUGES`` name the int fields a subclass declares in
+    ``__slots__``, ``HISTOGRAMS`` its :class:`HistogramRecorder` fields.
 
-    Subclasses with dynamic stats (per status code) override :meth:`dynamic`.
+    Subclasses with stats made on first use (per status code) extend
+    :meth:`values` and :meth:`histograms`.
     """
 
     __slots__ = ()
@@ -60,27 +72,39 @@ class StatsScope:
     #: moved: Envoy marks a gauge *used* on its first change, which is what
     #: ``/stats?usedonly`` shows.
     GAUGE_USED_WITH: dict[str, str] = {}
+    #: Histogram fields (Envoy creates them with the scope, so they are
+    #: shown, as ``No recorded values``, before their first value).
+    HISTOGRAMS: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         for name in self.COUNTERS:
             setattr(self, name, 0)
         for name in self.GAUGES:
             setattr(self, name, 0)
+        for name in self.HISTOGRAMS:
+            setattr(self, name, HistogramRecorder())
 
     def __repr__(self) -> str:
         fields = " ".join(f"{name}={getattr(self, name)}" for name in self.COUNTERS + self.GAUGES if getattr(self, name))
         return f"<{type(self).__name__} {fields}>"
 
-    def values(self) -> Iterator[tuple[str, str, int]]:
-        """``(name within the scope, kind, value)`` of every stat this scope shows now.
+    def values(self) -> Iterator[tuple]:
+        """``(name within the scope, kind, value)`` of every counter and gauge this scope shows now.
 
         Read from any thread (see the module docstring).  Stats that Envoy
-        creates on first use are yielded only when non-zero.
+        creates on first use are yielded only when non-zero.  A gauge whose
+        use :attr:`GAUGE_USED_WITH` cannot tell comes as
+        ``(name, GAUGE, value, used)``.
         """
         for name in self.COUNTERS:
             yield name, COUNTER, getattr(self, name)
         for name in self.GAUGES:
             yield name, GAUGE, getattr(self, name)
+
+    def histograms(self) -> Iterator[tuple[str, HistogramRecorder]]:
+        """``(name within the scope, recorder)`` of every histogram this scope shows now (any thread)."""
+        for name in self.HISTOGRAMS:
+            yield name, getattr(self, name)
 
 
 class _StatusClassCounters(list):
@@ -92,6 +116,37 @@ class _StatusClassCounters(list):
         super().__init__([0] * 6)
 
 
+class ConnectionStats:
+    """The byte stats one scope's connections keep (Envoy's ``Network::Connection::ConnectionStats``).
+
+    A connection given this object (``ConnectionImpl.set_connection_stats``)
+    counts, on its own thread, as Envoy's ``ConnectionImpl`` does: after each
+    read, the bytes read (``read_total``) and the change in its read buffer's
+    length (``read_current``, before the filters consume the bytes); after
+    each write, the bytes written (``write_total``) and the change in its
+    write buffer's length (``write_current``); when it closes, its share of
+    both gauges goes back to 0.  ``write_current_moved`` records that the
+    write gauge ever changed (a write left bytes behind), which is when
+    Envoy counts it as used.  One object per scope, so one writing thread.
+    """
+
+    __slots__ = ("read_total", "read_current", "write_total", "write_current", "write_current_moved")
+
+    def __init__(self) -> None:
+        self.read_total = 0
+        self.read_current = 0
+        self.write_total = 0
+        self.write_current = 0
+        self.write_current_moved = False
+
+    def values(self, prefix: str) -> Iterator[tuple]:
+        """Envoy's ``<prefix>_cx_{rx,tx}_bytes_{buffered,total}`` stats, with their use."""
+        yield f"{prefix}_cx_rx_bytes_buffered", GAUGE, self.read_current, self.read_total > 0
+        yield f"{prefix}_cx_rx_bytes_total", COUNTER, self.read_total
+        yield f"{prefix}_cx_tx_bytes_buffered", GAUGE, self.write_current, self.write_current_moved
+        yield f"{prefix}_cx_tx_bytes_total", COUNTER, self.write_total
+
+
 class HttpConnManagerStats(StatsScope):
     """One worker's ``http.<stat_prefix>.`` stats of one listener's connection manager.
 
@@ -99,7 +154,8 @@ class HttpConnManagerStats(StatsScope):
     streams) and the router filter of that worker; see the module docstring
     for the threading contract.  ``downstream_rq_xx[n]`` is
     ``downstream_rq_<n>xx`` (Envoy creates all five up front, so they are
-    always shown).
+    always shown).  ``connection_stats`` holds the downstream connections'
+    ``downstream_cx_{rx,tx}_bytes_*``.
     """
 
     COUNTERS = (
@@ -118,12 +174,14 @@ class HttpConnManagerStats(StatsScope):
     )
     GAUGES = ("downstream_cx_active", "downstream_rq_active")
     GAUGE_USED_WITH = {"downstream_cx_active": "downstream_cx_total", "downstream_rq_active": "downstream_rq_total"}
+    HISTOGRAMS = ("downstream_cx_length_ms", "downstream_rq_time")
 
-    __slots__ = COUNTERS + GAUGES + ("downstream_rq_xx",)
+    __slots__ = COUNTERS + GAUGES + HISTOGRAMS + ("downstream_rq_xx", "connection_stats")
 
     def __init__(self) -> None:
         super().__init__()
         self.downstream_rq_xx = _StatusClassCounters()
+        self.connection_stats = ConnectionStats()
 
     def charge_response(self, code: Any) -> None:
         """A response's headers went downstream (Envoy's ``chargeStats``): completed, and its class."""
@@ -131,20 +189,22 @@ class HttpConnManagerStats(StatsScope):
         if code is not None and 100 <= code < 600:
             self.downstream_rq_xx[code // 100] += 1
 
-    def values(self) -> Iterator[tuple[str, str, int]]:
+    def values(self) -> Iterator[tuple]:
         yield from super().values()
         for n in range(1, 6):
             yield f"downstream_rq_{n}xx", COUNTER, self.downstream_rq_xx[n]
+        yield from self.connection_stats.values("downstream")
 
 
 class ListenerStats(StatsScope):
-    """One worker's ``listener.<address>.`` connection counts (written by its ``ActiveTcpListener``)."""
+    """One worker's ``listener.<address>.`` connection stats (written by its ``ActiveTcpListener``)."""
 
     COUNTERS = ("downstream_cx_total", "downstream_cx_destroy")
     GAUGES = ("downstream_cx_active",)
     GAUGE_USED_WITH = {"downstream_cx_active": "downstream_cx_total"}
+    HISTOGRAMS = ("connections_accepted_per_socket_event", "downstream_cx_length_ms")
 
-    __slots__ = COUNTERS + GAUGES
+    __slots__ = COUNTERS + GAUGES + HISTOGRAMS
 
 
 class WorkerListenerStats(StatsScope):
@@ -162,7 +222,7 @@ class WorkerListenerStats(StatsScope):
     def __init__(self, of: ListenerStats) -> None:
         self._of = of
 
-    def values(self) -> Iterator[tuple[str, str, int]]:
+    def values(self) -> Iterator[tuple]:
         yield "downstream_cx_active", GAUGE, self._of.downstream_cx_active
         yield "downstream_cx_total", COUNTER, self._of.downstream_cx_total
 
@@ -176,7 +236,10 @@ class ClusterTrafficStats(StatsScope):
     ``upstream_rq_<c>`` and ``upstream_rq_xx[n]`` is ``upstream_rq_<n>xx``;
     ``retry_rq_code``, ``retry_rq_xx`` and ``retry_rq_completed`` are the
     same for the responses a retry replaced (``retry.upstream_rq_<c>``...).
-    Envoy creates those on first use, so only non-zero ones are shown.
+    Envoy creates those on first use, so only non-zero ones are shown; the
+    same goes for the ``upstream_rq_time``, ``external.upstream_rq_time`` and
+    ``internal.upstream_rq_time`` histograms.  ``connection_stats`` holds the
+    upstream connections' ``upstream_cx_{rx,tx}_bytes_*``.
     """
 
     COUNTERS = (
@@ -208,7 +271,19 @@ class ClusterTrafficStats(StatsScope):
         "upstream_rq_pending_active": "upstream_rq_pending_total",
     }
 
-    __slots__ = COUNTERS + GAUGES + ("upstream_rq_code", "upstream_rq_xx", "retry_rq_code", "retry_rq_xx", "retry_rq_completed")
+    HISTOGRAMS = ("upstream_cx_connect_ms", "upstream_cx_length_ms", "upstream_rq_per_cx")
+
+    __slots__ = COUNTERS + GAUGES + HISTOGRAMS + (
+        "upstream_rq_code",
+        "upstream_rq_xx",
+        "retry_rq_code",
+        "retry_rq_xx",
+        "retry_rq_completed",
+        "upstream_rq_time",
+        "external_upstream_rq_time",
+        "internal_upstream_rq_time",
+        "connection_stats",
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -218,6 +293,11 @@ class ClusterTrafficStats(StatsScope):
         self.retry_rq_code: list[int] = []
         self.retry_rq_xx = _StatusClassCounters()
         self.retry_rq_completed = 0
+        # Envoy's response-timing histograms are made on first use (CodeStats).
+        self.upstream_rq_time = HistogramRecorder()
+        self.external_upstream_rq_time = HistogramRecorder()
+        self.internal_upstream_rq_time = HistogramRecorder()
+        self.connection_stats = ConnectionStats()
 
     def charge_response(self, code: int) -> None:
         """The router got (or made, for an upstream failure) response ``code`` (Envoy's ``chargeUpstreamCode``)."""
@@ -235,15 +315,40 @@ class ClusterTrafficStats(StatsScope):
             self.retry_rq_code[code] += 1
             self.retry_rq_xx[code // 100] += 1
 
-    def values(self) -> Iterator[tuple[str, str, int]]:
+    def charge_response_timing(self, seconds: float, internal: bool) -> None:
+        """An upstream response ended, ``seconds`` after the request did (Envoy's ``chargeResponseTiming``):
+        ``upstream_rq_time`` and, by whether the request was internal, ``internal.``/``external.upstream_rq_time``."""
+        self.upstream_rq_time.record_duration(seconds)
+        (self.internal_upstream_rq_time if internal else self.external_upstream_rq_time).record_duration(seconds)
+
+    def values(self) -> Iterator[tuple]:
         yield from super().values()
         yield from _code_stats("", self.upstream_rq_code, self.upstream_rq_xx)
         if self.retry_rq_completed:
             yield "retry.upstream_rq_completed", COUNTER, self.retry_rq_completed
             yield from _code_stats("retry.", self.retry_rq_code, self.retry_rq_xx)
+        yield from self.connection_stats.values("upstream")
+
+    def histograms(self) -> Iterator[tuple[str, HistogramRecorder]]:
+        yield from super().histograms()
+        for name, recorder in (
+            ("upstream_rq_time", self.upstream_rq_time),
+            ("external.upstream_rq_time", self.external_upstream_rq_time),
+            ("internal.upstream_rq_time", self.internal_upstream_rq_time),
+        ):
+            if recorder.counts:
+                yield name, recorder
 
 
-def _code_stats(prefix: str, codes: list[int], classes: list[int]) -> Iterator[tuple[str, str, int]]:
+class ServerStats(StatsScope):
+    """``server.``: the main thread's ``initialization_time_ms`` (from start-up to every worker serving)."""
+
+    HISTOGRAMS = ("initialization_time_ms",)
+
+    __slots__ = HISTOGRAMS
+
+
+def _code_stats(prefix: str, codes: list[int], classes: list[int]) -> Iterator[tuple]:
     """The non-zero ``<prefix>upstream_rq_<code>`` and ``<prefix>upstream_rq_<n>xx`` counters."""
     if codes:
         for code in range(100, 600):

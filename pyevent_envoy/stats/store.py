@@ -21,13 +21,18 @@ Threading contract:
   nothing into the scopes, which only their owners write: it records each
   counter's current value as a baseline that :meth:`~StatsStore.snapshot`
   subtracts from then on.
+- :meth:`StatsStore.merge_histograms` (the stats flush) and
+  :meth:`StatsStore.histograms` (the admin) run on one thread, the main
+  one; the flush only reads the workers' recorders (see
+  :mod:`pyevent_envoy.stats.histogram`).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Callable, Iterable, NamedTuple
+from typing import Callable, Iterable, NamedTuple, Optional
 
+from pyevent_envoy.stats.histogram import HistogramRecorder, ParentHistogram
 from pyevent_envoy.stats.scopes import COUNTER, GAUGE, StatsScope
 
 __all__ = ["COUNTER", "GAUGE", "Stat", "StatsStore", "listener_stat_prefix"]
@@ -70,6 +75,10 @@ class StatsStore:
         #: Counter values at the last reset, per scope and for source stats by name.
         self._scope_baselines: dict[StatsScope, dict[str, int]] = {}
         self._source_baselines: dict[str, int] = {}
+        # Main thread only (the flush and the admin): the merged histograms
+        # by name, and each recorder's counts as the last flush copied them.
+        self._histograms: dict[str, ParentHistogram] = {}
+        self._seen: dict[HistogramRecorder, list[int]] = {}
 
     def __repr__(self) -> str:
         return f"<StatsStore {sorted(self._scopes)}>"
@@ -111,17 +120,21 @@ class StatsStore:
             scopes = [scope for group in self._scopes.values() for scope in group]
             sources = list(self._sources)
         scope_baselines = {
-            scope: {name: value for name, kind, value in scope.values() if kind == COUNTER} for scope in scopes
+            scope: {item[0]: item[2] for item in scope.values() if item[1] == COUNTER} for scope in scopes
         }
         source_baselines = {stat.name: stat.value for source in sources for stat in source() if stat.kind == COUNTER}
         with self._lock:
             self._scope_baselines.update(scope_baselines)
             self._source_baselines = source_baselines
 
-    def snapshot(self) -> list[Stat]:
-        """Every stat, summed over the workers, sorted by name (as Envoy sorts them)."""
+    def _registry(self) -> list[tuple[str, list[StatsScope]]]:
         with self._lock:
-            scopes = [(prefix, list(group)) for prefix, group in self._scopes.items()]
+            return [(prefix, list(group)) for prefix, group in self._scopes.items()]
+
+    def snapshot(self) -> list[Stat]:
+        """Every counter and gauge, summed over the workers, sorted by name (as Envoy sorts them)."""
+        scopes = self._registry()
+        with self._lock:
             sources = list(self._sources)
             scope_baselines = dict(self._scope_baselines)
             source_baselines = self._source_baselines
@@ -130,18 +143,24 @@ class StatsStore:
             kinds: dict[str, str] = {}
             totals: dict[str, int] = {}  # since start: what decides "used"
             sums: dict[str, int] = {}  # since the last reset: the value shown
+            known_used: dict[str, bool] = {}
             for scope in group:
                 baseline = scope_baselines.get(scope)
-                for name, kind, value in scope.values():
+                for item in scope.values():
+                    name, kind, value = item[:3]
                     kinds[name] = kind
                     totals[name] = totals.get(name, 0) + value
                     if baseline:
                         value -= baseline.get(name, 0)
                     sums[name] = sums.get(name, 0) + value
+                    if len(item) == 4:
+                        known_used[name] = known_used.get(name, False) or item[3]
             used_with = type(group[0]).GAUGE_USED_WITH
             for name, value in sums.items():
                 kind = kinds[name]
-                if kind == GAUGE:
+                if name in known_used:
+                    used = known_used[name]
+                elif kind == GAUGE:
                     counter = used_with.get(name)
                     used = True if counter is None else totals.get(counter, 0) > 0
                 else:
@@ -154,3 +173,45 @@ class StatsStore:
                     stat = stat._replace(value=max(0, stat.value - source_baselines[stat.name]))
                 out[stat.name] = stat
         return [out[name] for name in sorted(out)]
+
+    # histograms
+
+    def merge_histograms(self) -> None:
+        """The stats flush: end the interval of every histogram (Envoy's ``mergeHistograms``).
+
+        Main thread only.  Each recorder's counts are copied and the copy
+        taken at the previous flush subtracted; the sums over the recorders
+        of a name become that histogram's interval, and are added to its
+        cumulative counts.  A histogram whose scopes are all gone is dropped.
+        """
+        intervals: dict[str, Optional[list[int]]] = {}
+        seen: dict[HistogramRecorder, list[int]] = {}
+        for prefix, group in self._registry():
+            for scope in group:
+                for name, recorder in scope.histograms():
+                    full = prefix + name
+                    total = intervals.get(full)
+                    counts = list(recorder.counts)  # one C-level copy: a consistent view under the GIL
+                    if not counts:
+                        intervals.setdefault(full, None)
+                        continue
+                    seen[recorder] = counts
+                    before = self._seen.get(recorder)
+                    delta = counts if before is None else [now - then for now, then in zip(counts, before)]
+                    intervals[full] = delta if total is None else [a + b for a, b in zip(total, delta)]
+        self._seen = seen
+        merged: dict[str, ParentHistogram] = {}
+        for full, delta in intervals.items():
+            parent = self._histograms.get(full) or ParentHistogram(full)
+            parent.merge(delta)
+            merged[full] = parent
+        self._histograms = merged
+
+    def histograms(self) -> list[ParentHistogram]:
+        """Every histogram, sorted by name, with its values as of the last :meth:`merge_histograms`.
+
+        Main thread only.  A histogram no flush has merged yet is shown
+        empty (``No recorded values``), as in Envoy.
+        """
+        names = {prefix + name for prefix, group in self._registry() for scope in group for name, _ in scope.histograms()}
+        return [self._histograms.get(name) or ParentHistogram(name) for name in sorted(names)]

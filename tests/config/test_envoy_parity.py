@@ -213,6 +213,9 @@ VALID = {
     ),
     "internal-address-prefix-len-over-32": _internal_addresses({"address_prefix": "127.0.0.1", "prefix_len": 33}),
     "internal-address-no-prefix-len": _internal_addresses({"address_prefix": "127.0.0.1"}),
+    "stats-flush-interval": lambda c: c.update(stats_flush_interval="0.25s"),
+    "stats-flush-interval-shortest": lambda c: c.update(stats_flush_interval="0.001s"),
+    "stats-flush-interval-longest": lambda c: c.update(stats_flush_interval="299.999s"),
 }
 
 INVALID = {
@@ -439,10 +442,15 @@ INVALID = {
         _internal_addresses({"prefix_len": 8}),
         HCM_PATH + ".internal_address_config.cidr_ranges[0].address_prefix",
     ),
+    "stats-flush-interval-too-short": (lambda c: c.update(stats_flush_interval="0.0009s"), "stats_flush_interval"),
+    "stats-flush-interval-300s": (lambda c: c.update(stats_flush_interval="300s"), "stats_flush_interval"),
+    "stats-flush-interval-not-a-duration": (lambda c: c.update(stats_flush_interval=5), "stats_flush_interval"),
 }
 
 # Envoy accepts these; pyevent-envoy rejects them on purpose.
 STRICTER = {
+    # Stats are flushed on the timer only.
+    "stats-flush-on-admin": (lambda c: c.update(stats_flush_on_admin=True), "stats_flush_on_admin"),
     "hcm-upgrade-filters": (
         _upgrades_on_hcm({"upgrade_type": "websocket", "filters": []}),
         HCM_PATH + ".upgrade_configs[0].filters",  # a separate filter chain for upgrades

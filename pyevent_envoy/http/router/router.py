@@ -647,7 +647,7 @@ class RouterFilter(StreamDecoderFilter):
         if self._tunnel:
             end_stream = self._on_upgrade_response(headers, end_stream)
         if end_stream:
-            self._finish_timer()
+            self._on_upstream_complete()
         stream.encode_headers(headers, end_stream)
         if self._tunnel == _TUNNEL_OPEN and not self._done:
             self._send_held_tunnel_bytes(upstream)
@@ -691,14 +691,14 @@ class RouterFilter(StreamDecoderFilter):
         if upstream is not self._upstream or self._done:
             return
         if end_stream:
-            self._finish_timer()
+            self._on_upstream_complete()
         self.stream.encode_data(data, end_stream)
         self._apply_downstream_backpressure()
 
     def _on_upstream_trailers(self, upstream: UpstreamRequest, trailers: HeaderMap) -> None:
         if upstream is not self._upstream or self._done:
             return
-        self._finish_timer()
+        self._on_upstream_complete()
         self.stream.encode_trailers(trailers)
 
     def _apply_downstream_backpressure(self) -> None:
@@ -792,6 +792,16 @@ class RouterFilter(StreamDecoderFilter):
         # the stream's connection keeps the deadline (no timer per request).
         if self._timeout:
             self.stream.set_response_timeout(self._timeout, self._on_timeout)
+
+    def _on_upstream_complete(self) -> None:
+        """The upstream response ended (Envoy's ``onUpstreamComplete``): the route timeout is
+        over, and ``upstream_rq_time`` records the time since the request ended, when it did."""
+        self._finish_timer()
+        if self._request_complete_time is not None:
+            elapsed = self.stream.dispatcher.approximate_monotonic_time() - self._request_complete_time
+            # Envoy's isEnvoyInternalRequest: the request (as forwarded) says x-envoy-internal: true.
+            internal = self._headers._get("x-envoy-internal") == "true"
+            self._cluster.stats.charge_response_timing(elapsed, internal)
 
     def _finish_timer(self) -> None:
         if self._timeout:

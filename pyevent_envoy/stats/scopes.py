@@ -186,6 +186,7 @@ class ClusterTrafficStats(StatsScope):
         "upstream_cx_connect_timeout",
         "upstream_cx_overflow",
         "upstream_cx_none_healthy",
+        "lb_healthy_panic",
         "upstream_rq_total",
         "upstream_rq_completed",
         "upstream_rq_pending_total",

@@ -51,6 +51,7 @@ from pyevent_envoy.upstream.cluster import (
     StrictDnsCluster,
 )
 from pyevent_envoy.upstream.dns import DEFAULT_RESOLVER_THREADS, DnsResolverImpl, ResolveFn
+from pyevent_envoy.upstream.health_checker import create_health_checker
 from pyevent_envoy.upstream.host import HostImpl, HostSet, HostStatsMap
 from pyevent_envoy.upstream.load_balancer import LoadBalancer, create_load_balancer
 
@@ -97,7 +98,7 @@ class ThreadLocalCluster:
             ``max_retries`` circuit breaker (kept by the router's retry states).
     """
 
-    __slots__ = ("_snapshot", "_lb", "_rng", "conn_pools", "host_stats", "stats", "retries_active")
+    __slots__ = ("_snapshot", "_lb", "_panic", "_rng", "conn_pools", "host_stats", "stats", "retries_active")
 
     def __init__(self, snapshot: ClusterSnapshot, rng: random.Random | None = None) -> None:
         self._rng = rng if rng is not None else random.Random()
@@ -109,6 +110,7 @@ class ThreadLocalCluster:
             snapshot.stats_store.register(self._stats_prefix(snapshot), self.stats)
         self._snapshot = snapshot
         self._lb = self._new_load_balancer(snapshot)
+        self._panic = snapshot.host_set.in_panic
 
     def __repr__(self) -> str:
         return f"<ThreadLocalCluster {self.info.name!r} {len(self._snapshot.host_set)} hosts>"
@@ -131,7 +133,13 @@ class ThreadLocalCluster:
         return self._lb
 
     def choose_host(self, context: Any = None) -> HostImpl | None:
-        """The host for the next request, or ``None`` when the cluster has no host."""
+        """The host for the next request, or ``None`` when the cluster has no host.
+
+        Counts ``lb_healthy_panic`` when the pick is among every host because
+        too few are healthy (one attribute test per request otherwise).
+        """
+        if self._panic:
+            self.stats.lb_healthy_panic += 1
         return self._lb.choose_host(context)
 
     def _new_load_balancer(self, snapshot: ClusterSnapshot) -> LoadBalancer:
@@ -148,6 +156,7 @@ class ThreadLocalCluster:
         # Swap first, so that a failing drain() below leaves a consistent state.
         self._snapshot = snapshot
         self._lb = self._new_load_balancer(snapshot)
+        self._panic = snapshot.host_set.in_panic
         hosts = snapshot.host_set.hosts
         self.host_stats.retain(hosts)
         keep = set(hosts)
@@ -335,9 +344,11 @@ class ClusterManagerImpl:
     def main_thread_stats(self) -> list[Stat]:
         """The stats kept on the main thread, as the admin shows them (main thread).
 
-        ``cluster_manager.*`` and each cluster's ``membership_change``,
+        ``cluster_manager.*``, each cluster's ``membership_change``,
+        ``membership_degraded``, ``membership_excluded``,
         ``membership_healthy`` and ``membership_total`` (the DNS ``update_*``
-        counters are left out: their counting differs from Envoy's).
+        counters are left out: their counting differs from Envoy's), and
+        the ``health_check.*`` stats of health-checked clusters.
         """
         out = []
         for name, value in self._stats.items():
@@ -346,10 +357,22 @@ class ClusterManagerImpl:
         for name, entry in self._clusters.items():
             stats = entry.cluster.stats
             prefix = f"cluster.{name}."
-            for stat, kind in (("membership_change", COUNTER), ("membership_healthy", GAUGE), ("membership_total", GAUGE)):
+            for stat, kind in (
+                ("membership_change", COUNTER),
+                ("membership_degraded", GAUGE),
+                ("membership_excluded", GAUGE),
+                ("membership_healthy", GAUGE),
+                ("membership_total", GAUGE),
+            ):
                 value = stats.get(prefix + stat, 0)
                 # Envoy sets the membership gauges when the cluster is created: always used.
                 out.append(Stat(prefix + stat, kind, value, kind == GAUGE or value > 0))
+            checker = getattr(entry.cluster, "health_checker", None)
+            if checker is not None:
+                hc_stats = checker.stats
+                for stat, kind, value in hc_stats.values():
+                    used = stat in hc_stats.gauges_used if kind == GAUGE else value > 0
+                    out.append(Stat(f"{prefix}health_check.{stat}", kind, value, used))
         return out
 
     @property
@@ -408,6 +431,13 @@ class ClusterManagerImpl:
 
         entry.member_cb = on_members
         cluster.add_member_update_cb(on_members)
+        if info.health_checks:
+            prefix = f"cluster.{info.name}."
+            cluster.set_health_checker(  # type: ignore[attr-defined]
+                create_health_checker(
+                    cluster, info.health_checks[0], self._dispatcher, traffic_seen=lambda: self._traffic_seen(prefix)
+                )
+            )
         cluster.initialize(lambda: self._on_cluster_init(entry))
         return cluster
 
@@ -519,6 +549,17 @@ class ClusterManagerImpl:
 
     def _assert_main(self) -> None:
         assert self._dispatcher.is_thread_safe(), "ClusterManagerImpl used off the main thread"
+
+    def _traffic_seen(self, prefix: str) -> bool:
+        """True once some thread opened an upstream connection of the cluster (main thread; reads workers' counters).
+
+        Without a stats store the workers' counters are not reachable: the
+        cluster then counts as never having had traffic.
+        """
+        store = self._stats_store
+        if store is None:
+            return False
+        return any(getattr(scope, "upstream_cx_total", 0) for scope in store.scopes(prefix))
 
     def _can_push(self) -> bool:
         return not self._shut_down and not self._tls.is_shutdown()

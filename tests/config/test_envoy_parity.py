@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 
+import health_check_cases
 import pytest
 from config_helpers import (
     CLUSTER_PATH,
@@ -519,6 +520,11 @@ STRICTER = {
     ),
     "unicode-regex-class": (_regex(r"/\pL+"), ROUTE_PATH + ".match.safe_regex.regex"),
 }
+
+
+VALID.update({f"health-check-{name}": case for name, case in health_check_cases.VALID.items()})
+INVALID.update({f"health-check-{name}": case for name, case in health_check_cases.INVALID.items()})
+STRICTER.update({f"health-check-{name}": case for name, case in health_check_cases.STRICTER.items()})
 
 
 def _write(tmp_path, c):

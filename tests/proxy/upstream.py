@@ -18,6 +18,12 @@
   own (tests that run on two proxies put the proxy's kind in the key).
 - ``/attempts/<key>``: how many requests ``/flaky/<key>/...`` has had, as
   text (also ``Upstream.attempts(key)``).
+- ``/healthz``: the health check path, answering as ``Upstream.health`` says
+  (settable while running): ``200`` or any status code (empty body; with
+  ``x-envoy-immediate-health-check-fail`` for ``"503-immediate"``),
+  ``"hang"`` (no answer until the connection closes) or ``"reset"`` (the
+  connection is closed without an answer).  ``Upstream.health_checks``
+  counts the requests it had.
 """
 
 from __future__ import annotations
@@ -98,10 +104,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self._send(int(how), b"attempt %d failed" % attempt, {"x-attempt": str(attempt)})
 
+    def _health(self) -> None:
+        with self.server.lock:
+            self.server.health_checks += 1
+        mode = str(self.server.health)
+        if mode == "hang":
+            while self.server.health == "hang" and not self.server.stopping:
+                time.sleep(0.02)
+            self.close_connection = True
+        elif mode == "reset":
+            self.close_connection = True
+            self.connection.shutdown(2)
+        elif mode == "503-immediate":
+            self._send(503, b"", {"x-envoy-immediate-health-check-fail": "true"})
+        else:
+            self._send(int(mode), b"")
+
     def _handle(self) -> None:
         body = self._body()
-        self.server.requests.append((self.command, self.path, dict(self.headers.items())))
         path = self.path
+        if path == "/healthz":
+            self._health()
+            return
+        self.server.requests.append((self.command, self.path, dict(self.headers.items())))
         if path.startswith("/flaky/"):
             self._flaky(body)
         elif path.startswith("/attempts/"):
@@ -164,6 +189,9 @@ class Upstream:
         self.server.requests = []
         self.server.attempts = {}
         self.server.lock = threading.Lock()
+        self.server.health = 200
+        self.server.health_checks = 0
+        self.server.stopping = False
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -176,6 +204,21 @@ class Upstream:
         """How many requests ``/flaky/<key>/...`` has had."""
         return self.server.attempts.get(key, 0)
 
+    @property
+    def health(self):
+        """How ``/healthz`` answers (see the module docstring)."""
+        return self.server.health
+
+    @health.setter
+    def health(self, mode) -> None:
+        self.server.health = mode
+
+    @property
+    def health_checks(self) -> int:
+        """How many requests ``/healthz`` has had."""
+        return self.server.health_checks
+
     def stop(self) -> None:
+        self.server.stopping = True
         self.server.shutdown()
         self.server.server_close()

@@ -23,7 +23,9 @@
   ``x-envoy-immediate-health-check-fail`` for ``"503-immediate"``),
   ``"hang"`` (no answer until the connection closes) or ``"reset"`` (the
   connection is closed without an answer).  ``Upstream.health_checks``
-  counts the requests it had.
+  counts the requests it had; ``Upstream.health_requests`` keeps them as
+  ``(method, path, headers)`` and ``Upstream.health_ports`` the client
+  port of each (one port: one connection).
 """
 
 from __future__ import annotations
@@ -107,6 +109,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _health(self) -> None:
         with self.server.lock:
             self.server.health_checks += 1
+            self.server.health_requests.append((self.command, self.path, dict(self.headers.items())))
+            self.server.health_ports.append(self.client_address[1])
         mode = str(self.server.health)
         if mode == "hang":
             while self.server.health == "hang" and not self.server.stopping:
@@ -191,6 +195,8 @@ class Upstream:
         self.server.lock = threading.Lock()
         self.server.health = 200
         self.server.health_checks = 0
+        self.server.health_requests = []
+        self.server.health_ports = []
         self.server.stopping = False
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -217,6 +223,16 @@ class Upstream:
     def health_checks(self) -> int:
         """How many requests ``/healthz`` has had."""
         return self.server.health_checks
+
+    @property
+    def health_requests(self) -> list:
+        """The requests ``/healthz`` has had, as ``(method, path, headers)``."""
+        return self.server.health_requests
+
+    @property
+    def health_ports(self) -> list:
+        """The client port of each ``/healthz`` request."""
+        return self.server.health_ports
 
     def stop(self) -> None:
         self.server.stopping = True

@@ -416,9 +416,7 @@ class ClusterImplBase(Cluster):
         stats[prefix + "membership_total"] = len(host_set.hosts)
         stats[prefix + "membership_healthy"] = len(host_set.healthy_hosts) - degraded
         stats[prefix + "membership_degraded"] = degraded
-        stats[prefix + "membership_excluded"] = sum(
-            1 for host in host_set.hosts if host.health_flags & HealthFlag.EXCLUDED_VIA_IMMEDIATE_HC_FAIL
-        )
+        stats[prefix + "membership_excluded"] = len(host_set.excluded_hosts)
         for cb in list(self._member_cbs):
             cb(self, added, removed)
         pending = self._hc_pending_hosts
@@ -454,6 +452,10 @@ class ClusterImplBase(Cluster):
         if self._initialized or self._shut_down:
             return
         self._hc_pending_hosts = None
+        if self._health_checker is not None:
+            # Flags a first check set without a health change (a host that stayed
+            # failed but is now excluded) count too, as Envoy's reloadHealthyHosts here.
+            self._install_host_set(HostSet.from_hosts(self._host_set.hosts), (), ())
         self._initialized = True
         callbacks, self._init_cbs = self._init_cbs, []
         for cb in callbacks:

@@ -59,6 +59,8 @@ class HealthFlag(enum.IntFlag):
 _HEALTH_FLAG_NAMES = tuple((flag, "/" + flag.name.lower()) for flag in HealthFlag)
 #: Flags that take a host out of the healthy hosts.
 _UNHEALTHY_FLAGS = HealthFlag.FAILED_ACTIVE_HC
+#: Flags that take a host out of the panic threshold's count (Envoy's excluded hosts).
+_EXCLUDED_FLAGS = HealthFlag.EXCLUDED_VIA_IMMEDIATE_HC_FAIL
 
 
 def health_flags_to_string(flags: HealthFlag | int) -> str:
@@ -176,11 +178,17 @@ class HostSet:
         hosts_to_use: what load balancers pick from: ``healthy_hosts``, or
             every host when fewer than half are healthy (Envoy's panic mode,
             default ``healthy_panic_threshold`` 50 %).
+        excluded_hosts: hosts left out of the panic threshold's count (flagged
+            ``EXCLUDED_VIA_IMMEDIATE_HC_FAIL``).  As in Envoy, the threshold
+            compares the healthy hosts with the hosts not excluded (no such
+            host at all is panic), and in panic every host is used, excluded
+            ones included.
         in_panic: True when ``hosts_to_use`` is every host for that reason.
     """
 
     hosts: tuple[HostImpl, ...] = ()
     healthy_hosts: tuple[HostImpl, ...] | None = None
+    excluded_hosts: tuple[HostImpl, ...] = ()
     hosts_to_use: tuple[HostImpl, ...] = dataclasses.field(init=False, compare=False, repr=False)
     in_panic: bool = dataclasses.field(init=False, compare=False, repr=False)
 
@@ -189,7 +197,9 @@ class HostSet:
         object.__setattr__(self, "hosts", hosts)
         healthy = hosts if self.healthy_hosts is None else tuple(self.healthy_hosts)
         object.__setattr__(self, "healthy_hosts", healthy)
-        in_panic = bool(hosts) and len(healthy) < HEALTHY_PANIC_THRESHOLD * len(hosts)
+        object.__setattr__(self, "excluded_hosts", tuple(self.excluded_hosts))
+        counted = len(hosts) - len(self.excluded_hosts)
+        in_panic = bool(hosts) and (counted <= 0 or len(healthy) < HEALTHY_PANIC_THRESHOLD * counted)
         object.__setattr__(self, "in_panic", in_panic)
         object.__setattr__(self, "hosts_to_use", hosts if in_panic else healthy)
 
@@ -197,7 +207,11 @@ class HostSet:
     def from_hosts(cls, hosts: Iterable[HostImpl]) -> "HostSet":
         """The snapshot of ``hosts`` with their health now: healthy hosts are those with :attr:`HostImpl.healthy`."""
         hosts = tuple(hosts)
-        return cls(hosts, tuple(host for host in hosts if host.healthy))
+        return cls(
+            hosts,
+            tuple(host for host in hosts if host.healthy),
+            tuple(host for host in hosts if host._health_flags & _EXCLUDED_FLAGS),
+        )
 
     def __len__(self) -> int:
         return len(self.hosts)

@@ -169,6 +169,25 @@ def test_every_host_failing_means_panic_traffic_goes_to_all(kind, upstreams, set
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_immediate_fail_header_excludes_from_the_panic_count(kind, upstreams, setups):
+    a, b = upstreams
+    c = Upstream("c")
+    try:
+        b.health = c.health = "503-immediate"
+        s = setups(kind, [a.port, b.port, c.port], _check_yaml())
+        stats = s.wait_for_stats("b and c failed", lambda st: st.get("membership_excluded") == 2)
+        # One healthy host of the one not excluded: no panic, everything to a.
+        assert s.spread() == [(200, "a")] * 8
+        assert stats["membership_healthy"] == 1 and s.stats()["lb_healthy_panic"] == 0
+        a.health = 503
+        s.wait_for_stats("a failed", lambda st: st.get("membership_healthy") == 0)
+        # Nothing healthy: panic over every host, excluded ones too.
+        assert sorted(name for _, name in s.spread(9)) == ["a"] * 3 + ["b"] * 3 + ["c"] * 3
+    finally:
+        c.stop()
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_every_host_unreachable_answers_503(kind, setups):
     s = setups(kind, [_dead_port(), _dead_port()], _check_yaml())
     s.wait_for_stats("both checked", lambda st: st.get("health_check.network_failure", 0) >= 2)

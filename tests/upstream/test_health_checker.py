@@ -268,6 +268,19 @@ def test_health_changes_publish_host_sets_with_panic_below_half(harness_factory)
     assert len(h.updates) == published
 
 
+def test_excluded_hosts_do_not_count_towards_panic(harness_factory):
+    h = harness_factory(n=3)
+    h.session(0).handle_success()
+    for i in (1, 2):
+        h.hosts[i].health_flag_set(HealthFlag.EXCLUDED_VIA_IMMEDIATE_HC_FAIL)  # as a failing answer with the header
+        h.session(i).handle_failure(FailureType.ACTIVE)
+    host_set = h.cluster.host_set
+    assert host_set.excluded_hosts == h.hosts[1:] and h.cluster.stats["cluster.app.membership_excluded"] == 2
+    assert not host_set.in_panic and host_set.hosts_to_use == h.hosts[:1]  # 1 healthy of 1 counted
+    h.session(0).handle_failure(FailureType.ACTIVE)
+    assert h.cluster.host_set.in_panic and h.cluster.host_set.hosts_to_use == h.hosts
+
+
 def test_passive_failures_and_closing_settle_the_stats(harness_factory):
     h = harness_factory()
     h.session(0).handle_success()

@@ -244,6 +244,18 @@ _ENVOY_FIELDS_TEXT = {
     "Int64Range": (
         "start end "
     ),
+    "OutlierDetection": (
+        "consecutive_5xx interval base_ejection_time max_ejection_percent enforcing_consecutive_5xx "
+        "enforcing_success_rate success_rate_minimum_hosts success_rate_request_volume "
+        "success_rate_stdev_factor consecutive_gateway_failure enforcing_consecutive_gateway_failure "
+        "split_external_local_origin_errors consecutive_local_origin_failure "
+        "enforcing_consecutive_local_origin_failure enforcing_local_origin_success_rate "
+        "failure_percentage_threshold enforcing_failure_percentage "
+        "enforcing_failure_percentage_local_origin failure_percentage_minimum_hosts "
+        "failure_percentage_request_volume max_ejection_time max_ejection_time_jitter "
+        "successful_active_health_check_uneject_host monitors always_eject_one_host "
+        "detect_degraded_hosts "
+    ),
     "CircuitBreakers": (
         "thresholds per_host_thresholds "
     ),

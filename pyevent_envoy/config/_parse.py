@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import difflib
 import enum
 import ipaddress
@@ -1858,6 +1859,82 @@ def _payload(ctx: _Ctx, path: str, raw: Any) -> Optional[bytes]:
     return bytes.fromhex(text)
 
 
+_OUTLIER_REFUSED = {
+    name: f"OutlierDetection.{name} is not supported by pyevent-envoy ({why})"
+    for names, why in (
+        (
+            ("enforcing_success_rate", "success_rate_minimum_hosts", "success_rate_request_volume",
+             "success_rate_stdev_factor"),
+            "success-rate ejection is not implemented",
+        ),
+        (
+            ("failure_percentage_threshold", "enforcing_failure_percentage",
+             "enforcing_failure_percentage_local_origin", "failure_percentage_minimum_hosts",
+             "failure_percentage_request_volume"),
+            "failure-percentage ejection is not implemented",
+        ),
+        (
+            ("split_external_local_origin_errors", "consecutive_local_origin_failure",
+             "enforcing_consecutive_local_origin_failure", "enforcing_local_origin_success_rate"),
+            "local-origin errors are counted as 503 and 504 responses, as Envoy does without the split",
+        ),
+        (
+            ("max_ejection_time_jitter", "successful_active_health_check_uneject_host", "monitors",
+             "always_eject_one_host", "detect_degraded_hosts"),
+            "only the consecutive-error ejections are supported",
+        ),
+    )
+    for name in names
+}
+
+
+def _outlier_detection(ctx: _Ctx, path: str, raw: Any) -> Optional[b.OutlierDetection]:
+    """A cluster's ``outlier_detection``, validated as Envoy 1.40 validates it."""
+    mark = ctx.mark()
+    m = _msg(
+        ctx,
+        path,
+        raw,
+        "OutlierDetection",
+        {
+            "consecutive_5xx",
+            "consecutive_gateway_failure",
+            "interval",
+            "base_ejection_time",
+            "max_ejection_time",
+            "max_ejection_percent",
+            "enforcing_consecutive_5xx",
+            "enforcing_consecutive_gateway_failure",
+        },
+        notes=_OUTLIER_REFUSED,
+    )
+    if m is None:
+        return None
+    percent = {"maximum": 100, "range_reason": "must be at most 100 (a percentage)"}
+    defaults = b.OutlierDetection()
+    config = b.OutlierDetection(
+        consecutive_5xx=m.uint32("consecutive_5xx", defaults.consecutive_5xx),
+        consecutive_gateway_failure=m.uint32("consecutive_gateway_failure", defaults.consecutive_gateway_failure),
+        interval=m.duration("interval", defaults.interval, greater_than=0.0),
+        base_ejection_time=m.duration("base_ejection_time", defaults.base_ejection_time, greater_than=0.0),
+        max_ejection_time=m.duration("max_ejection_time", defaults.max_ejection_time, greater_than=0.0),
+        max_ejection_percent=m.uint32("max_ejection_percent", defaults.max_ejection_percent, **percent),
+        enforcing_consecutive_5xx=m.uint32("enforcing_consecutive_5xx", defaults.enforcing_consecutive_5xx, **percent),
+        enforcing_consecutive_gateway_failure=m.uint32(
+            "enforcing_consecutive_gateway_failure", defaults.enforcing_consecutive_gateway_failure, **percent
+        ),
+    )
+    if not ctx.clean_since(mark):
+        return None
+    if config.max_ejection_time < config.base_ejection_time:
+        if m.has("max_ejection_time"):
+            m.error("max_ejection_time", "outlier detector's max_ejection_time cannot be smaller than base_ejection_time")
+            return None
+        # Unset, Envoy's 300 s default gives way to a longer base_ejection_time.
+        config = dataclasses.replace(config, max_ejection_time=config.base_ejection_time)
+    return config
+
+
 def _health_checks(ctx: _Ctx, m: _Msg) -> tuple[b.HealthCheck, ...]:
     checks = m.repeated("health_checks", _health_check)
     raw = m.raw("health_checks")
@@ -1893,6 +1970,7 @@ def _cluster(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Cluster, _Msg]]
             "per_connection_buffer_limit_bytes",
             "typed_extension_protocol_options",
             "health_checks",
+            "outlier_detection",
         },
     )
     if m is None:
@@ -1928,6 +2006,7 @@ def _cluster(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Cluster, _Msg]]
     buffer_limit = m.uint32("per_connection_buffer_limit_bytes", b.DEFAULT_BUFFER_LIMIT_BYTES)
     http1 = m.message("typed_extension_protocol_options", _upstream_protocol_options)
     health_checks = _health_checks(ctx, m)
+    outlier_detection = m.message("outlier_detection", _outlier_detection)
     if not ctx.clean_since(mark):
         return None
     cluster = b.Cluster(
@@ -1942,6 +2021,7 @@ def _cluster(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Cluster, _Msg]]
         per_connection_buffer_limit_bytes=buffer_limit,
         http_protocol_options=http1,
         health_checks=health_checks,
+        outlier_detection=outlier_detection,
     )
     return cluster, m
 

@@ -64,6 +64,7 @@ __all__ = [
     "LocalityLbEndpoints",
     "NetworkFilter",
     "Node",
+    "OutlierDetection",
     "RedirectAction",
     "RedirectResponseCode",
     "RegexMatcher",
@@ -701,6 +702,24 @@ class HealthCheck:
 
 
 @dataclass(frozen=True, slots=True)
+class OutlierDetection:
+    """``cluster.v3.OutlierDetection``: the consecutive-error ejections, with Envoy's defaults.
+
+    Durations are float seconds; the ``enforcing_*`` fields and
+    ``max_ejection_percent`` are percentages.
+    """
+
+    consecutive_5xx: int = 5
+    consecutive_gateway_failure: int = 5
+    interval: float = 10.0
+    base_ejection_time: float = 30.0
+    max_ejection_time: float = 300.0
+    max_ejection_percent: int = 10
+    enforcing_consecutive_5xx: int = 100
+    enforcing_consecutive_gateway_failure: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Cluster:
     """``cluster.v3.Cluster``.
 
@@ -720,6 +739,7 @@ class Cluster:
     per_connection_buffer_limit_bytes: int = DEFAULT_BUFFER_LIMIT_BYTES
     http_protocol_options: Optional[Http1ProtocolOptions] = None
     health_checks: tuple[HealthCheck, ...] = ()
+    outlier_detection: Optional[OutlierDetection] = None
 
     @property
     def lb_endpoints(self) -> tuple[LbEndpoint, ...]:

@@ -13,7 +13,14 @@ Which stats are kept, and how they compare with Envoy's, is in
 """
 
 from pyevent_envoy.stats.render import StatsQueryError, render_json, render_prometheus, render_text, select
-from pyevent_envoy.stats.scopes import ClusterTrafficStats, HttpConnManagerStats, ListenerStats, StatsScope, WorkerListenerStats
+from pyevent_envoy.stats.scopes import (
+    ClusterTrafficStats,
+    HttpConnManagerStats,
+    ListenerStats,
+    MainThreadStats,
+    StatsScope,
+    WorkerListenerStats,
+)
 from pyevent_envoy.stats.store import COUNTER, GAUGE, Stat, StatsStore, listener_stat_prefix
 
 __all__ = [
@@ -22,6 +29,7 @@ __all__ = [
     "GAUGE",
     "HttpConnManagerStats",
     "ListenerStats",
+    "MainThreadStats",
     "Stat",
     "StatsQueryError",
     "StatsScope",

@@ -36,6 +36,7 @@ __all__ = [
     "ClusterTrafficStats",
     "HttpConnManagerStats",
     "ListenerStats",
+    "MainThreadStats",
     "StatsScope",
     "WorkerListenerStats",
 ]
@@ -81,6 +82,26 @@ class StatsScope:
             yield name, COUNTER, getattr(self, name)
         for name in self.GAUGES:
             yield name, GAUGE, getattr(self, name)
+
+
+class MainThreadStats(StatsScope):
+    """A scope kept by one main-thread component (a health checker, an outlier detector).
+
+    Its gauges move through :meth:`add`, which remembers that they moved:
+    Envoy's ``usedonly`` shows a gauge once it changed, whatever its value.
+    """
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: The gauges that ever changed.
+        self.gauges_used: set[str] = set()
+
+    def add(self, gauge: str, amount: int) -> None:
+        """Move gauge ``gauge`` by ``amount``."""
+        setattr(self, gauge, getattr(self, gauge) + amount)
+        self.gauges_used.add(gauge)
 
 
 class _StatusClassCounters(list):

@@ -13,8 +13,9 @@ and picks hosts with its own load balancer, without locks::
     tlc = cm.get_thread_local_cluster("backend")
     host = tlc.choose_host() if tlc is not None else None
 
-Active health checks (:mod:`pyevent_envoy.upstream.health_checker`) run on
-the main thread and reach workers as new host sets.  A host's health is
+Active health checks (:mod:`pyevent_envoy.upstream.health_checker`) and
+outlier detection's decisions (:mod:`pyevent_envoy.upstream.outlier_detection`)
+run on the main thread and reach workers as new host sets.  A host's health is
 ``host.health_flags`` (a :class:`HealthFlag`), which
 :func:`health_flags_to_string` renders as Envoy's admin does.
 """
@@ -59,6 +60,10 @@ from pyevent_envoy.upstream.load_balancer import LoadBalancer as LoadBalancer
 from pyevent_envoy.upstream.load_balancer import RandomLoadBalancer as RandomLoadBalancer
 from pyevent_envoy.upstream.load_balancer import RoundRobinLoadBalancer as RoundRobinLoadBalancer
 from pyevent_envoy.upstream.load_balancer import create_load_balancer as create_load_balancer
+from pyevent_envoy.upstream.outlier_detection import EjectionType as EjectionType
+from pyevent_envoy.upstream.outlier_detection import OutlierDetectionStats as OutlierDetectionStats
+from pyevent_envoy.upstream.outlier_detection import OutlierDetectorImpl as OutlierDetectorImpl
+from pyevent_envoy.upstream.outlier_detection import OutlierMonitors as OutlierMonitors
 
 __all__ = [
     "ActiveDnsQuery",
@@ -71,6 +76,7 @@ __all__ = [
     "DiscoveryType",
     "DnsLookupFamily",
     "DnsResolverImpl",
+    "EjectionType",
     "Endpoint",
     "FailureType",
     "HealthCheckerImplBase",
@@ -88,6 +94,9 @@ __all__ = [
     "LoadBalancer",
     "LogicalDnsCluster",
     "LogicalHost",
+    "OutlierDetectionStats",
+    "OutlierDetectorImpl",
+    "OutlierMonitors",
     "RandomLoadBalancer",
     "ResolutionStatus",
     "RoundRobinLoadBalancer",

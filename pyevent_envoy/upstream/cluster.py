@@ -139,6 +139,8 @@ class ClusterInfo:
         health_checks: the cluster's ``HealthCheck`` configurations (at
             most one is used; see
             :mod:`pyevent_envoy.upstream.health_checker` for the fields read).
+        outlier_detection: the ``OutlierDetection``, or None (see
+            :mod:`pyevent_envoy.upstream.outlier_detection`).
     """
 
     name: str
@@ -151,6 +153,7 @@ class ClusterInfo:
     dns_lookup_family: DnsLookupFamily = DnsLookupFamily.AUTO
     least_request_choice_count: int = DEFAULT_CHOICE_COUNT
     health_checks: tuple[Any, ...] = ()
+    outlier_detection: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "health_checks", tuple(self.health_checks))
@@ -285,6 +288,7 @@ class ClusterImplBase(Cluster):
         "_shut_down",
         "_health_checker",
         "_hc_pending_hosts",
+        "_outlier_detector",
         "__weakref__",
     )
 
@@ -302,6 +306,7 @@ class ClusterImplBase(Cluster):
         self._member_cbs: list[MemberUpdateCb] = []
         self._shut_down = False
         self._health_checker: Any = None
+        self._outlier_detector: Any = None
         # Hosts whose first health check the initialization waits for (None: not waiting).
         self._hc_pending_hosts: set[HostImpl] | None = None
 
@@ -358,6 +363,8 @@ class ClusterImplBase(Cluster):
         self._init_cbs.clear()
         if self._health_checker is not None:
             self._health_checker.close()
+        if self._outlier_detector is not None:
+            self._outlier_detector.close()
         self._member_cbs.clear()
 
     @property
@@ -378,6 +385,20 @@ class ClusterImplBase(Cluster):
         self._health_checker = health_checker
         health_checker.add_host_check_complete_cb(self._on_health_check_complete)
         health_checker.start()
+
+    @property
+    def outlier_detector(self) -> Any:
+        """The outlier detector, or None."""
+        return self._outlier_detector
+
+    def set_outlier_detector(self, detector: Any) -> None:
+        """Eject hosts as ``detector`` (an ``OutlierDetectorImpl``) decides; starts it.  Main thread, once."""
+        self._assert_main()
+        if self._outlier_detector is not None:
+            raise RuntimeError(f"cluster {self._info.name!r} already has an outlier detector")
+        self._outlier_detector = detector
+        detector.add_changed_state_cb(lambda _host: self._reload_healthy_hosts())
+        detector.start()
 
     # for subclasses
 
@@ -428,13 +449,17 @@ class ClusterImplBase(Cluster):
 
     def _on_health_check_complete(self, host: HostImpl, transition: HealthTransition, _state: HealthState) -> None:
         pending = self._hc_pending_hosts
-        if transition is HealthTransition.CHANGED and not self._shut_down and host in self._host_set:
-            # Same hosts, new health: workers get a new snapshot, as Envoy's reloadHealthyHosts.
-            self._install_host_set(HostSet.from_hosts(self._host_set.hosts), (), ())
+        if transition is HealthTransition.CHANGED and host in self._host_set:
+            self._reload_healthy_hosts()
         if pending is not None and host in pending:
             pending.discard(host)
             if not pending:
                 self._finish_initialization()
+
+    def _reload_healthy_hosts(self) -> None:
+        """Same hosts, new health: a new snapshot for the workers (Envoy's ``reloadHealthyHosts``)."""
+        if not self._shut_down:
+            self._install_host_set(HostSet.from_hosts(self._host_set.hosts), (), ())
 
     def _on_pre_init_complete(self) -> None:
         """The first host set is known: wait for the first health checks, then run the ``initialize`` callbacks."""
@@ -455,7 +480,7 @@ class ClusterImplBase(Cluster):
         if self._health_checker is not None:
             # Flags a first check set without a health change (a host that stayed
             # failed but is now excluded) count too, as Envoy's reloadHealthyHosts here.
-            self._install_host_set(HostSet.from_hosts(self._host_set.hosts), (), ())
+            self._reload_healthy_hosts()
         self._initialized = True
         callbacks, self._init_cbs = self._init_cbs, []
         for cb in callbacks:
@@ -693,7 +718,7 @@ def from_config(cluster_config: Any) -> tuple[ClusterInfo, tuple[Endpoint, ...]]
     ``name``, ``type``, ``connect_timeout`` (seconds), ``lb_policy``,
     ``per_connection_buffer_limit_bytes``, ``circuit_breakers``
     (``for_priority()`` or ``thresholds``), ``dns_refresh_rate``,
-    ``dns_lookup_family``, ``health_checks`` and ``lb_endpoints`` (each with
+    ``dns_lookup_family``, ``health_checks``, ``outlier_detection`` and ``lb_endpoints`` (each with
     ``address.address``, ``address.port_value``, ``load_balancing_weight``).
     Enum fields are matched by member name.  Use it as
     ``cluster_manager.add_cluster(*from_config(cluster))``.
@@ -715,6 +740,7 @@ def from_config(cluster_config: Any) -> tuple[ClusterInfo, tuple[Endpoint, ...]]
         dns_refresh_rate=float(get(cluster_config, "dns_refresh_rate", DEFAULT_DNS_REFRESH_RATE)),
         dns_lookup_family=get(cluster_config, "dns_lookup_family", DnsLookupFamily.AUTO),
         health_checks=tuple(get(cluster_config, "health_checks", ())),
+        outlier_detection=get(cluster_config, "outlier_detection", None),
     )
     endpoints = tuple(
         Endpoint(e.address.address, int(e.address.port_value), int(get(e, "load_balancing_weight", 1) or 1))

@@ -52,6 +52,7 @@ from pyevent_envoy.upstream.cluster import (
 )
 from pyevent_envoy.upstream.dns import DEFAULT_RESOLVER_THREADS, DnsResolverImpl, ResolveFn
 from pyevent_envoy.upstream.health_checker import create_health_checker
+from pyevent_envoy.upstream.outlier_detection import OutlierDetectorImpl, OutlierMonitors
 from pyevent_envoy.upstream.host import HostImpl, HostSet, HostStatsMap
 from pyevent_envoy.upstream.load_balancer import LoadBalancer, create_load_balancer
 
@@ -69,12 +70,15 @@ class ClusterSnapshot:
     """What a thread knows of a cluster at one moment: immutable, shared by all threads.
 
     ``stats_store`` is where each thread registers its traffic stats for the
-    cluster (None: kept but not shown anywhere).
+    cluster (None: kept but not shown anywhere).  ``outlier_detector`` is the
+    cluster's detector on the main thread, which a thread may only
+    ``report()`` to.
     """
 
     info: ClusterInfo
     host_set: HostSet
     stats_store: StatsStore | None = dataclasses.field(default=None, compare=False)
+    outlier_detector: OutlierDetectorImpl | None = dataclasses.field(default=None, compare=False)
 
 
 class ThreadLocalCluster:
@@ -96,9 +100,13 @@ class ThreadLocalCluster:
             snapshot's stats store until the cluster goes away.
         retries_active: this thread's retries holding a place in the
             ``max_retries`` circuit breaker (kept by the router's retry states).
+        outlier: this thread's consecutive-error counts
+            (:class:`~pyevent_envoy.upstream.outlier_detection.OutlierMonitors`)
+            when the cluster has outlier detection, else None; the router
+            records each attempt's outcome there.
     """
 
-    __slots__ = ("_snapshot", "_lb", "_panic", "_rng", "conn_pools", "host_stats", "stats", "retries_active")
+    __slots__ = ("_snapshot", "_lb", "_panic", "_rng", "conn_pools", "host_stats", "stats", "retries_active", "outlier")
 
     def __init__(self, snapshot: ClusterSnapshot, rng: random.Random | None = None) -> None:
         self._rng = rng if rng is not None else random.Random()
@@ -106,6 +114,8 @@ class ThreadLocalCluster:
         self.host_stats = HostStatsMap()
         self.stats = ClusterTrafficStats()
         self.retries_active = 0
+        detector = snapshot.outlier_detector
+        self.outlier = OutlierMonitors(detector) if detector is not None else None
         if snapshot.stats_store is not None:
             snapshot.stats_store.register(self._stats_prefix(snapshot), self.stats)
         self._snapshot = snapshot
@@ -159,6 +169,8 @@ class ThreadLocalCluster:
         self._panic = snapshot.host_set.in_panic
         hosts = snapshot.host_set.hosts
         self.host_stats.retain(hosts)
+        if self.outlier is not None:
+            self.outlier.retain(hosts)
         keep = set(hosts)
         self._drain_pools([host for host in self.conn_pools if host not in keep])
 
@@ -348,7 +360,8 @@ class ClusterManagerImpl:
         ``membership_degraded``, ``membership_excluded``,
         ``membership_healthy`` and ``membership_total`` (the DNS ``update_*``
         counters are left out: their counting differs from Envoy's), and
-        the ``health_check.*`` stats of health-checked clusters.
+        the ``health_check.*`` and ``outlier_detection.*`` stats of the
+        clusters that have them.
         """
         out = []
         for name, value in self._stats.items():
@@ -367,12 +380,13 @@ class ClusterManagerImpl:
                 value = stats.get(prefix + stat, 0)
                 # Envoy sets the membership gauges when the cluster is created: always used.
                 out.append(Stat(prefix + stat, kind, value, kind == GAUGE or value > 0))
-            checker = getattr(entry.cluster, "health_checker", None)
-            if checker is not None:
-                hc_stats = checker.stats
-                for stat, kind, value in hc_stats.values():
-                    used = stat in hc_stats.gauges_used if kind == GAUGE else value > 0
-                    out.append(Stat(f"{prefix}health_check.{stat}", kind, value, used))
+            for scope_name, owner in (("health_check", "health_checker"), ("outlier_detection", "outlier_detector")):
+                component = getattr(entry.cluster, owner, None)
+                if component is not None:
+                    scope = component.stats
+                    for stat, kind, value in scope.values():
+                        used = stat in scope.gauges_used if kind == GAUGE else value > 0
+                        out.append(Stat(f"{prefix}{scope_name}.{stat}", kind, value, used))
         return out
 
     @property
@@ -437,6 +451,10 @@ class ClusterManagerImpl:
                 create_health_checker(
                     cluster, info.health_checks[0], self._dispatcher, traffic_seen=lambda: self._traffic_seen(prefix)
                 )
+            )
+        if info.outlier_detection is not None:
+            cluster.set_outlier_detector(  # type: ignore[attr-defined]
+                OutlierDetectorImpl(cluster, info.outlier_detection, self._dispatcher)
             )
         cluster.initialize(lambda: self._on_cluster_init(entry))
         return cluster
@@ -566,7 +584,9 @@ class ClusterManagerImpl:
 
     def _push(self, cluster: Cluster) -> None:
         if self._can_push():
-            snapshot = ClusterSnapshot(cluster.info, cluster.host_set, self._stats_store)
+            snapshot = ClusterSnapshot(
+                cluster.info, cluster.host_set, self._stats_store, getattr(cluster, "outlier_detector", None)
+            )
             self._slot.run_on_all_threads(_push_update(snapshot))
 
     def _publish(self, entry: _ClusterEntry) -> None:

@@ -83,7 +83,7 @@ from pyevent_envoy.network.buffer import OwnedBuffer
 from pyevent_envoy.network.connection import ConnectionCallbacks, ConnectionCloseType, ConnectionEvent
 from pyevent_envoy.network.connection_impl import ClientConnectionImpl
 from pyevent_envoy.network.filter import FilterStatus, ReadFilter
-from pyevent_envoy.stats.scopes import StatsScope
+from pyevent_envoy.stats.scopes import MainThreadStats
 from pyevent_envoy.upstream.host import HealthFlag, HostImpl
 
 if TYPE_CHECKING:
@@ -146,21 +146,12 @@ class FailureType(enum.Enum):
 HostCheckCompleteCb = Callable[[HostImpl, HealthTransition, HealthState], None]
 
 
-class HealthCheckerStats(StatsScope):
+class HealthCheckerStats(MainThreadStats):
     """``cluster.<name>.health_check.*``, written on the main thread only."""
 
     COUNTERS = ("attempt", "success", "failure", "network_failure", "passive_failure", "verify_cluster")
     GAUGES = ("healthy", "degraded")
     __slots__ = COUNTERS + GAUGES + ("gauges_used",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        #: The gauges that ever changed (Envoy's ``usedonly`` shows only those).
-        self.gauges_used: set[str] = set()
-
-    def add(self, gauge: str, amount: int) -> None:
-        setattr(self, gauge, getattr(self, gauge) + amount)
-        self.gauges_used.add(gauge)
 
 
 def _ms(seconds: Optional[float], default_ms: int) -> int:

@@ -8,7 +8,7 @@ Threading rules, which the rest of :mod:`pyevent_envoy.upstream` relies on:
   DNS refresh keeps its pools.  The exceptions are :class:`LogicalHost`,
   whose address the main thread replaces as a whole (see there), and the
   host's :attr:`HostImpl.health_flags`, which only the main thread writes
-  (health checking), one int assignment at a time: any thread may read them
+  (health checking, outlier detection), one int assignment at a time: any thread may read them
   (the admin shows them), and sees the old or the new flags.
 - A :class:`HostSet` is an immutable snapshot built on the main thread and
   handed to workers through a thread-local slot.  Which hosts take traffic
@@ -48,6 +48,8 @@ class HealthFlag(enum.IntFlag):
     #: Active health checking has not passed yet, or failed (hosts of a
     #: health-checked cluster start with it, until their first check passes).
     FAILED_ACTIVE_HC = 0x01
+    #: Ejected by outlier detection.
+    FAILED_OUTLIER_CHECK = 0x02
     #: The last passing check answered with ``x-envoy-degraded``.
     DEGRADED_ACTIVE_HC = 0x08
     #: A failing check answered with ``x-envoy-immediate-health-check-fail``.
@@ -58,7 +60,7 @@ class HealthFlag(enum.IntFlag):
 
 _HEALTH_FLAG_NAMES = tuple((flag, "/" + flag.name.lower()) for flag in HealthFlag)
 #: Flags that take a host out of the healthy hosts.
-_UNHEALTHY_FLAGS = HealthFlag.FAILED_ACTIVE_HC
+_UNHEALTHY_FLAGS = HealthFlag.FAILED_ACTIVE_HC | HealthFlag.FAILED_OUTLIER_CHECK
 #: Flags that take a host out of the panic threshold's count (Envoy's excluded hosts).
 _EXCLUDED_FLAGS = HealthFlag.EXCLUDED_VIA_IMMEDIATE_HC_FAIL
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 
 import health_check_cases
+import outlier_detection_cases
 import pytest
 from config_helpers import (
     CLUSTER_PATH,
@@ -522,9 +523,10 @@ STRICTER = {
 }
 
 
-VALID.update({f"health-check-{name}": case for name, case in health_check_cases.VALID.items()})
-INVALID.update({f"health-check-{name}": case for name, case in health_check_cases.INVALID.items()})
-STRICTER.update({f"health-check-{name}": case for name, case in health_check_cases.STRICTER.items()})
+for _prefix, _cases in (("health-check", health_check_cases), ("outlier-detection", outlier_detection_cases)):
+    VALID.update({f"{_prefix}-{name}": case for name, case in _cases.VALID.items()})
+    INVALID.update({f"{_prefix}-{name}": case for name, case in _cases.INVALID.items()})
+    STRICTER.update({f"{_prefix}-{name}": case for name, case in _cases.STRICTER.items()})
 
 
 def _write(tmp_path, c):

@@ -1,7 +1,7 @@
-"""Cluster ``health_checks``: what ``load_bootstrap`` reads, and how it says no.
+"""Cluster ``health_checks`` and ``outlier_detection``: what ``load_bootstrap`` reads, and how it says no.
 
 The accept/reject cases shared with Envoy 1.40 are in ``health_check_cases``
-(run by ``test_envoy_parity``).
+and ``outlier_detection_cases`` (run by ``test_envoy_parity``).
 """
 
 from __future__ import annotations
@@ -9,6 +9,9 @@ from __future__ import annotations
 import pytest
 from config_helpers import CLUSTER_PATH, error_paths, errors_of, load, mutated
 from health_check_cases import HC_PATH, HTTP_PATH, INVALID, REFUSED_ONLY, STRICTER, VALID
+from outlier_detection_cases import OD_PATH
+from outlier_detection_cases import STRICTER as OD_STRICTER
+from outlier_detection_cases import VALID as OD_VALID
 
 from pyevent_envoy.config import bootstrap as b
 
@@ -43,3 +46,23 @@ def test_values_are_read_with_envoys_defaults():
 
     (check,) = load(mutated(VALID["tcp-send-receive"])).static_resources.clusters[0].health_checks
     assert check.tcp_health_check == b.TcpHealthCheck(send=b"PING\n", receive=(b"PO", b"NO"))
+
+
+def test_outlier_detection_is_read_with_envoys_defaults():
+    assert load(mutated(OD_VALID["defaults"])).static_resources.clusters[0].outlier_detection == b.OutlierDetection(
+        consecutive_5xx=5,
+        consecutive_gateway_failure=5,
+        interval=10.0,
+        base_ejection_time=30.0,
+        max_ejection_time=300.0,
+        max_ejection_percent=10,
+        enforcing_consecutive_5xx=100,
+        enforcing_consecutive_gateway_failure=0,
+    )
+    config = load(mutated(OD_VALID["long-base-time-default-max"])).static_resources.clusters[0].outlier_detection
+    assert config.max_ejection_time == config.base_ejection_time == 400.0
+
+
+def test_outlier_refusals_say_why():
+    reasons = dict(errors_of(mutated(OD_STRICTER["success-rate"][0])))
+    assert "success-rate ejection is not implemented" in reasons[OD_PATH + ".success_rate_minimum_hosts"]

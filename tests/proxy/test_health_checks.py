@@ -11,27 +11,15 @@ Envoy too.
 
 from __future__ import annotations
 
-import http.client
-import json
 import socket
 import time
-from typing import Callable
 
 import pytest
 
-from harness import KINDS, ProxyProcess, bootstrap_yaml, free_port, with_admin
+from harness import KINDS, free_port
 from upstream import Upstream
 
 pytestmark = pytest.mark.timeout(120)
-
-VIRTUAL_HOSTS = """\
-virtual_hosts:
-- name: all
-  domains: ["*"]
-  routes:
-  - match: {prefix: "/"}
-    route: {cluster: app}
-"""
 
 #: Checks every 0.1 s whatever the traffic, so that both proxies settle quickly.
 HTTP_CHECK = """\
@@ -45,93 +33,11 @@ health_checks:
     path: /healthz
 {extra}"""
 
-DEADLINE = 30.0
-
-
 def _check_yaml(unhealthy: int = 2, healthy: int = 2, extra: str = "", **fields: str) -> str:
     text = HTTP_CHECK.format(unhealthy=unhealthy, healthy=healthy, extra=extra)
     for name, value in fields.items():
         text = text.replace("  interval: 0.1s\n", f"  interval: 0.1s\n  {name}: {value}\n", 1)
     return text
-
-
-class Setup:
-    """Upstreams ``a`` and ``b`` (or ports with nothing listening), one proxy with an admin."""
-
-    def __init__(self, kind: str, ports: list[int], check: str) -> None:
-        self.port = free_port()
-        self.admin_port = free_port()
-        config = with_admin(
-            bootstrap_yaml(self.port, {"app": ports}, VIRTUAL_HOSTS, cluster_extra=check), self.admin_port
-        )
-        self.proxy = ProxyProcess(kind, config, self.port)
-
-    def get(self, path: str = "/echo") -> tuple[int, str]:
-        """``(status, upstream name or body)`` of one request on its own connection."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request("GET", path)
-            response = conn.getresponse()
-            body = response.read()
-        finally:
-            conn.close()
-        if response.status == 200 and body.startswith(b"{"):
-            return 200, json.loads(body)["upstream"]
-        return response.status, body.decode(errors="replace")
-
-    def spread(self, n: int = 8) -> list[tuple[int, str]]:
-        return [self.get() for _ in range(n)]
-
-    def stats(self) -> dict[str, int]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=10)
-        try:
-            conn.request("GET", "/stats")
-            body = conn.getresponse().read().decode()
-        finally:
-            conn.close()
-        out = {}
-        for line in body.splitlines():
-            name, _, value = line.partition(": ")
-            if name.startswith("cluster.app.") and value.lstrip("-").isdigit():
-                out[name[len("cluster.app."):]] = int(value)
-        return out
-
-    def wait_for(self, what: str, predicate: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"{self.proxy.kind}: {what} not reached in {DEADLINE} s; stats {self.stats()}")
-
-    def wait_for_stats(self, what: str, predicate: Callable[[dict[str, int]], bool]) -> dict[str, int]:
-        self.wait_for(what, lambda: predicate(self.stats()))
-        return self.stats()
-
-    def close(self) -> None:
-        self.proxy.stop()
-
-
-@pytest.fixture
-def upstreams():
-    a, b = Upstream("a"), Upstream("b")
-    yield a, b
-    a.stop()
-    b.stop()
-
-
-@pytest.fixture
-def setups():
-    made: list[Setup] = []
-
-    def make(kind: str, ports: list[int], check: str) -> Setup:
-        setup = Setup(kind, ports, check)
-        made.append(setup)
-        return setup
-
-    yield make
-    for setup in made:
-        setup.close()
 
 
 def _dead_port() -> int:
@@ -146,6 +52,11 @@ def test_a_host_failing_its_checks_gets_no_traffic(kind, upstreams, setups):
     s = setups(kind, [a.port, b.port], _check_yaml())
     stats = s.wait_for_stats("one healthy host", lambda st: st.get("membership_healthy") == 1 and st.get("health_check.failure", 0) >= 2)
     assert s.spread() == [(200, "a")] * 8
+    assert {name for name in stats if name.startswith("health_check.")} == {
+        f"health_check.{name}"
+        for name in ("attempt", "success", "failure", "network_failure", "passive_failure", "verify_cluster",
+                     "healthy", "degraded")
+    }
     assert stats["membership_total"] == 2 and stats["health_check.healthy"] == 1
     assert stats["health_check.degraded"] == 0 and stats["health_check.network_failure"] == 0
     assert stats["health_check.passive_failure"] == 0 and stats["health_check.verify_cluster"] == 0

@@ -26,6 +26,9 @@
   counts the requests it had; ``Upstream.health_requests`` keeps them as
   ``(method, path, headers)`` and ``Upstream.health_ports`` the client
   port of each (one port: one connection).
+
+``Upstream.fail_with`` (settable while running; None by default) makes every
+other request answer that status with an empty body, whatever its path.
 """
 
 from __future__ import annotations
@@ -131,6 +134,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._health()
             return
         self.server.requests.append((self.command, self.path, dict(self.headers.items())))
+        if self.server.fail_with is not None:
+            self._send(int(self.server.fail_with), b"")
+            return
         if path.startswith("/flaky/"):
             self._flaky(body)
         elif path.startswith("/attempts/"):
@@ -194,6 +200,7 @@ class Upstream:
         self.server.attempts = {}
         self.server.lock = threading.Lock()
         self.server.health = 200
+        self.server.fail_with = None
         self.server.health_checks = 0
         self.server.health_requests = []
         self.server.health_ports = []
@@ -218,6 +225,15 @@ class Upstream:
     @health.setter
     def health(self, mode) -> None:
         self.server.health = mode
+
+    @property
+    def fail_with(self):
+        """The status every request but ``/healthz`` gets, or None (normal behaviour)."""
+        return self.server.fail_with
+
+    @fail_with.setter
+    def fail_with(self, status) -> None:
+        self.server.fail_with = status
 
     @property
     def health_checks(self) -> int:

@@ -221,6 +221,41 @@ _ENVOY_FIELDS_TEXT = {
         "lrs_report_endpoint_metrics track_timeout_budgets upstream_config track_cluster_stats "
         "preconnect_policy connection_pool_per_downstream_connection "
     ),
+    "HealthCheck": (
+        "name timeout interval initial_jitter interval_jitter interval_jitter_percent "
+        "unhealthy_threshold healthy_threshold alt_port reuse_connection http_health_check "
+        "tcp_health_check grpc_health_check custom_health_check no_traffic_interval "
+        "no_traffic_healthy_interval unhealthy_interval unhealthy_edge_interval "
+        "healthy_edge_interval event_log_path event_logger event_service "
+        "always_log_health_check_failures always_log_health_check_success tls_options "
+        "transport_socket_match_criteria "
+    ),
+    "HealthCheck.HttpHealthCheck": (
+        "host path send receive response_buffer_size request_headers_to_add "
+        "request_headers_to_remove expected_statuses retriable_statuses codec_client_type "
+        "service_name_matcher method "
+    ),
+    "HealthCheck.TcpHealthCheck": (
+        "send receive proxy_protocol_config "
+    ),
+    "HealthCheck.Payload": (
+        "text binary "
+    ),
+    "Int64Range": (
+        "start end "
+    ),
+    "OutlierDetection": (
+        "consecutive_5xx interval base_ejection_time max_ejection_percent enforcing_consecutive_5xx "
+        "enforcing_success_rate success_rate_minimum_hosts success_rate_request_volume "
+        "success_rate_stdev_factor consecutive_gateway_failure enforcing_consecutive_gateway_failure "
+        "split_external_local_origin_errors consecutive_local_origin_failure "
+        "enforcing_consecutive_local_origin_failure enforcing_local_origin_success_rate "
+        "failure_percentage_threshold enforcing_failure_percentage "
+        "enforcing_failure_percentage_local_origin failure_percentage_minimum_hosts "
+        "failure_percentage_request_volume max_ejection_time max_ejection_time_jitter "
+        "successful_active_health_check_uneject_host monitors always_eject_one_host "
+        "detect_degraded_hosts "
+    ),
     "CircuitBreakers": (
         "thresholds per_host_thresholds "
     ),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import difflib
 import enum
 import ipaddress
@@ -41,6 +42,7 @@ _INTEGER_RE = re.compile(r"[-+]?[0-9]+")
 _NUMBER_RE = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _HEADER_FORBIDDEN = re.compile(r"[\x00\r\n]")
 _CAMEL_RE = re.compile(r"[A-Z]")
+_HEX_RE = re.compile(r"(?:[0-9a-fA-F]{2})+")
 
 
 _PLAIN_KEY_RE = re.compile(r"@?[A-Za-z_][A-Za-z0-9_]*")
@@ -1635,6 +1637,316 @@ def _upstream_http_options(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Opti
     return b.Http1ProtocolOptions() if ctx.clean_since(mark) else None
 
 
+_HEALTH_CHECK_NOTES = {
+    "name": "HealthCheck.name is not supported by pyevent-envoy (one health check per cluster)",
+    "grpc_health_check": "HealthCheck.grpc_health_check is not supported by pyevent-envoy "
+    "(upstreams are HTTP/1.1; use http_health_check or tcp_health_check)",
+    "custom_health_check": "HealthCheck.custom_health_check is not supported by pyevent-envoy "
+    "(use http_health_check or tcp_health_check)",
+    "event_log_path": "HealthCheck.event_log_path is not supported by pyevent-envoy (no health check event log)",
+    "event_logger": "HealthCheck.event_logger is not supported by pyevent-envoy (no health check event log)",
+    "tls_options": "HealthCheck.tls_options is not supported by pyevent-envoy (upstream TLS is not supported)",
+    "transport_socket_match_criteria": "HealthCheck.transport_socket_match_criteria is not supported by "
+    "pyevent-envoy (upstream transport sockets are not supported)",
+}
+
+
+def _health_check(ctx: _Ctx, path: str, raw: Any) -> Optional[b.HealthCheck]:
+    """One ``HealthCheck``, validated as Envoy 1.40 validates it."""
+    mark = ctx.mark()
+    m = _msg(
+        ctx,
+        path,
+        raw,
+        "HealthCheck",
+        {
+            "timeout",
+            "interval",
+            "initial_jitter",
+            "interval_jitter",
+            "interval_jitter_percent",
+            "unhealthy_threshold",
+            "healthy_threshold",
+            "reuse_connection",
+            "http_health_check",
+            "tcp_health_check",
+            "no_traffic_interval",
+            "no_traffic_healthy_interval",
+            "unhealthy_interval",
+            "unhealthy_edge_interval",
+            "healthy_edge_interval",
+            # Both only choose what goes to the event log; without one they do nothing, in Envoy too.
+            "always_log_health_check_failures",
+            "always_log_health_check_success",
+        },
+        notes=_HEALTH_CHECK_NOTES,
+    )
+    if m is None:
+        return None
+    for required in ("timeout", "interval", "unhealthy_threshold", "healthy_threshold"):
+        if not m.has(required):
+            m.error(required, "is required")
+    timeout = m.duration("timeout", 0.0, greater_than=0.0)
+    interval = m.duration("interval", 0.0, greater_than=0.0)
+
+    def optional_interval(name: str) -> Optional[float]:
+        return m.duration(name, 0.0, greater_than=0.0) if m.has(name) else None
+
+    fields: dict[str, Any] = {
+        name: optional_interval(name)
+        for name in ("no_traffic_healthy_interval", "unhealthy_interval", "unhealthy_edge_interval", "healthy_edge_interval")
+    }
+    which = m.oneof(
+        "health_checker",
+        ("http_health_check", "tcp_health_check", "grpc_health_check", "custom_health_check"),
+        required=True,
+    )
+    check = b.HealthCheck(
+        timeout=timeout,
+        interval=interval,
+        unhealthy_threshold=m.uint32("unhealthy_threshold"),
+        healthy_threshold=m.uint32("healthy_threshold"),
+        interval_jitter=m.duration("interval_jitter", 0.0),
+        interval_jitter_percent=m.uint32("interval_jitter_percent"),
+        initial_jitter=m.duration("initial_jitter", 0.0),
+        no_traffic_interval=m.duration("no_traffic_interval", 60.0, greater_than=0.0),
+        reuse_connection=m.boolean("reuse_connection", True),
+        http_health_check=m.message("http_health_check", _http_health_check) if which == "http_health_check" else None,
+        tcp_health_check=m.message("tcp_health_check", _tcp_health_check) if which == "tcp_health_check" else None,
+        **fields,
+    )
+    m.boolean("always_log_health_check_failures")
+    m.boolean("always_log_health_check_success")
+    return check if ctx.clean_since(mark) else None
+
+
+def _http_health_check(ctx: _Ctx, path: str, raw: Any) -> Optional[b.HttpHealthCheck]:
+    mark = ctx.mark()
+    unsupported = "HealthCheck.HttpHealthCheck.{} is not supported by pyevent-envoy"
+    m = _msg(
+        ctx,
+        path,
+        raw,
+        "HealthCheck.HttpHealthCheck",
+        {
+            "host",
+            "path",
+            "request_headers_to_add",
+            "request_headers_to_remove",
+            "expected_statuses",
+            "retriable_statuses",
+            "codec_client_type",
+        },
+        notes={
+            "send": unsupported.format("send") + " (not implemented in Envoy either)",
+            "receive": unsupported.format("receive") + " (only the response status is checked)",
+            "response_buffer_size": unsupported.format("response_buffer_size") + " (the body is not checked)",
+            "method": unsupported.format("method") + " (health checks use GET)",
+            "service_name_matcher": unsupported.format("service_name_matcher"),
+        },
+    )
+    if m is None:
+        return None
+    check_path = m.string("path", min_len=1, header_value=True)
+    host = m.string("host", header_value=True)
+    headers_to_add = m.repeated("request_headers_to_add", _health_check_header)
+    headers_to_remove = _headers_to_remove(ctx, m, "request_headers_to_remove", min_len=0)
+    expected = m.repeated("expected_statuses", _status_range("expected"))
+    retriable = m.repeated("retriable_statuses", _status_range("retriable"))
+    m.enum("codec_client_type", b.CodecClientType, b.CodecClientType.HTTP1, supported=(b.CodecClientType.HTTP1,))
+    if not ctx.clean_since(mark):
+        return None
+    return b.HttpHealthCheck(
+        path=check_path,
+        host=host,
+        request_headers_to_add=headers_to_add,
+        request_headers_to_remove=headers_to_remove,
+        expected_statuses=expected,
+        retriable_statuses=retriable,
+    )
+
+
+def _health_check_header(ctx: _Ctx, path: str, raw: Any) -> Optional[b.HeaderValueOption]:
+    """A ``request_headers_to_add`` entry of a health check: literal values only."""
+    option = _header_value_option(ctx, path, raw)
+    if option is None:
+        return None
+    parts = parse_format(option.value)  # already checked by _header_value_option
+    if any(not isinstance(part, str) for part in parts):
+        ctx.error(
+            _join(_join(path, "header"), "value"),
+            "command operators are not supported in health check request headers by pyevent-envoy "
+            "(write '%%' for a literal '%')",
+        )
+        return None
+    return option
+
+
+def _status_range(kind: str) -> Callable[[_Ctx, str, Any], Optional[tuple[int, int]]]:
+    """An ``Int64Range`` of HTTP statuses, checked with Envoy's messages."""
+
+    def build(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[int, int]]:
+        mark = ctx.mark()
+        m = _msg(ctx, path, raw, "Int64Range", {"start", "end"})
+        if m is None:
+            return None
+        bounds = []
+        for name in ("start", "end"):
+            value = m.raw(name)
+            number = 0 if value is None else _integer(value)
+            if number is None or not -(2**63) <= number < 2**63:
+                m.error(name, f"expected a 64-bit integer, got {_kind(value)}")
+            bounds.append(number or 0)
+        if not ctx.clean_since(mark):
+            return None
+        start, end = bounds
+        if start >= end:
+            reason = f"expecting start < end, but found start={start} and end={end}"
+        elif start < 100:
+            reason = f"expecting start >= 100, but found start={start}"
+        elif end > 600:
+            reason = f"expecting end <= 600, but found end={end}"
+        else:
+            return start, end
+        ctx.error(path, f"Invalid http {kind} status range: {reason}")
+        return None
+
+    return build
+
+
+def _tcp_health_check(ctx: _Ctx, path: str, raw: Any) -> Optional[b.TcpHealthCheck]:
+    mark = ctx.mark()
+    m = _msg(
+        ctx,
+        path,
+        raw,
+        "HealthCheck.TcpHealthCheck",
+        {"send", "receive"},
+        notes={
+            "proxy_protocol_config": "HealthCheck.TcpHealthCheck.proxy_protocol_config is not supported "
+            "by pyevent-envoy",
+        },
+    )
+    if m is None:
+        return None
+    send = m.message("send", _payload)
+    receive = m.repeated("receive", _payload)
+    if not ctx.clean_since(mark):
+        return None
+    return b.TcpHealthCheck(send=send or b"", receive=receive)
+
+
+def _payload(ctx: _Ctx, path: str, raw: Any) -> Optional[bytes]:
+    """A ``HealthCheck.Payload``: hex ``text``."""
+    m = _msg(
+        ctx,
+        path,
+        raw,
+        "HealthCheck.Payload",
+        {"text"},
+        notes={"binary": "HealthCheck.Payload.binary is not supported by pyevent-envoy (use text, in hex)"},
+    )
+    if m is None:
+        return None
+    if m.oneof("payload", ("text", "binary"), required=True) != "text":
+        return None
+    text = m.string("text", min_len=1)
+    if not text:
+        return None
+    if not _HEX_RE.fullmatch(text):
+        m.error("text", f"invalid hex string {text!r}")
+        return None
+    return bytes.fromhex(text)
+
+
+_OUTLIER_REFUSED = {
+    name: f"OutlierDetection.{name} is not supported by pyevent-envoy ({why})"
+    for names, why in (
+        (
+            ("enforcing_success_rate", "success_rate_minimum_hosts", "success_rate_request_volume",
+             "success_rate_stdev_factor"),
+            "success-rate ejection is not implemented",
+        ),
+        (
+            ("failure_percentage_threshold", "enforcing_failure_percentage",
+             "enforcing_failure_percentage_local_origin", "failure_percentage_minimum_hosts",
+             "failure_percentage_request_volume"),
+            "failure-percentage ejection is not implemented",
+        ),
+        (
+            ("split_external_local_origin_errors", "consecutive_local_origin_failure",
+             "enforcing_consecutive_local_origin_failure", "enforcing_local_origin_success_rate"),
+            "local-origin errors are counted as 503 and 504 responses, as Envoy does without the split",
+        ),
+        (
+            ("max_ejection_time_jitter", "successful_active_health_check_uneject_host", "monitors",
+             "always_eject_one_host", "detect_degraded_hosts"),
+            "only the consecutive-error ejections are supported",
+        ),
+    )
+    for name in names
+}
+
+
+def _outlier_detection(ctx: _Ctx, path: str, raw: Any) -> Optional[b.OutlierDetection]:
+    """A cluster's ``outlier_detection``, validated as Envoy 1.40 validates it."""
+    mark = ctx.mark()
+    m = _msg(
+        ctx,
+        path,
+        raw,
+        "OutlierDetection",
+        {
+            "consecutive_5xx",
+            "consecutive_gateway_failure",
+            "interval",
+            "base_ejection_time",
+            "max_ejection_time",
+            "max_ejection_percent",
+            "enforcing_consecutive_5xx",
+            "enforcing_consecutive_gateway_failure",
+        },
+        notes=_OUTLIER_REFUSED,
+    )
+    if m is None:
+        return None
+    percent = {"maximum": 100, "range_reason": "must be at most 100 (a percentage)"}
+    defaults = b.OutlierDetection()
+    config = b.OutlierDetection(
+        consecutive_5xx=m.uint32("consecutive_5xx", defaults.consecutive_5xx),
+        consecutive_gateway_failure=m.uint32("consecutive_gateway_failure", defaults.consecutive_gateway_failure),
+        interval=m.duration("interval", defaults.interval, greater_than=0.0),
+        base_ejection_time=m.duration("base_ejection_time", defaults.base_ejection_time, greater_than=0.0),
+        max_ejection_time=m.duration("max_ejection_time", defaults.max_ejection_time, greater_than=0.0),
+        max_ejection_percent=m.uint32("max_ejection_percent", defaults.max_ejection_percent, **percent),
+        enforcing_consecutive_5xx=m.uint32("enforcing_consecutive_5xx", defaults.enforcing_consecutive_5xx, **percent),
+        enforcing_consecutive_gateway_failure=m.uint32(
+            "enforcing_consecutive_gateway_failure", defaults.enforcing_consecutive_gateway_failure, **percent
+        ),
+    )
+    if not ctx.clean_since(mark):
+        return None
+    if config.max_ejection_time < config.base_ejection_time:
+        if m.has("max_ejection_time"):
+            m.error("max_ejection_time", "outlier detector's max_ejection_time cannot be smaller than base_ejection_time")
+            return None
+        # Unset, Envoy's 300 s default gives way to a longer base_ejection_time.
+        config = dataclasses.replace(config, max_ejection_time=config.base_ejection_time)
+    return config
+
+
+def _health_checks(ctx: _Ctx, m: _Msg) -> tuple[b.HealthCheck, ...]:
+    checks = m.repeated("health_checks", _health_check)
+    raw = m.raw("health_checks")
+    if isinstance(raw, (list, tuple)) and len(raw) > 1:
+        ctx.error(
+            f"{m.at('health_checks')}[1]",
+            "pyevent-envoy supports one health check per cluster",
+        )
+        return ()
+    return checks
+
+
 _SUPPORTED_TYPES = (b.DiscoveryType.STATIC, b.DiscoveryType.STRICT_DNS, b.DiscoveryType.LOGICAL_DNS)
 _SUPPORTED_LB = (b.LbPolicy.ROUND_ROBIN, b.LbPolicy.LEAST_REQUEST, b.LbPolicy.RANDOM)
 
@@ -1657,6 +1969,8 @@ def _cluster(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Cluster, _Msg]]
             "dns_lookup_family",
             "per_connection_buffer_limit_bytes",
             "typed_extension_protocol_options",
+            "health_checks",
+            "outlier_detection",
         },
     )
     if m is None:
@@ -1691,6 +2005,8 @@ def _cluster(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Cluster, _Msg]]
     family = m.enum("dns_lookup_family", b.DnsLookupFamily, b.DnsLookupFamily.AUTO)
     buffer_limit = m.uint32("per_connection_buffer_limit_bytes", b.DEFAULT_BUFFER_LIMIT_BYTES)
     http1 = m.message("typed_extension_protocol_options", _upstream_protocol_options)
+    health_checks = _health_checks(ctx, m)
+    outlier_detection = m.message("outlier_detection", _outlier_detection)
     if not ctx.clean_since(mark):
         return None
     cluster = b.Cluster(
@@ -1704,6 +2020,8 @@ def _cluster(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Cluster, _Msg]]
         dns_lookup_family=family,
         per_connection_buffer_limit_bytes=buffer_limit,
         http_protocol_options=http1,
+        health_checks=health_checks,
+        outlier_detection=outlier_detection,
     )
     return cluster, m
 

@@ -43,6 +43,7 @@ __all__ = [
     "Cluster",
     "ClusterLoadAssignment",
     "ClusterWeight",
+    "CodecClientType",
     "CodecType",
     "DirectResponseAction",
     "DiscoveryType",
@@ -51,7 +52,9 @@ __all__ = [
     "HeaderAppendAction",
     "HeaderMatcher",
     "HeaderValueOption",
+    "HealthCheck",
     "Http1ProtocolOptions",
+    "HttpHealthCheck",
     "HttpConnectionManager",
     "HttpFilter",
     "HttpProtocolOptions",
@@ -62,6 +65,7 @@ __all__ = [
     "LocalityLbEndpoints",
     "NetworkFilter",
     "Node",
+    "OutlierDetection",
     "RedirectAction",
     "RedirectResponseCode",
     "RegexMatcher",
@@ -76,6 +80,7 @@ __all__ = [
     "SocketAddress",
     "StaticResources",
     "StringMatcher",
+    "TcpHealthCheck",
     "Thresholds",
     "UpgradeConfig",
     "VirtualHost",
@@ -133,6 +138,14 @@ class CodecType(enum.IntEnum):
     HTTP1 = 1
     HTTP2 = 2
     HTTP3 = 3
+
+
+class CodecClientType(enum.IntEnum):
+    """``type.v3.CodecClientType``: a health check's protocol; only HTTP1 is supported."""
+
+    HTTP1 = 0
+    HTTP2 = 1
+    HTTP3 = 2
 
 
 class DiscoveryType(enum.IntEnum):
@@ -635,6 +648,81 @@ class CircuitBreakers:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpHealthCheck:
+    """``HealthCheck.HttpHealthCheck``: a ``GET`` of ``path`` over HTTP/1.1.
+
+    ``host`` is the Host header (empty: the cluster's name).  The values of
+    ``request_headers_to_add`` are literal text (``%%`` is a ``%``): command
+    operators are not supported in health check requests.
+    ``expected_statuses`` and ``retriable_statuses`` are half-open
+    ``(start, end)`` ranges; no expected range means 200 only.
+    """
+
+    path: str
+    host: str = ""
+    request_headers_to_add: tuple[HeaderValueOption, ...] = ()
+    request_headers_to_remove: tuple[str, ...] = ()
+    expected_statuses: tuple[tuple[int, int], ...] = ()
+    retriable_statuses: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TcpHealthCheck:
+    """``HealthCheck.TcpHealthCheck``: bytes sent, byte blocks expected back (decoded from hex).
+
+    Nothing to receive means a connect-only check.
+    """
+
+    send: bytes = b""
+    receive: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """``core.v3.HealthCheck``: active health checking of every host of a cluster.
+
+    Durations are float seconds; the optional intervals are ``None`` when
+    not configured (each then falls back as Envoy's does, see
+    :mod:`pyevent_envoy.upstream.health_checker`).  Exactly one of
+    ``http_health_check`` and ``tcp_health_check`` is set.
+    """
+
+    timeout: float
+    interval: float
+    unhealthy_threshold: int
+    healthy_threshold: int
+    interval_jitter: float = 0.0
+    interval_jitter_percent: int = 0
+    initial_jitter: float = 0.0
+    no_traffic_interval: float = 60.0
+    no_traffic_healthy_interval: Optional[float] = None
+    unhealthy_interval: Optional[float] = None
+    unhealthy_edge_interval: Optional[float] = None
+    healthy_edge_interval: Optional[float] = None
+    reuse_connection: bool = True
+    http_health_check: Optional[HttpHealthCheck] = None
+    tcp_health_check: Optional[TcpHealthCheck] = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutlierDetection:
+    """``cluster.v3.OutlierDetection``: the consecutive-error ejections, with Envoy's defaults.
+
+    Durations are float seconds; the ``enforcing_*`` fields and
+    ``max_ejection_percent`` are percentages.
+    """
+
+    consecutive_5xx: int = 5
+    consecutive_gateway_failure: int = 5
+    interval: float = 10.0
+    base_ejection_time: float = 30.0
+    max_ejection_time: float = 300.0
+    max_ejection_percent: int = 10
+    enforcing_consecutive_5xx: int = 100
+    enforcing_consecutive_gateway_failure: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Cluster:
     """``cluster.v3.Cluster``.
 
@@ -653,6 +741,8 @@ class Cluster:
     dns_lookup_family: DnsLookupFamily = DnsLookupFamily.AUTO
     per_connection_buffer_limit_bytes: int = DEFAULT_BUFFER_LIMIT_BYTES
     http_protocol_options: Optional[Http1ProtocolOptions] = None
+    health_checks: tuple[HealthCheck, ...] = ()
+    outlier_detection: Optional[OutlierDetection] = None
 
     @property
     def lb_endpoints(self) -> tuple[LbEndpoint, ...]:

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Optional
 
 from pyevent_envoy.network.address import Address
 from pyevent_envoy.upstream.cluster import CircuitBreakerThresholds
-from pyevent_envoy.upstream.host import HostImpl, HostStats
+from pyevent_envoy.upstream.host import HealthFlag, HostImpl, HostStats
 
 __all__ = [
     "AdminCommand",
@@ -128,12 +128,14 @@ def health_flags(cluster: Any, host: HostImpl) -> frozenset[str]:
     """Envoy's health flags of ``host`` in ``cluster`` (main thread); empty means healthy.
 
     The names are Envoy's (``failed_active_hc``, ``failed_outlier_check``,
-    ``degraded_active_hc``, ...: the first column of ``_HEALTH_FLAGS``).
-    pyevent-envoy has no active health checks nor outlier detection yet, so
-    every host is healthy; their state plugs in here, and ``/clusters``
-    prints it in both formats.
+    ``degraded_active_hc``, ...: the first column of ``_HEALTH_FLAGS``), from
+    the flags active health checking and outlier detection set on the host
+    (:class:`~pyevent_envoy.upstream.host.HealthFlag`).
     """
-    return frozenset()
+    flags = host.health_flags
+    if not flags:
+        return frozenset()
+    return frozenset(flag.name.lower() for flag in HealthFlag if flags & flag)
 
 
 def _health_text(flags: frozenset[str]) -> str:

@@ -45,6 +45,7 @@ __all__ = [
     "ConnectionStats",
     "HttpConnManagerStats",
     "ListenerStats",
+    "MainThreadStats",
     "ServerStats",
     "StatsScope",
     "WorkerListenerStats",
@@ -105,6 +106,26 @@ class StatsScope:
         """``(name within the scope, recorder)`` of every histogram this scope shows now (any thread)."""
         for name in self.HISTOGRAMS:
             yield name, getattr(self, name)
+
+
+class MainThreadStats(StatsScope):
+    """A scope kept by one main-thread component (a health checker, an outlier detector).
+
+    Its gauges move through :meth:`add`, which remembers that they moved:
+    Envoy's ``usedonly`` shows a gauge once it changed, whatever its value.
+    """
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: The gauges that ever changed.
+        self.gauges_used: set[str] = set()
+
+    def add(self, gauge: str, amount: int) -> None:
+        """Move gauge ``gauge`` by ``amount``."""
+        setattr(self, gauge, getattr(self, gauge) + amount)
+        self.gauges_used.add(gauge)
 
 
 class _StatusClassCounters(list):
@@ -249,6 +270,7 @@ class ClusterTrafficStats(StatsScope):
         "upstream_cx_connect_timeout",
         "upstream_cx_overflow",
         "upstream_cx_none_healthy",
+        "lb_healthy_panic",
         "upstream_rq_total",
         "upstream_rq_completed",
         "upstream_rq_pending_total",

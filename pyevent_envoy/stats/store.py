@@ -105,6 +105,11 @@ class StatsStore:
             if not self._scopes[prefix]:
                 del self._scopes[prefix]
 
+    def scopes(self, prefix: str) -> list[StatsScope]:
+        """The scopes registered under ``prefix`` now (a copy).  Any thread; read them, never write."""
+        with self._lock:
+            return list(self._scopes.get(prefix, ()))
+
     def add_source(self, source: Source) -> None:
         """Add stats computed on the reading thread (``source()`` yields :class:`Stat` tuples)."""
         with self._lock:

@@ -17,6 +17,13 @@ its first lookup.
 DNS failures keep the hosts the cluster had, count ``update_failure`` and
 retry at the next refresh.
 
+Health checking (:meth:`ClusterImplBase.set_health_checker`, before
+``initialize``): hosts join with ``FAILED_ACTIVE_HC``, the cluster finishes
+initializing only once every host has had its first check, and each
+health change rebuilds :attr:`Cluster.host_set` (same hosts, new healthy
+hosts) and tells the member-update callbacks with nothing added or
+removed, so the cluster manager publishes it as it publishes a DNS change.
+
 Stats: ``cluster.stats`` is a plain ``dict`` of Envoy-named counters and
 gauges, written only on the main thread (reading it elsewhere gives a
 possibly stale but whole value)::
@@ -27,7 +34,9 @@ possibly stale but whole value)::
     cluster.<name>.update_no_rebuild   successful lookups that changed nothing
     cluster.<name>.membership_change   membership updates
     cluster.<name>.membership_total    hosts now (gauge)
-    cluster.<name>.membership_healthy  healthy hosts now (gauge)
+    cluster.<name>.membership_healthy  healthy hosts now (gauge; degraded ones not included)
+    cluster.<name>.membership_degraded degraded hosts now (gauge)
+    cluster.<name>.membership_excluded hosts excluded from load balancing now (gauge)
 """
 
 from __future__ import annotations
@@ -41,7 +50,8 @@ from typing import Any, Callable, Iterable, NamedTuple, Sequence
 from pyevent_envoy.event.dispatcher import Dispatcher
 from pyevent_envoy.network.address import Address, parse_ip_address
 from pyevent_envoy.upstream.dns import DnsLookupFamily, DnsResolverImpl, ResolutionStatus
-from pyevent_envoy.upstream.host import HostImpl, HostSet, LogicalHost
+from pyevent_envoy.upstream.health_checker import HealthState, HealthTransition
+from pyevent_envoy.upstream.host import HealthFlag, HostImpl, HostSet, LogicalHost
 from pyevent_envoy.upstream.load_balancer import DEFAULT_CHOICE_COUNT, LbPolicy
 
 __all__ = [
@@ -126,6 +136,11 @@ class ClusterInfo:
         dns_refresh_rate: seconds between lookups (DNS types).
         dns_lookup_family: which address family to use (DNS types).
         least_request_choice_count: LEAST_REQUEST's sample size.
+        health_checks: the cluster's ``HealthCheck`` configurations (at
+            most one is used; see
+            :mod:`pyevent_envoy.upstream.health_checker` for the fields read).
+        outlier_detection: the ``OutlierDetection``, or None (see
+            :mod:`pyevent_envoy.upstream.outlier_detection`).
     """
 
     name: str
@@ -137,8 +152,13 @@ class ClusterInfo:
     dns_refresh_rate: float = DEFAULT_DNS_REFRESH_RATE
     dns_lookup_family: DnsLookupFamily = DnsLookupFamily.AUTO
     least_request_choice_count: int = DEFAULT_CHOICE_COUNT
+    health_checks: tuple[Any, ...] = ()
+    outlier_detection: Any = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "health_checks", tuple(self.health_checks))
+        if len(self.health_checks) > 1:
+            raise ValueError("at most one health check per cluster is supported")
         if not self.name:
             raise ValueError("a cluster needs a name")
         object.__setattr__(self, "type", _coerce_enum(DiscoveryType, self.type, "cluster type"))
@@ -192,6 +212,8 @@ def _new_stats(name: str) -> dict[str, int]:
             "membership_change",
             "membership_total",
             "membership_healthy",
+            "membership_degraded",
+            "membership_excluded",
         )
     }
 
@@ -264,6 +286,9 @@ class ClusterImplBase(Cluster):
         "_init_cbs",
         "_member_cbs",
         "_shut_down",
+        "_health_checker",
+        "_hc_pending_hosts",
+        "_outlier_detector",
         "__weakref__",
     )
 
@@ -280,6 +305,10 @@ class ClusterImplBase(Cluster):
         self._init_cbs: list[Callable[[], None]] = []
         self._member_cbs: list[MemberUpdateCb] = []
         self._shut_down = False
+        self._health_checker: Any = None
+        self._outlier_detector: Any = None
+        # Hosts whose first health check the initialization waits for (None: not waiting).
+        self._hc_pending_hosts: set[HostImpl] | None = None
 
     def __repr__(self) -> str:
         state = "shut down" if self._shut_down else ("initialized" if self._initialized else "warming")
@@ -332,7 +361,44 @@ class ClusterImplBase(Cluster):
     def shutdown(self) -> None:
         self._shut_down = True
         self._init_cbs.clear()
+        if self._health_checker is not None:
+            self._health_checker.close()
+        if self._outlier_detector is not None:
+            self._outlier_detector.close()
         self._member_cbs.clear()
+
+    @property
+    def health_checker(self) -> Any:
+        """The active health checker, or None."""
+        return self._health_checker
+
+    def set_health_checker(self, health_checker: Any) -> None:
+        """Check this cluster's hosts with ``health_checker`` (a ``HealthCheckerImplBase``); starts it.
+
+        Call before :meth:`initialize`, once.  Main thread.
+        """
+        self._assert_main()
+        if self._health_checker is not None:
+            raise RuntimeError(f"cluster {self._info.name!r} already has a health checker")
+        if self._init_started:
+            raise RuntimeError(f"cluster {self._info.name!r}: set the health checker before initialize()")
+        self._health_checker = health_checker
+        health_checker.add_host_check_complete_cb(self._on_health_check_complete)
+        health_checker.start()
+
+    @property
+    def outlier_detector(self) -> Any:
+        """The outlier detector, or None."""
+        return self._outlier_detector
+
+    def set_outlier_detector(self, detector: Any) -> None:
+        """Eject hosts as ``detector`` (an ``OutlierDetectorImpl``) decides; starts it.  Main thread, once."""
+        self._assert_main()
+        if self._outlier_detector is not None:
+            raise RuntimeError(f"cluster {self._info.name!r} already has an outlier detector")
+        self._outlier_detector = detector
+        detector.add_changed_state_cb(lambda _host: self._reload_healthy_hosts())
+        detector.start()
 
     # for subclasses
 
@@ -356,17 +422,65 @@ class ClusterImplBase(Cluster):
         old_set = set(old)
         added = tuple(host for host in hosts if host not in old_set)
         removed = tuple(host for host in old if host not in new_set)
-        self._host_set = HostSet(hosts)
+        if self._health_checker is not None:
+            # Untested hosts take no traffic (unless in panic) until a check passes, as in Envoy.
+            for host in added:
+                host.health_flag_set(HealthFlag.FAILED_ACTIVE_HC)
         self._inc("membership_change")
-        self._stats[self._prefix + "membership_total"] = len(self._host_set.hosts)
-        self._stats[self._prefix + "membership_healthy"] = len(self._host_set.healthy_hosts)
+        self._install_host_set(HostSet.from_hosts(hosts), added, removed)
+
+    def _install_host_set(self, host_set: HostSet, added: tuple[HostImpl, ...], removed: tuple[HostImpl, ...]) -> None:
+        self._host_set = host_set
+        stats = self._stats
+        prefix = self._prefix
+        degraded = sum(1 for host in host_set.healthy_hosts if host.health_flags & HealthFlag.DEGRADED_ACTIVE_HC)
+        stats[prefix + "membership_total"] = len(host_set.hosts)
+        stats[prefix + "membership_healthy"] = len(host_set.healthy_hosts) - degraded
+        stats[prefix + "membership_degraded"] = degraded
+        stats[prefix + "membership_excluded"] = len(host_set.excluded_hosts)
         for cb in list(self._member_cbs):
             cb(self, added, removed)
+        pending = self._hc_pending_hosts
+        if pending is not None and removed:
+            # A host gone before its first check is not waited for.
+            pending.difference_update(removed)
+            if not pending:
+                self._finish_initialization()
+
+    def _on_health_check_complete(self, host: HostImpl, transition: HealthTransition, _state: HealthState) -> None:
+        pending = self._hc_pending_hosts
+        if transition is HealthTransition.CHANGED and host in self._host_set:
+            self._reload_healthy_hosts()
+        if pending is not None and host in pending:
+            pending.discard(host)
+            if not pending:
+                self._finish_initialization()
+
+    def _reload_healthy_hosts(self) -> None:
+        """Same hosts, new health: a new snapshot for the workers (Envoy's ``reloadHealthyHosts``)."""
+        if not self._shut_down:
+            self._install_host_set(HostSet.from_hosts(self._host_set.hosts), (), ())
 
     def _on_pre_init_complete(self) -> None:
-        """The first host set is known: run the ``initialize`` callbacks (once)."""
+        """The first host set is known: wait for the first health checks, then run the ``initialize`` callbacks."""
+        if self._initialized or self._shut_down or self._hc_pending_hosts is not None:
+            return
+        if self._health_checker is not None:
+            self._hc_pending_hosts = {
+                host for host in self._host_set.hosts if self._health_checker.session(host) is not None
+            }
+            if self._hc_pending_hosts:
+                return
+        self._finish_initialization()
+
+    def _finish_initialization(self) -> None:
         if self._initialized or self._shut_down:
             return
+        self._hc_pending_hosts = None
+        if self._health_checker is not None:
+            # Flags a first check set without a health change (a host that stayed
+            # failed but is now excluded) count too, as Envoy's reloadHealthyHosts here.
+            self._reload_healthy_hosts()
         self._initialized = True
         callbacks, self._init_cbs = self._init_cbs, []
         for cb in callbacks:
@@ -604,7 +718,7 @@ def from_config(cluster_config: Any) -> tuple[ClusterInfo, tuple[Endpoint, ...]]
     ``name``, ``type``, ``connect_timeout`` (seconds), ``lb_policy``,
     ``per_connection_buffer_limit_bytes``, ``circuit_breakers``
     (``for_priority()`` or ``thresholds``), ``dns_refresh_rate``,
-    ``dns_lookup_family`` and ``lb_endpoints`` (each with
+    ``dns_lookup_family``, ``health_checks``, ``outlier_detection`` and ``lb_endpoints`` (each with
     ``address.address``, ``address.port_value``, ``load_balancing_weight``).
     Enum fields are matched by member name.  Use it as
     ``cluster_manager.add_cluster(*from_config(cluster))``.
@@ -625,6 +739,8 @@ def from_config(cluster_config: Any) -> tuple[ClusterInfo, tuple[Endpoint, ...]]
         circuit_breakers=thresholds,
         dns_refresh_rate=float(get(cluster_config, "dns_refresh_rate", DEFAULT_DNS_REFRESH_RATE)),
         dns_lookup_family=get(cluster_config, "dns_lookup_family", DnsLookupFamily.AUTO),
+        health_checks=tuple(get(cluster_config, "health_checks", ())),
+        outlier_detection=get(cluster_config, "outlier_detection", None),
     )
     endpoints = tuple(
         Endpoint(e.address.address, int(e.address.port_value), int(get(e, "load_balancing_weight", 1) or 1))

@@ -52,6 +52,8 @@ from pyevent_envoy.upstream.cluster import (
     StrictDnsCluster,
 )
 from pyevent_envoy.upstream.dns import DEFAULT_RESOLVER_THREADS, DnsResolverImpl, ResolveFn
+from pyevent_envoy.upstream.health_checker import create_health_checker
+from pyevent_envoy.upstream.outlier_detection import OutlierDetectorImpl, OutlierMonitors
 from pyevent_envoy.upstream.host import HostImpl, HostSet, HostStats, HostStatsMap
 from pyevent_envoy.upstream.load_balancer import LoadBalancer, create_load_balancer
 
@@ -69,12 +71,15 @@ class ClusterSnapshot:
     """What a thread knows of a cluster at one moment: immutable, shared by all threads.
 
     ``stats_store`` is where each thread registers its traffic stats for the
-    cluster (None: kept but not shown anywhere).
+    cluster (None: kept but not shown anywhere).  ``outlier_detector`` is the
+    cluster's detector on the main thread, which a thread may only
+    ``report()`` to.
     """
 
     info: ClusterInfo
     host_set: HostSet
     stats_store: StatsStore | None = dataclasses.field(default=None, compare=False)
+    outlier_detector: OutlierDetectorImpl | None = dataclasses.field(default=None, compare=False)
 
 
 class ThreadLocalCluster:
@@ -96,9 +101,13 @@ class ThreadLocalCluster:
             snapshot's stats store until the cluster goes away.
         retries_active: this thread's retries holding a place in the
             ``max_retries`` circuit breaker (kept by the router's retry states).
+        outlier: this thread's consecutive-error counts
+            (:class:`~pyevent_envoy.upstream.outlier_detection.OutlierMonitors`)
+            when the cluster has outlier detection, else None; the router
+            records each attempt's outcome there.
     """
 
-    __slots__ = ("_snapshot", "_lb", "_rng", "conn_pools", "host_stats", "stats", "retries_active")
+    __slots__ = ("_snapshot", "_lb", "_panic", "_rng", "conn_pools", "host_stats", "stats", "retries_active", "outlier")
 
     def __init__(self, snapshot: ClusterSnapshot, rng: random.Random | None = None) -> None:
         self._rng = rng if rng is not None else random.Random()
@@ -106,10 +115,13 @@ class ThreadLocalCluster:
         self.host_stats = HostStatsMap()
         self.stats = ClusterTrafficStats()
         self.retries_active = 0
+        detector = snapshot.outlier_detector
+        self.outlier = OutlierMonitors(detector) if detector is not None else None
         if snapshot.stats_store is not None:
             snapshot.stats_store.register(self._stats_prefix(snapshot), self.stats)
         self._snapshot = snapshot
         self._lb = self._new_load_balancer(snapshot)
+        self._panic = snapshot.host_set.in_panic
 
     def __repr__(self) -> str:
         return f"<ThreadLocalCluster {self.info.name!r} {len(self._snapshot.host_set)} hosts>"
@@ -132,7 +144,13 @@ class ThreadLocalCluster:
         return self._lb
 
     def choose_host(self, context: Any = None) -> HostImpl | None:
-        """The host for the next request, or ``None`` when the cluster has no host."""
+        """The host for the next request, or ``None`` when the cluster has no host.
+
+        Counts ``lb_healthy_panic`` when the pick is among every host because
+        too few are healthy (one attribute test per request otherwise).
+        """
+        if self._panic:
+            self.stats.lb_healthy_panic += 1
         return self._lb.choose_host(context)
 
     def _new_load_balancer(self, snapshot: ClusterSnapshot) -> LoadBalancer:
@@ -149,8 +167,11 @@ class ThreadLocalCluster:
         # Swap first, so that a failing drain() below leaves a consistent state.
         self._snapshot = snapshot
         self._lb = self._new_load_balancer(snapshot)
+        self._panic = snapshot.host_set.in_panic
         hosts = snapshot.host_set.hosts
         self.host_stats.retain(hosts)
+        if self.outlier is not None:
+            self.outlier.retain(hosts)
         keep = set(hosts)
         self._drain_pools([host for host in self.conn_pools if host not in keep])
 
@@ -336,9 +357,12 @@ class ClusterManagerImpl:
     def main_thread_stats(self) -> list[Stat]:
         """The stats kept on the main thread, as the admin shows them (main thread).
 
-        ``cluster_manager.*`` and each cluster's ``membership_change``,
+        ``cluster_manager.*``, each cluster's ``membership_change``,
+        ``membership_degraded``, ``membership_excluded``,
         ``membership_healthy`` and ``membership_total`` (the DNS ``update_*``
-        counters are left out: their counting differs from Envoy's).
+        counters are left out: their counting differs from Envoy's), and
+        the ``health_check.*`` and ``outlier_detection.*`` stats of the
+        clusters that have them.
         """
         out = []
         for name, value in self._stats.items():
@@ -347,10 +371,23 @@ class ClusterManagerImpl:
         for name, entry in self._clusters.items():
             stats = entry.cluster.stats
             prefix = f"cluster.{name}."
-            for stat, kind in (("membership_change", COUNTER), ("membership_healthy", GAUGE), ("membership_total", GAUGE)):
+            for stat, kind in (
+                ("membership_change", COUNTER),
+                ("membership_degraded", GAUGE),
+                ("membership_excluded", GAUGE),
+                ("membership_healthy", GAUGE),
+                ("membership_total", GAUGE),
+            ):
                 value = stats.get(prefix + stat, 0)
                 # Envoy sets the membership gauges when the cluster is created: always used.
                 out.append(Stat(prefix + stat, kind, value, kind == GAUGE or value > 0))
+            for scope_name, owner in (("health_check", "health_checker"), ("outlier_detection", "outlier_detector")):
+                component = getattr(entry.cluster, owner, None)
+                if component is not None:
+                    scope = component.stats
+                    for stat, kind, value in scope.values():
+                        used = stat in scope.gauges_used if kind == GAUGE else value > 0
+                        out.append(Stat(f"{prefix}{scope_name}.{stat}", kind, value, used))
         return out
 
     @property
@@ -409,6 +446,17 @@ class ClusterManagerImpl:
 
         entry.member_cb = on_members
         cluster.add_member_update_cb(on_members)
+        if info.health_checks:
+            prefix = f"cluster.{info.name}."
+            cluster.set_health_checker(  # type: ignore[attr-defined]
+                create_health_checker(
+                    cluster, info.health_checks[0], self._dispatcher, traffic_seen=lambda: self._traffic_seen(prefix)
+                )
+            )
+        if info.outlier_detection is not None:
+            cluster.set_outlier_detector(  # type: ignore[attr-defined]
+                OutlierDetectorImpl(cluster, info.outlier_detection, self._dispatcher)
+            )
         cluster.initialize(lambda: self._on_cluster_init(entry))
         return cluster
 
@@ -559,12 +607,25 @@ class ClusterManagerImpl:
     def _assert_main(self) -> None:
         assert self._dispatcher.is_thread_safe(), "ClusterManagerImpl used off the main thread"
 
+    def _traffic_seen(self, prefix: str) -> bool:
+        """True once some thread opened an upstream connection of the cluster (main thread; reads workers' counters).
+
+        Without a stats store the workers' counters are not reachable: the
+        cluster then counts as never having had traffic.
+        """
+        store = self._stats_store
+        if store is None:
+            return False
+        return any(getattr(scope, "upstream_cx_total", 0) for scope in store.scopes(prefix))
+
     def _can_push(self) -> bool:
         return not self._shut_down and not self._tls.is_shutdown()
 
     def _push(self, cluster: Cluster) -> None:
         if self._can_push():
-            snapshot = ClusterSnapshot(cluster.info, cluster.host_set, self._stats_store)
+            snapshot = ClusterSnapshot(
+                cluster.info, cluster.host_set, self._stats_store, getattr(cluster, "outlier_detector", None)
+            )
             self._slot.run_on_all_threads(_push_update(snapshot))
 
     def _publish(self, entry: _ClusterEntry) -> None:

@@ -2,13 +2,19 @@
 
 Threading rules, which the rest of :mod:`pyevent_envoy.upstream` relies on:
 
-- A :class:`HostImpl` is immutable and shared by every thread.  Hosts compare
-  and hash by identity, so a worker can key its own maps (connection pools,
-  counters) by host, and a host that survives a DNS refresh keeps its pools.
-  The one exception is :class:`LogicalHost`, whose address the main thread
-  replaces as a whole (see there).
+- A :class:`HostImpl` is shared by every thread; its address and weight
+  never change.  Hosts compare and hash by identity, so a worker can key its
+  own maps (connection pools, counters) by host, and a host that survives a
+  DNS refresh keeps its pools.  The exceptions are :class:`LogicalHost`,
+  whose address the main thread replaces as a whole (see there), and the
+  host's :attr:`HostImpl.health_flags`, which only the main thread writes
+  (health checking, outlier detection), one int assignment at a time: any thread may read them
+  (the admin shows them), and sees the old or the new flags.
 - A :class:`HostSet` is an immutable snapshot built on the main thread and
-  handed to workers through a thread-local slot.
+  handed to workers through a thread-local slot.  Which hosts take traffic
+  is decided when the snapshot is built, from the flags at that moment:
+  load balancers read the snapshot, never the flags, so a health change
+  reaches a worker only with the next snapshot (as in Envoy).
 - Per-host counters (:class:`HostStats`) are **per worker**: each worker owns
   a :class:`HostStatsMap` and is the only thread that reads or writes it, so
   load balancers never take a lock.  Envoy keeps one atomic counter per host
@@ -21,15 +27,53 @@ Threading rules, which the rest of :mod:`pyevent_envoy.upstream` relies on:
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Iterable
 
 from pyevent_envoy.network.address import Address
 
-__all__ = ["HostImpl", "HostSet", "HostStats", "HostStatsMap", "LogicalHost"]
+__all__ = ["HealthFlag", "HostImpl", "HostSet", "HostStats", "HostStatsMap", "LogicalHost", "health_flags_to_string"]
 
 #: Envoy's default ``healthy_panic_threshold``: below this share of healthy
 #: hosts, load balancers use every host instead of only the healthy ones.
 HEALTHY_PANIC_THRESHOLD = 0.5
+
+
+class HealthFlag(enum.IntFlag):
+    """Why a host is not (fully) healthy: Envoy's ``Host::HealthFlag`` that pyevent-envoy sets.
+
+    In the order Envoy's admin prints them.  A host with no flag is healthy.
+    """
+
+    #: Active health checking has not passed yet, or failed (hosts of a
+    #: health-checked cluster start with it, until their first check passes).
+    FAILED_ACTIVE_HC = 0x01
+    #: Ejected by outlier detection.
+    FAILED_OUTLIER_CHECK = 0x02
+    #: The last passing check answered with ``x-envoy-degraded``.
+    DEGRADED_ACTIVE_HC = 0x08
+    #: A failing check answered with ``x-envoy-immediate-health-check-fail``.
+    EXCLUDED_VIA_IMMEDIATE_HC_FAIL = 0x80
+    #: The host is failed and its last check timed out.
+    ACTIVE_HC_TIMEOUT = 0x100
+
+
+_HEALTH_FLAG_NAMES = tuple((flag, "/" + flag.name.lower()) for flag in HealthFlag)
+#: Flags that take a host out of the healthy hosts.
+_UNHEALTHY_FLAGS = HealthFlag.FAILED_ACTIVE_HC | HealthFlag.FAILED_OUTLIER_CHECK
+#: Flags that take a host out of the panic threshold's count (Envoy's excluded hosts).
+_EXCLUDED_FLAGS = HealthFlag.EXCLUDED_VIA_IMMEDIATE_HC_FAIL
+
+
+def health_flags_to_string(flags: HealthFlag | int) -> str:
+    """The flags as Envoy's admin ``/clusters`` shows them (``HostUtility::healthFlagsToString``).
+
+    ``"healthy"`` without flags, else each set flag as ``/name`` in Envoy's
+    order, e.g. ``"/failed_active_hc/active_hc_timeout"``.
+    """
+    if not flags:
+        return "healthy"
+    return "".join(name for flag, name in _HEALTH_FLAG_NAMES if flags & flag)
 
 
 class HostImpl:
@@ -42,10 +86,11 @@ class HostImpl:
         hostname: the DNS name the address came from (empty for STATIC
             hosts); used for ``auto_host_rewrite`` and logs.
 
-    Equality and hashing are by identity.
+    Equality and hashing are by identity.  :attr:`health_flags` is written by
+    the main thread only (see the module docstring).
     """
 
-    __slots__ = ("_address", "_weight", "_cluster_name", "_hostname", "__weakref__")
+    __slots__ = ("_address", "_weight", "_cluster_name", "_hostname", "_health_flags", "__weakref__")
 
     def __init__(self, address: Address, *, weight: int = 1, cluster_name: str = "", hostname: str = "") -> None:
         if not isinstance(address, Address):
@@ -57,6 +102,7 @@ class HostImpl:
         self._weight = weight
         self._cluster_name = cluster_name
         self._hostname = hostname
+        self._health_flags = HealthFlag(0)
 
     def __repr__(self) -> str:
         extra = f" hostname={self._hostname!r}" if self._hostname else ""
@@ -78,6 +124,28 @@ class HostImpl:
     @property
     def hostname(self) -> str:
         return self._hostname
+
+    @property
+    def health_flags(self) -> HealthFlag:
+        """The host's health flags now (any thread; see the module docstring).
+
+        ``health_flags_to_string(host.health_flags)`` is what Envoy's admin
+        prints as the host's ``health_flags``.
+        """
+        return self._health_flags
+
+    @property
+    def healthy(self) -> bool:
+        """True when no flag takes the host out of the healthy hosts (a degraded host is healthy here)."""
+        return not self._health_flags & _UNHEALTHY_FLAGS
+
+    def health_flag_set(self, flag: HealthFlag) -> None:
+        """Main thread only: raise ``flag``.  Workers see it in the next :class:`HostSet`."""
+        self._health_flags = self._health_flags | flag
+
+    def health_flag_clear(self, flag: HealthFlag) -> None:
+        """Main thread only: lower ``flag``."""
+        self._health_flags = self._health_flags & ~flag
 
 
 class LogicalHost(HostImpl):
@@ -107,25 +175,45 @@ class HostSet:
     Attributes:
         hosts: every host, in configuration and resolution order.
         healthy_hosts: the hosts that may take traffic; every host when not
-            given (there are no health checks yet).
+            given.  Clusters build it from the hosts' health flags
+            (:meth:`from_hosts`).
         hosts_to_use: what load balancers pick from: ``healthy_hosts``, or
             every host when fewer than half are healthy (Envoy's panic mode,
             default ``healthy_panic_threshold`` 50 %).
+        excluded_hosts: hosts left out of the panic threshold's count (flagged
+            ``EXCLUDED_VIA_IMMEDIATE_HC_FAIL``).  As in Envoy, the threshold
+            compares the healthy hosts with the hosts not excluded (no such
+            host at all is panic), and in panic every host is used, excluded
+            ones included.
+        in_panic: True when ``hosts_to_use`` is every host for that reason.
     """
 
     hosts: tuple[HostImpl, ...] = ()
     healthy_hosts: tuple[HostImpl, ...] | None = None
+    excluded_hosts: tuple[HostImpl, ...] = ()
     hosts_to_use: tuple[HostImpl, ...] = dataclasses.field(init=False, compare=False, repr=False)
+    in_panic: bool = dataclasses.field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         hosts = tuple(self.hosts)
         object.__setattr__(self, "hosts", hosts)
         healthy = hosts if self.healthy_hosts is None else tuple(self.healthy_hosts)
         object.__setattr__(self, "healthy_hosts", healthy)
-        if hosts and len(healthy) < HEALTHY_PANIC_THRESHOLD * len(hosts):
-            object.__setattr__(self, "hosts_to_use", hosts)
-        else:
-            object.__setattr__(self, "hosts_to_use", healthy)
+        object.__setattr__(self, "excluded_hosts", tuple(self.excluded_hosts))
+        counted = len(hosts) - len(self.excluded_hosts)
+        in_panic = bool(hosts) and (counted <= 0 or len(healthy) < HEALTHY_PANIC_THRESHOLD * counted)
+        object.__setattr__(self, "in_panic", in_panic)
+        object.__setattr__(self, "hosts_to_use", hosts if in_panic else healthy)
+
+    @classmethod
+    def from_hosts(cls, hosts: Iterable[HostImpl]) -> "HostSet":
+        """The snapshot of ``hosts`` with their health now: healthy hosts are those with :attr:`HostImpl.healthy`."""
+        hosts = tuple(hosts)
+        return cls(
+            hosts,
+            tuple(host for host in hosts if host.healthy),
+            tuple(host for host in hosts if host._health_flags & _EXCLUDED_FLAGS),
+        )
 
     def __len__(self) -> int:
         return len(self.hosts)

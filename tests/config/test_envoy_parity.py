@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import copy
 
+import health_check_cases
+import outlier_detection_cases
 import pytest
 from config_helpers import (
     CLUSTER_PATH,
@@ -527,6 +529,12 @@ STRICTER = {
     ),
     "unicode-regex-class": (_regex(r"/\pL+"), ROUTE_PATH + ".match.safe_regex.regex"),
 }
+
+
+for _prefix, _cases in (("health-check", health_check_cases), ("outlier-detection", outlier_detection_cases)):
+    VALID.update({f"{_prefix}-{name}": case for name, case in _cases.VALID.items()})
+    INVALID.update({f"{_prefix}-{name}": case for name, case in _cases.INVALID.items()})
+    STRICTER.update({f"{_prefix}-{name}": case for name, case in _cases.STRICTER.items()})
 
 
 def _write(tmp_path, c):

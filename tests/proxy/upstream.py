@@ -18,6 +18,17 @@
   own (tests that run on two proxies put the proxy's kind in the key).
 - ``/attempts/<key>``: how many requests ``/flaky/<key>/...`` has had, as
   text (also ``Upstream.attempts(key)``).
+- ``/healthz``: the health check path, answering as ``Upstream.health`` says
+  (settable while running): ``200`` or any status code (empty body; with
+  ``x-envoy-immediate-health-check-fail`` for ``"503-immediate"``),
+  ``"hang"`` (no answer until the connection closes) or ``"reset"`` (the
+  connection is closed without an answer).  ``Upstream.health_checks``
+  counts the requests it had; ``Upstream.health_requests`` keeps them as
+  ``(method, path, headers)`` and ``Upstream.health_ports`` the client
+  port of each (one port: one connection).
+
+``Upstream.fail_with`` (settable while running; None by default) makes every
+other request answer that status with an empty body, whatever its path.
 """
 
 from __future__ import annotations
@@ -98,10 +109,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self._send(int(how), b"attempt %d failed" % attempt, {"x-attempt": str(attempt)})
 
+    def _health(self) -> None:
+        with self.server.lock:
+            self.server.health_checks += 1
+            self.server.health_requests.append((self.command, self.path, dict(self.headers.items())))
+            self.server.health_ports.append(self.client_address[1])
+        mode = str(self.server.health)
+        if mode == "hang":
+            while self.server.health == "hang" and not self.server.stopping:
+                time.sleep(0.02)
+            self.close_connection = True
+        elif mode == "reset":
+            self.close_connection = True
+            self.connection.shutdown(2)
+        elif mode == "503-immediate":
+            self._send(503, b"", {"x-envoy-immediate-health-check-fail": "true"})
+        else:
+            self._send(int(mode), b"")
+
     def _handle(self) -> None:
         body = self._body()
-        self.server.requests.append((self.command, self.path, dict(self.headers.items())))
         path = self.path
+        if path == "/healthz":
+            self._health()
+            return
+        self.server.requests.append((self.command, self.path, dict(self.headers.items())))
+        if self.server.fail_with is not None:
+            self._send(int(self.server.fail_with), b"")
+            return
         if path.startswith("/flaky/"):
             self._flaky(body)
         elif path.startswith("/attempts/"):
@@ -164,6 +199,12 @@ class Upstream:
         self.server.requests = []
         self.server.attempts = {}
         self.server.lock = threading.Lock()
+        self.server.health = 200
+        self.server.fail_with = None
+        self.server.health_checks = 0
+        self.server.health_requests = []
+        self.server.health_ports = []
+        self.server.stopping = False
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -176,6 +217,40 @@ class Upstream:
         """How many requests ``/flaky/<key>/...`` has had."""
         return self.server.attempts.get(key, 0)
 
+    @property
+    def health(self):
+        """How ``/healthz`` answers (see the module docstring)."""
+        return self.server.health
+
+    @health.setter
+    def health(self, mode) -> None:
+        self.server.health = mode
+
+    @property
+    def fail_with(self):
+        """The status every request but ``/healthz`` gets, or None (normal behaviour)."""
+        return self.server.fail_with
+
+    @fail_with.setter
+    def fail_with(self, status) -> None:
+        self.server.fail_with = status
+
+    @property
+    def health_checks(self) -> int:
+        """How many requests ``/healthz`` has had."""
+        return self.server.health_checks
+
+    @property
+    def health_requests(self) -> list:
+        """The requests ``/healthz`` has had, as ``(method, path, headers)``."""
+        return self.server.health_requests
+
+    @property
+    def health_ports(self) -> list:
+        """The client port of each ``/healthz`` request."""
+        return self.server.health_ports
+
     def stop(self) -> None:
+        self.server.stopping = True
         self.server.shutdown()
         self.server.server_close()

@@ -136,7 +136,15 @@ from pyevent_envoy.config.bootstrap import (
 from pyevent_envoy.http.header_map import HeaderMap
 from pyevent_envoy.http.router.retry_policy_impl import RetryPolicyImpl
 
-__all__ = ["FormatterContext", "RouteEntry", "RouteTable", "effective_per_try_timeout", "expected_timeout", "whole_ms"]
+__all__ = [
+    "FormatterContext",
+    "HeaderParser",
+    "RouteEntry",
+    "RouteTable",
+    "effective_per_try_timeout",
+    "expected_timeout",
+    "whole_ms",
+]
 
 _U64 = (1 << 64) - 1
 
@@ -408,7 +416,7 @@ _OVERWRITE_IF_EXISTS = HeaderAppendAction.OVERWRITE_IF_EXISTS
 _OVERWRITE = HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD
 
 
-class _HeaderParser:
+class HeaderParser:
     """One level's ``*_headers_to_add`` and ``*_headers_to_remove`` (Envoy's ``HeaderParser``)."""
 
     __slots__ = ("remove", "add")
@@ -733,8 +741,8 @@ class RouteEntry:
             raise TypeError(f"route {route.name!r}: unknown action {action!r}")
 
         route_parsers = (
-            _HeaderParser(route.request_headers_to_add, route.request_headers_to_remove),
-            _HeaderParser(route.response_headers_to_add, route.response_headers_to_remove),
+            HeaderParser(route.request_headers_to_add, route.request_headers_to_remove),
+            HeaderParser(route.response_headers_to_add, route.response_headers_to_remove),
         )
         # Most specific first: route, virtual host, route configuration (the last one wins).
         s(self, "_request_parsers", tuple(p for p in (route_parsers[0], vhost_parsers[0], config_parsers[0]) if p))
@@ -1031,8 +1039,8 @@ class RouteTable:
     def __init__(self, route_config: RouteConfiguration) -> None:
         self._config = route_config
         config_parsers = (
-            _HeaderParser(route_config.request_headers_to_add, route_config.request_headers_to_remove),
-            _HeaderParser(route_config.response_headers_to_add, route_config.response_headers_to_remove),
+            HeaderParser(route_config.request_headers_to_add, route_config.request_headers_to_remove),
+            HeaderParser(route_config.response_headers_to_add, route_config.response_headers_to_remove),
         )
         exact: dict[str, _VirtualHostImpl] = {}
         suffixes: dict[int, dict[str, _VirtualHostImpl]] = {}
@@ -1041,8 +1049,8 @@ class RouteTable:
         vhosts = []
         for vh in route_config.virtual_hosts:
             vhost_parsers = (
-                _HeaderParser(vh.request_headers_to_add, vh.request_headers_to_remove),
-                _HeaderParser(vh.response_headers_to_add, vh.response_headers_to_remove),
+                HeaderParser(vh.request_headers_to_add, vh.request_headers_to_remove),
+                HeaderParser(vh.response_headers_to_add, vh.response_headers_to_remove),
             )
             impl = _VirtualHostImpl(vh, tuple(RouteEntry(r, vh, vhost_parsers, config_parsers) for r in vh.routes))
             vhosts.append(impl)

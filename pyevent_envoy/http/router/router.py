@@ -546,6 +546,7 @@ class RouterFilter(StreamDecoderFilter):
         if upstream is None or self._done or self._downstream_started:
             return
         self._cluster.stats.upstream_rq_per_try_timeout += 1
+        self._record_outcome(upstream, 504)
         if upstream.host_stats is not None:
             upstream.host_stats.rq_timeout += 1  # as Envoy: whether or not a retry follows
         self._upstream = None
@@ -589,6 +590,8 @@ class RouterFilter(StreamDecoderFilter):
         if upstream is not self._upstream or self._done:
             return
         self._upstream = None
+        if reason is not PoolFailureReason.OVERFLOW:  # as Envoy: an overflow says nothing of the host
+            self._record_outcome(upstream, 503)
         if self._maybe_retry_reset(reason, upstream) is RetryStatus.YES:
             return
         self._cluster.stats.charge_response(503)
@@ -619,6 +622,9 @@ class RouterFilter(StreamDecoderFilter):
             return
         status = headers._get(":status")
         code = int(status) if status and status.isdigit() else 0
+        outlier = self._cluster.outlier
+        if outlier is not None:
+            outlier.put_http_response_code(upstream.host, code)
         stats = self._cluster.stats
         retry = self._retry_state
         if retry is not None:
@@ -718,6 +724,7 @@ class RouterFilter(StreamDecoderFilter):
         if upstream is not self._upstream or self._done:
             return
         self._upstream = None
+        self._record_outcome(upstream, 503)
         if upstream.response_started:
             self.stream.stream_info.set_response_flag(ResponseFlag.UPSTREAM_CONNECTION_TERMINATION)
             self.stream.reset_stream()
@@ -753,6 +760,12 @@ class RouterFilter(StreamDecoderFilter):
                 ResponseFlag.UPSTREAM_CONNECTION_TERMINATION,
             )
 
+    def _record_outcome(self, upstream: UpstreamRequest, code: int) -> None:
+        """Outlier detection: an attempt that got no response counts as ``code`` (503 failure, 504 timeout)."""
+        outlier = self._cluster.outlier
+        if outlier is not None:
+            outlier.put_http_response_code(upstream.host, code)
+
     def _had_body(self) -> bool:
         method = self._headers.get(":method") if self._headers is not None else None
         return method not in ("GET", "HEAD", "OPTIONS", "DELETE", "TRACE") or bool(self._body)
@@ -766,6 +779,7 @@ class RouterFilter(StreamDecoderFilter):
             # As Envoy: only an upstream request still awaiting its headers
             # counts (none does while a retry waits for its back-off).
             self._cluster.stats.upstream_rq_timeout += 1
+            self._record_outcome(upstream, 504)
             self._cluster.stats.charge_response(self._timeout_code)
             upstream.charge_host(self._timeout_code, timeout=True)
         if upstream is not None:

@@ -140,7 +140,8 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
         self.created_at = pool.dispatcher.approximate_monotonic_time()
         self.connection = ClientConnectionImpl(pool.dispatcher, pool.host.address)
         self.connection.set_buffer_limits(pool.cluster_info.per_connection_buffer_limit_bytes)
-        self.connection.set_connection_stats(pool.stats.connection_stats)
+        if pool.stats is not None:  # None for a health check's client: it counts in no traffic stats
+            self.connection.set_connection_stats(pool.stats.connection_stats)
         self.codec = Http1ClientCodec(self, self.connection.write)
         self._stream_decoder: Any = None
         self._stream_owner: Any = None
@@ -217,7 +218,8 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
             self.connected = True
             self._connect_timer.disable_timer()
             pool = self._pool
-            pool.stats.upstream_cx_connect_ms.record_duration(pool.dispatcher.approximate_monotonic_time() - self.created_at)
+            if pool.stats is not None:
+                pool.stats.upstream_cx_connect_ms.record_duration(pool.dispatcher.approximate_monotonic_time() - self.created_at)
             self._pool._on_client_connected(self)
             return
         if self.closed:

@@ -500,10 +500,14 @@ class HttpActiveHealthCheckSession(ActiveHealthCheckSession):
 
     The session is the owner a :class:`~pyevent_envoy.http.conn_pool.CodecClient`
     reports to (the part of a pool's interface it calls: ``dispatcher``,
-    ``host``, ``cluster_info``, ``_on_client_connected``,
+    ``host``, ``cluster_info``, ``stats`` -- None: as in Envoy, check
+    connections count in none of the cluster's traffic stats --, ``_on_client_connected``,
     ``_on_connect_failure``, ``_on_client_closed``, ``_on_stream_done``), the
     stream's owner (``on_upstream_reset``) and its response decoder.
     """
+
+    #: No traffic stats for check connections (see the class docstring).
+    stats = None
 
     __slots__ = ("dispatcher", "cluster_info", "_client", "_expect_reset", "_status", "_immediate_fail",
                  "_degraded_header", "_in_flight")

@@ -59,13 +59,17 @@ class Setup:
     def spread(self, n: int = 8) -> list[tuple[int, str]]:
         return [self.get() for _ in range(n)]
 
-    def stats(self) -> dict[str, int]:
+    def admin(self, path: str) -> str:
+        """The body of the admin's answer to ``GET path``."""
         conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=10)
         try:
-            conn.request("GET", "/stats")
-            body = conn.getresponse().read().decode()
+            conn.request("GET", path)
+            return conn.getresponse().read().decode()
         finally:
             conn.close()
+
+    def stats(self) -> dict[str, int]:
+        body = self.admin("/stats")
         out = {}
         for line in body.splitlines():
             name, _, value = line.partition(": ")

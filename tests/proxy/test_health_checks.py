@@ -11,6 +11,7 @@ Envoy too.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 
@@ -94,6 +95,40 @@ def test_immediate_fail_header_excludes_from_the_panic_count(kind, upstreams, se
         s.wait_for_stats("a failed", lambda st: st.get("membership_healthy") == 0)
         # Nothing healthy: panic over every host, excluded ones too.
         assert sorted(name for _, name in s.spread(9)) == ["a"] * 3 + ["b"] * 3 + ["c"] * 3
+    finally:
+        c.stop()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_admin_clusters_shows_each_hosts_health_flags(kind, upstreams, setups):
+    a, b = upstreams
+    c = Upstream("c")
+    try:
+        b.health = 503
+        c.health = "503-immediate"
+        s = setups(kind, [a.port, b.port, c.port], _check_yaml())
+        s.wait_for_stats("b and c failed", lambda st: st.get("membership_healthy") == 1 and st.get("membership_excluded") == 1)
+        flags = {
+            line.split("::")[1]: line.rsplit("::", 1)[1]
+            for line in s.admin("/clusters").splitlines()
+            if line.startswith("app::127.0.0.1:") and "::health_flags::" in line
+        }
+        assert flags == {
+            f"127.0.0.1:{a.port}": "healthy",
+            f"127.0.0.1:{b.port}": "/failed_active_hc",
+            f"127.0.0.1:{c.port}": "/failed_active_hc/excluded_via_immediate_hc_fail",
+        }
+        statuses = {
+            host["address"]["socket_address"]["port_value"]: host["health_status"]
+            for host in json.loads(s.admin("/clusters?format=json"))["cluster_statuses"][0]["host_statuses"]
+        }
+        assert statuses[a.port] == {"eds_health_status": "HEALTHY"}
+        assert statuses[b.port] == {"eds_health_status": "HEALTHY", "failed_active_health_check": True}
+        assert statuses[c.port] == {
+            "eds_health_status": "HEALTHY",
+            "failed_active_health_check": True,
+            "excluded_via_immediate_hc_fail": True,
+        }
     finally:
         c.stop()
 

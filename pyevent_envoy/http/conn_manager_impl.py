@@ -48,6 +48,7 @@ from pyevent_envoy.http.stream_info import ResponseFlag, StreamInfo
 from pyevent_envoy.network.buffer import OwnedBuffer
 from pyevent_envoy.network.connection import ConnectionCallbacks, ConnectionCloseType, ConnectionEvent, ConnectionState
 from pyevent_envoy.network.filter import FilterStatus, ReadFilter
+from pyevent_envoy.network.utility import get_local_address
 from pyevent_envoy.stats import HttpConnManagerStats
 
 __all__ = ["ActiveStream", "ConnectionManagerConfig", "ConnectionManagerImpl"]
@@ -113,6 +114,10 @@ class ConnectionManagerConfig:
     ``internal_address_config`` is the HCM's
     :class:`~pyevent_envoy.config.bootstrap.InternalAddressConfig` (``None``:
     no client address is internal, Envoy 1.40's default).
+    ``local_address`` is the host's own address (Envoy's ``LocalInfo``
+    address), which ``x-forwarded-for`` gets instead of a loopback client's;
+    by default :func:`~pyevent_envoy.network.utility.get_local_address`
+    finds it (a system call: a server finds it once and passes it to each).
     """
 
     __slots__ = (
@@ -134,6 +139,7 @@ class ConnectionManagerConfig:
         "access_logs",
         "upgrade_map",
         "internal_networks",
+        "local_address",
         "stats",
     )
 
@@ -158,6 +164,7 @@ class ConnectionManagerConfig:
         access_logs: tuple = (),
         upgrade_configs: tuple = (),
         internal_address_config: Any = None,
+        local_address: Optional[str] = None,
     ) -> None:
         self.stat_prefix = stat_prefix
         self.route_table = route_table
@@ -184,6 +191,7 @@ class ConnectionManagerConfig:
             )
             for r in (internal_address_config.cidr_ranges if internal_address_config is not None else ())
         )
+        self.local_address = local_address if local_address is not None else get_local_address()
         self.stats = None
 
 
@@ -433,8 +441,12 @@ class ActiveStream:
             existing = headers._get("x-forwarded-for")
             if remote is not None:
                 client_ip = remote.ip
-                headers._set_trusted("x-forwarded-for", f"{existing},{remote.ip}" if existing else remote.ip)
-                internal = existing is None and _is_internal(remote.ip, config.internal_networks)
+                # As Envoy: a loopback client (exactly 127.0.0.1 or ::1) is
+                # recorded as this host's own address; the internal and
+                # external-address decisions still use the client's.
+                hop = config.local_address if client_ip == "127.0.0.1" or client_ip == "::1" else client_ip
+                headers._set_trusted("x-forwarded-for", f"{existing},{hop}" if existing else hop)
+                internal = existing is None and _is_internal(client_ip, config.internal_networks)
             edge = not internal
             headers._set_trusted("x-forwarded-proto", "http")
             proto = "http"

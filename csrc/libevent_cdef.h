@@ -87,3 +87,4 @@ ssize_t pe_sock_writev(int fd, char **bufs, const size_t *lens, int n, int *stat
 #define PE_WRITEV_MAX 16
 int pe_accept(int lfd, char *ip, size_t iplen, int *port, int nodelay, int *err);
 int pe_socket_error(int fd);
+int pe_local_address(int family, char *ip, size_t iplen);

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -411,6 +412,39 @@ static int pe_socket_error(int fd)
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0)
         return errno;
     return error;
+}
+
+/* The host's own address as Envoy's LocalInfo finds it at start-up
+ * (Network::Utility::getLocalAddress): the first address of `family` in
+ * getifaddrs() order that is not the loopback address itself (127.0.0.1 or
+ * ::1), written to ip as text.  Returns 1 when one was found, 0 when there is
+ * none (the caller falls back to loopback, as Envoy does), -1 with errno set
+ * when getifaddrs() fails.  getifaddrs() is one netlink round trip to the
+ * kernel: call it once, at start-up, never per request. */
+static int pe_local_address(int family, char *ip, size_t iplen)
+{
+    struct ifaddrs *all, *ifa;
+    int found = 0;
+    if (getifaddrs(&all) != 0)
+        return -1;
+    for (ifa = all; ifa != NULL && !found; ifa = ifa->ifa_next) {
+        if (ifa->ifa_addr == NULL || ifa->ifa_addr->sa_family != family)
+            continue;
+        if (family == AF_INET) {
+            const struct in_addr *a = &((const struct sockaddr_in *)ifa->ifa_addr)->sin_addr;
+            if (a->s_addr == htonl(INADDR_LOOPBACK))
+                continue;
+            found = inet_ntop(AF_INET, a, ip, (socklen_t)iplen) != NULL;
+        } else if (family == AF_INET6) {
+            /* Text without the scope id, as Envoy's addressWithoutScopeId(). */
+            const struct in6_addr *a = &((const struct sockaddr_in6 *)ifa->ifa_addr)->sin6_addr;
+            if (IN6_IS_ADDR_LOOPBACK(a))
+                continue;
+            found = inet_ntop(AF_INET6, a, ip, (socklen_t)iplen) != NULL;
+        }
+    }
+    freeifaddrs(all);
+    return found;
 }
 
 /* Tune glibc's malloc for a proxy's allocation pattern: every request body

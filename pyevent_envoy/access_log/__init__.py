@@ -111,7 +111,8 @@ def _untruncated_getter(cmd: Command) -> _Getter:
         "UPSTREAM_REMOTE_ADDRESS": lambda info: _address(getattr(info.upstream_host, "address", None)),
         "UPSTREAM_CLUSTER": lambda info: getattr(info.upstream_host, "cluster_name", None) or None,
         "UPSTREAM_LOCAL_ADDRESS": lambda info: None,
-        "UPSTREAM_TRANSPORT_FAILURE_REASON": lambda info: None,
+        # Envoy prints it with its spaces as underscores.
+        "UPSTREAM_TRANSPORT_FAILURE_REASON": lambda info: info.upstream_transport_failure_reason.replace(" ", "_") or None,
         "UPSTREAM_REQUEST_ATTEMPT_COUNT": lambda info: str(info.attempt_count),
         "DOWNSTREAM_REMOTE_ADDRESS": lambda info: _address(info.downstream_remote_address),
         "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT": lambda info: _address_ip(info.downstream_remote_address),

@@ -48,6 +48,7 @@ from pyevent_envoy.http.stream_info import ResponseFlag, StreamInfo
 from pyevent_envoy.network.buffer import OwnedBuffer
 from pyevent_envoy.network.connection import ConnectionCallbacks, ConnectionCloseType, ConnectionEvent, ConnectionState
 from pyevent_envoy.network.filter import FilterStatus, ReadFilter
+from pyevent_envoy.network.utility import get_local_address
 from pyevent_envoy.stats import HttpConnManagerStats
 
 __all__ = ["ActiveStream", "ConnectionManagerConfig", "ConnectionManagerImpl"]
@@ -113,6 +114,10 @@ class ConnectionManagerConfig:
     ``internal_address_config`` is the HCM's
     :class:`~pyevent_envoy.config.bootstrap.InternalAddressConfig` (``None``:
     no client address is internal, Envoy 1.40's default).
+    ``local_address`` is the host's own address (Envoy's ``LocalInfo``
+    address), which ``x-forwarded-for`` gets instead of a loopback client's;
+    by default :func:`~pyevent_envoy.network.utility.get_local_address`
+    finds it (a system call: a server finds it once and passes it to each).
     """
 
     __slots__ = (
@@ -134,6 +139,7 @@ class ConnectionManagerConfig:
         "access_logs",
         "upgrade_map",
         "internal_networks",
+        "local_address",
         "stats",
     )
 
@@ -158,6 +164,7 @@ class ConnectionManagerConfig:
         access_logs: tuple = (),
         upgrade_configs: tuple = (),
         internal_address_config: Any = None,
+        local_address: Optional[str] = None,
     ) -> None:
         self.stat_prefix = stat_prefix
         self.route_table = route_table
@@ -184,6 +191,7 @@ class ConnectionManagerConfig:
             )
             for r in (internal_address_config.cidr_ranges if internal_address_config is not None else ())
         )
+        self.local_address = local_address if local_address is not None else get_local_address()
         self.stats = None
 
 
@@ -213,6 +221,7 @@ class ActiveStream:
         "response_complete",
         "_destroyed",
         "_local_reply_sent",
+        "_reset",
     )
 
     def __init__(self, manager: "ConnectionManagerImpl", encoder: ResponseEncoder) -> None:
@@ -238,6 +247,7 @@ class ActiveStream:
         self.response_complete = False
         self._destroyed = False
         self._local_reply_sent = False
+        self._reset = False
         self._decoder_index = 0
         stats = self.stats
         stats.downstream_rq_total += 1
@@ -322,7 +332,7 @@ class ActiveStream:
             self._on_request_complete()
         if self._encoder.protocol == "HTTP/1.0" and not config.accept_http_10:
             manager.stats.downstream_cx_protocol_error += 1  # Envoy's codec refuses it as one
-            self.send_local_reply(426, "", details="low_version")
+            self.send_local_reply(426, "", details="low_version", flag=ResponseFlag.DOWNSTREAM_PROTOCOL_ERROR)
             return
         if (headers._get("expect") or "").lower() == "100-continue":
             # Envoy's default (proxy_100_continue off): answer it here, strip it upstream.
@@ -433,8 +443,12 @@ class ActiveStream:
             existing = headers._get("x-forwarded-for")
             if remote is not None:
                 client_ip = remote.ip
-                headers._set_trusted("x-forwarded-for", f"{existing},{remote.ip}" if existing else remote.ip)
-                internal = existing is None and _is_internal(remote.ip, config.internal_networks)
+                # As Envoy: a loopback client (exactly 127.0.0.1 or ::1) is
+                # recorded as this host's own address; the internal and
+                # external-address decisions still use the client's.
+                hop = config.local_address if client_ip == "127.0.0.1" or client_ip == "::1" else client_ip
+                headers._set_trusted("x-forwarded-for", f"{existing},{hop}" if existing else hop)
+                internal = existing is None and _is_internal(client_ip, config.internal_networks)
             edge = not internal
             headers._set_trusted("x-forwarded-proto", "http")
             proto = "http"
@@ -573,7 +587,9 @@ class ActiveStream:
         """
         if self._destroyed:
             return
-        self.stream_info.set_response_flag(ResponseFlag.LOCAL_RESET)
+        # As Envoy: no flag of its own (whoever resets says why); and the
+        # close it causes is not a downstream disconnect for this stream.
+        self._reset = True
         self._manager._close_after_response = True
         self._manager.connection.close(ConnectionCloseType.FLUSH_WRITE)
 
@@ -592,13 +608,12 @@ class ActiveStream:
         self.stream_info.set_response_flag(ResponseFlag.STREAM_IDLE_TIMEOUT)
         self._manager.stats.downstream_rq_idle_timeout += 1
         self._reset_filters()
-        if not self._encoder.started_response:
-            # Envoy's maybeRequestTimeoutCode: 504 when the whole request was
-            # received (the wait was for the upstream), else 408.
-            status = 504 if self.request_complete else 408
-            self.send_local_reply(status, "stream timeout", details="stream_idle_timeout")
-        else:
-            self.reset_stream()
+        # Envoy's maybeRequestTimeoutCode: 504 when the whole request was
+        # received (the wait was for the upstream), else 408.  Once the
+        # response has started, send_local_reply resets the stream instead
+        # (keeping these details, as Envoy does).
+        status = 504 if self.request_complete else 408
+        self.send_local_reply(status, "stream timeout", details="stream_idle_timeout")
 
     def _on_request_timeout(self) -> None:
         self._manager.stats.downstream_rq_timeout += 1
@@ -804,7 +819,10 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
                 # The codec holds them unparsed; stop reading until it catches up (Envoy does too).
                 self._read_paused = True
                 self.connection.read_disable(True)
-        if end_stream and self.connection.state is not ConnectionState.CLOSED:
+        if end_stream and self.connection.state is not ConnectionState.CLOSED and self.streams and self.streams[-1].is_upgrade:
+            # Only a tunnel hears the end of the client's input.  Like Envoy,
+            # the connection manager reads no other half-close: the close
+            # that follows ends whatever request is still arriving (DC).
             codec.dispatch_eof()
 
     # codec ServerConnectionCallbacks
@@ -815,17 +833,19 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         return stream
 
     def on_protocol_error(self, error: CodecProtocolError, encoder: Optional[ResponseEncoder]) -> None:
-        self.stats.downstream_cx_protocol_error += 1
+        if error.codec_error:
+            self.stats.downstream_cx_protocol_error += 1
         stream = self.streams[-1] if self.streams else None
         if encoder is not None:
             if stream is None or stream._encoder is not encoder:
                 stream = ActiveStream(self, encoder)
                 self.streams.append(stream)
             stream.request_complete = True
-            stream.stream_info.set_response_flag(ResponseFlag.DOWNSTREAM_PROTOCOL_ERROR)
+            if error.codec_error:
+                stream.stream_info.set_response_flag(ResponseFlag.DOWNSTREAM_PROTOCOL_ERROR)
             stream._local_reply_sent = False
-            status = getattr(error, "status", 400)
-            stream.send_local_reply(status, _STATUS_TEXT.get(status, "Bad Request"), details=getattr(error, "details", ""))
+            status = error.status
+            stream.send_local_reply(status, _STATUS_TEXT.get(status, "Bad Request"), details=error.details)
         self._close_after_response = True
         if self.connection.state is ConnectionState.OPEN:
             self.connection.close(ConnectionCloseType.FLUSH_WRITE_AND_DELAY)
@@ -875,9 +895,16 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
     def on_event(self, event: ConnectionEvent) -> None:
         if event is ConnectionEvent.CONNECTED:
             return
+        if not self.streams and self.codec is not None and self.codec.partial_head:
+            # Envoy's stream starts with the request's first byte: a head cut
+            # short is a request too, logged as a downstream disconnect.
+            self.streams.append(ActiveStream(self, self.codec.partial_head_encoder()))
+        details = "downstream_remote_disconnect" if event is ConnectionEvent.REMOTE_CLOSE else "downstream_local_disconnect"
         for stream in list(self.streams):
             if not stream.response_complete:
-                stream.stream_info.set_response_flag(ResponseFlag.DOWNSTREAM_CONNECTION_TERMINATION)
+                if not stream._reset:
+                    stream.stream_info.set_response_flag(ResponseFlag.DOWNSTREAM_CONNECTION_TERMINATION)
+                    stream.stream_info.response_code_details = details
                 stream._reset_filters()
             stream.destroy()
         self.streams.clear()

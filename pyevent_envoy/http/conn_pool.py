@@ -26,7 +26,7 @@ from typing import Any, Callable, Optional, Protocol
 
 from pyevent_envoy.event.dispatcher import Dispatcher
 from pyevent_envoy.http.codec import ClientConnectionImpl as Http1ClientCodec
-from pyevent_envoy.http.codec import CodecProtocolError, RequestEncoder, ResponseDecoder
+from pyevent_envoy.http.codec import CodecProtocolError, CodecUsageError, RequestEncoder, ResponseDecoder
 from pyevent_envoy.http.header_map import HeaderMap
 from pyevent_envoy.network.buffer import OwnedBuffer
 from pyevent_envoy.network.connection import ConnectionCallbacks, ConnectionCloseType, ConnectionEvent
@@ -60,14 +60,19 @@ class PoolCallbacks(Protocol):
     def on_pool_ready(self, encoder: RequestEncoder, client: "CodecClient") -> None:
         """A connection is ready; encode the request on ``encoder``."""
 
-    def on_pool_failure(self, reason: PoolFailureReason, details: str) -> None:
-        """No connection: answer locally (503)."""
+    def on_pool_failure(self, reason: PoolFailureReason, transport_failure_reason: str) -> None:
+        """No connection: answer locally (503).
+
+        ``transport_failure_reason`` is the failed connection's
+        ``failure_reason`` (Envoy's words: ``delayed connect error:
+        Connection refused``), empty for an overflow or a connect timeout.
+        """
 
 
 class UpstreamStreamCallbacks(Protocol):
     """What the owner of an upstream stream (the router) hears besides the response."""
 
-    def on_upstream_reset(self, reason: StreamResetReason, details: str) -> None: ...
+    def on_upstream_reset(self, reason: StreamResetReason) -> None: ...
 
     def on_upstream_above_write_buffer_high_watermark(self) -> None: ...
 
@@ -208,7 +213,7 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
         reason = (
             StreamResetReason.CONNECTION_TERMINATION if error.status == 503 else StreamResetReason.PROTOCOL_ERROR
         )
-        self._reset_stream(reason, getattr(error, "details", str(error)))
+        self._reset_stream(reason)
         self.close()
 
     # network ConnectionCallbacks
@@ -227,10 +232,19 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
         self.closed = True
         self._connect_timer.close()
         if not self.connected:
-            self._pool._on_connect_failure(self, self.connection.failure_reason or "connection failed")
+            self._pool._on_connect_failure(self, self.connection.failure_reason)
         else:
+            if self._stream_owner is not None and event is ConnectionEvent.REMOTE_CLOSE:
+                # As Envoy: the upstream's close is the end of its input even
+                # when no EOF was read (a reset): it ends a close-delimited
+                # response, or tells a cut-short one (a protocol error) from
+                # one that never started (a connection termination).
+                try:
+                    self.codec.dispatch_eof()
+                except CodecUsageError:
+                    pass  # closed from inside a codec callback: the reset below says it
             if self._stream_owner is not None:
-                self._reset_stream(StreamResetReason.CONNECTION_TERMINATION, "upstream connection termination")
+                self._reset_stream(StreamResetReason.CONNECTION_TERMINATION)
             self._pool._on_client_closed(self)
         self._pool.dispatcher.deferred_delete(self.connection)
 
@@ -249,17 +263,17 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
     def _on_connect_timeout(self) -> None:
         if not self.connected and not self.closed:
             self.closed = True
-            self._pool._on_connect_failure(self, "connect timeout", timeout=True)
+            self._pool._on_connect_failure(self, "", timeout=True)
             self.connection.close(ConnectionCloseType.NO_FLUSH)
             self._connect_timer.close()
             self._pool.dispatcher.deferred_delete(self.connection)
 
-    def _reset_stream(self, reason: StreamResetReason, details: str) -> None:
+    def _reset_stream(self, reason: StreamResetReason) -> None:
         owner = self._stream_owner
         self._stream_owner = None
         self._stream_decoder = None
         if owner is not None:
-            owner.on_upstream_reset(reason, details)
+            owner.on_upstream_reset(reason)
             self._pool._on_stream_done(self, reusable=False)
 
     def _on_response_complete(self) -> None:
@@ -318,13 +332,13 @@ class Http1ConnPool:
         """Get a connection for one request.
 
         ``callbacks.on_pool_ready(encoder, client)`` runs now when a connection
-        is idle, else later; ``callbacks.on_pool_failure(reason, details)``
+        is idle, else later; ``callbacks.on_pool_failure(reason, transport_failure_reason)``
         when none can be had.  Returns a handle whose ``cancel()`` gives up
         waiting, or None when the callback already ran.
         """
         if len(self._busy) >= self._max_requests:
             self.stats.upstream_rq_pending_overflow += 1
-            callbacks.on_pool_failure(PoolFailureReason.OVERFLOW, "max_requests")
+            callbacks.on_pool_failure(PoolFailureReason.OVERFLOW, "")
             return None
         while self._ready:
             client = self._ready.pop()
@@ -334,7 +348,7 @@ class Http1ConnPool:
             return None
         if len(self._pending) >= self._max_pending:
             self.stats.upstream_rq_pending_overflow += 1
-            callbacks.on_pool_failure(PoolFailureReason.OVERFLOW, "max_pending_requests")
+            callbacks.on_pool_failure(PoolFailureReason.OVERFLOW, "")
             return None
         if self._pending and self._pending[0].cancelled:
             self._drop_cancelled()
@@ -421,7 +435,7 @@ class Http1ConnPool:
         if self._pending and len(self._connecting) < len(self._pending) and not self._draining:
             self._new_client()
 
-    def _on_connect_failure(self, client: CodecClient, details: str, timeout: bool = False) -> None:
+    def _on_connect_failure(self, client: CodecClient, transport_failure_reason: str, timeout: bool = False) -> None:
         self._forget(client)
         # As Envoy: a connect timeout counts as a connect failure too.
         stats = self.stats
@@ -439,7 +453,7 @@ class Http1ConnPool:
             pending = self._next_pending()
             if pending is not None:
                 stats.upstream_rq_pending_failure_eject += 1
-                pending.callbacks.on_pool_failure(reason, details)
+                pending.callbacks.on_pool_failure(reason, transport_failure_reason)
 
     def _forget(self, client: CodecClient) -> None:
         self._connecting.discard(client)

@@ -42,6 +42,7 @@ class StreamInfo:
         "bytes_received",
         "bytes_sent",
         "upstream_host",
+        "upstream_transport_failure_reason",
         "route_name",
         "downstream_remote_address",
         "downstream_direct_remote_address",
@@ -65,6 +66,8 @@ class StreamInfo:
         self.bytes_received = 0
         self.bytes_sent = 0
         self.upstream_host: Any = None
+        # Why the last upstream connection could not be made (Envoy's words), or "".
+        self.upstream_transport_failure_reason = ""
         self.route_name = ""
         self.downstream_remote_address = remote
         self.downstream_direct_remote_address = remote

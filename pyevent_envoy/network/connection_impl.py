@@ -278,7 +278,8 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
     def _on_file_event(self, events: FileReadyType) -> None:
         events = int(events)  # plain int bit tests: IntFlag's & builds a new flag each time
         if self._pending_error:
-            self.failure_reason = os.strerror(self._pending_error)
+            # connect() itself failed; Envoy's words for it.
+            self.failure_reason = f"immediate connect error: {os.strerror(self._pending_error)}"
             self._close_socket(ConnectionEvent.REMOTE_CLOSE)
             return
         if events & _CLOSED_BIT and self._read_disable_count:
@@ -370,7 +371,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         if self._connecting:
             error = lib.pe_socket_error(self._fd)
             if error:
-                self.failure_reason = os.strerror(error)
+                self.failure_reason = f"delayed connect error: {os.strerror(error)}"
                 self._close_socket(ConnectionEvent.REMOTE_CLOSE)
                 return
             self._connecting = False

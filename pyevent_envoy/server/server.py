@@ -41,6 +41,7 @@ from pyevent_envoy.http.router.config_impl import RouteTable
 from pyevent_envoy.http.router.router import RouterFilter
 from pyevent_envoy.network.address import Address
 from pyevent_envoy.network.listener_impl import create_listen_socket
+from pyevent_envoy.network.utility import get_local_address
 from pyevent_envoy.server.admin import AdminFilter, AdminHandler
 from pyevent_envoy.server.connection_handler import ConnectionHandlerImpl
 from pyevent_envoy.server.worker_impl import WorkerImpl
@@ -88,7 +89,7 @@ def _access_logs(configs: Any, path: str) -> tuple:
     return tuple(logs)
 
 
-def _hcm_config(hcm: Any, path: str) -> ConnectionManagerConfig:
+def _hcm_config(hcm: Any, path: str, local_address: str) -> ConnectionManagerConfig:
     return ConnectionManagerConfig(
         access_logs=_access_logs(hcm.access_log, f"{path}.access_log"),
         stat_prefix=hcm.stat_prefix,
@@ -108,6 +109,7 @@ def _hcm_config(hcm: Any, path: str) -> ConnectionManagerConfig:
         default_host_for_http_10=hcm.http_protocol_options.default_host_for_http_10,
         upgrade_configs=hcm.upgrade_configs,
         internal_address_config=hcm.internal_address_config,
+        local_address=local_address,
     )
 
 
@@ -162,6 +164,8 @@ class Server:
         self._admin_logs: tuple = ()
         self._admin_handler: Optional[ConnectionHandlerImpl] = None
         self.admin_address: Optional[Address] = None
+        #: This host's address, found once as Envoy's LocalInfo finds it (x-forwarded-for uses it).
+        self.local_address = get_local_address()
         try:
             self._add_clusters()
             self._plan_listeners()
@@ -185,7 +189,7 @@ class Server:
             hcm = listener.filter_chains[0].filters[0].typed_config
             address = Address(listener.address.address, listener.address.port_value)
             hcm_path = f"static_resources.listeners[{index}].filter_chains[0].filters[0].typed_config"
-            plan = _ListenerPlan(listener.name, address, _hcm_config(hcm, hcm_path), listener.per_connection_buffer_limit_bytes)
+            plan = _ListenerPlan(listener.name, address, _hcm_config(hcm, hcm_path, self.local_address), listener.per_connection_buffer_limit_bytes)
             self._plans.append(plan)
 
     def _bind_listeners(self) -> None:
@@ -226,6 +230,7 @@ class Server:
             route_table=None,
             filter_factories=(AdminFilter.factory(AdminHandler(self)),),
             access_logs=self._admin_logs,
+            local_address=self.local_address,
         )
         self._admin_handler = ConnectionHandlerImpl(self.main, self.cluster_manager)
         self._admin_handler.add_listener("admin", self._admin_socket, self.admin_address, config, 1024 * 1024)

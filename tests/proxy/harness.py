@@ -53,17 +53,29 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> N
     raise RuntimeError(f"nothing listens on {port} after {timeout} s")
 
 
-def bootstrap_yaml(listen_port: int, clusters: dict[str, list[int]], virtual_hosts: str, hcm_extra: str = "", cluster_extra: str = "") -> str:
-    """An Envoy v3 bootstrap: one listener, the given virtual hosts (YAML), STATIC clusters."""
+def bootstrap_yaml(
+    listen_port: int,
+    clusters: dict[str, list[int]],
+    virtual_hosts: str,
+    hcm_extra: str = "",
+    cluster_extra: "str | dict[str, str]" = "",
+) -> str:
+    """An Envoy v3 bootstrap: one listener, the given virtual hosts (YAML), STATIC clusters.
+
+    ``cluster_extra`` is YAML added to every cluster, or a dict of it by
+    cluster name.  A cluster without ports has no endpoint.
+    """
     cluster_items = []
     for name, ports in clusters.items():
-        endpoints = "\n".join(
-            f"        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}"
+        extra = cluster_extra.get(name, "") if isinstance(cluster_extra, dict) else cluster_extra
+        endpoints = "".join(
+            f"\n        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}"
             for port in ports
         )
         cluster_items.append(
-            f"  - name: {name}\n    type: STATIC\n    connect_timeout: 1s\n{textwrap.indent(cluster_extra, '    ')}"
-            f"    load_assignment:\n      cluster_name: {name}\n      endpoints:\n      - lb_endpoints:\n{endpoints}\n"
+            f"  - name: {name}\n    type: STATIC\n    connect_timeout: 1s\n{textwrap.indent(extra, '    ')}"
+            f"    load_assignment:\n      cluster_name: {name}\n      endpoints:\n"
+            f"      - lb_endpoints:{endpoints if ports else ' []'}\n"
         )
     return (
         "static_resources:\n"
@@ -85,6 +97,44 @@ def bootstrap_yaml(listen_port: int, clusters: dict[str, list[int]], virtual_hos
         '            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}\n'
         "  clusters:\n" + "".join(cluster_items)
     )
+
+
+class Blackhole:
+    """A listening socket whose accept queue is full: connects to it hang (connect timeouts)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self.fillers = []
+        for _ in range(4):  # backlog 0 still queues one or two; then SYNs are dropped
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", self.port))
+            self.fillers.append(filler)
+        time.sleep(0.1)
+
+    def close(self) -> None:
+        for filler in self.fillers:
+            filler.close()
+        self.sock.close()
+
+
+def access_log_block(path: str, **fmt: str) -> str:
+    """The HCM's ``access_log:`` YAML: a file at ``path``, with ``text=`` or ``json=`` as its format."""
+    lines = [
+        "access_log:",
+        "- name: envoy.access_loggers.file",
+        "  typed_config:",
+        '    "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+        f"    path: {path}",
+    ]
+    if "text" in fmt:
+        lines += ["    log_format:", f'      text_format_source: {{inline_string: "{fmt["text"]}"}}']
+    if "json" in fmt:
+        lines += ["    log_format:", f"      json_format: {fmt['json']}"]
+    return "\n".join(lines) + "\n"
 
 
 def with_admin(config: str, admin_port: int) -> str:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from harness import KINDS, ProxyProcess, bootstrap_yaml, free_port
+from harness import KINDS, ProxyProcess, access_log_block, bootstrap_yaml, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,21 +25,6 @@ virtual_hosts:
 """
 
 TEXT_FORMAT = "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_SENT% %UPSTREAM_HOST% %ROUTE_NAME% %REQ(X-MISSING)% %REQ(USER-AGENT):3%\\n"
-
-
-def access_log_block(path: str, **fmt: str) -> str:
-    lines = [
-        "access_log:",
-        "- name: envoy.access_loggers.file",
-        "  typed_config:",
-        '    "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
-        f"    path: {path}",
-    ]
-    if "text" in fmt:
-        lines += ["    log_format:", f'      text_format_source: {{inline_string: "{fmt["text"]}"}}']
-    if "json" in fmt:
-        lines += ["    log_format:", f"      json_format: {fmt['json']}"]
-    return "\n".join(lines) + "\n"
 
 
 def read_lines(path: str, count: int) -> list[str]:

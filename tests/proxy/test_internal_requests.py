@@ -7,8 +7,10 @@ lists it: only then, with ``use_remote_address`` and no incoming
 them; with ``use_remote_address`` it is an edge request, which also gets
 ``x-envoy-external-address`` and a new ``x-request-id``.  The same YAML and
 request go through both proxies; the upstream's echo of the request headers
-is compared (``x-forwarded-for`` aside: Envoy appends its own host address
-for a loopback client, pyevent-envoy the client's).
+is compared, ``x-forwarded-for`` included: for a loopback client, both
+append the host's own address (its first non-loopback one, or 127.0.0.1 on
+a host without one), while the internal and external-address decisions
+still see the client's 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import pytest
 
 from harness import KINDS, ProxyProcess, bootstrap_yaml, free_port
+from pyevent_envoy.network.utility import get_local_address
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -69,18 +72,22 @@ def _sent(*names: str) -> dict[str, str]:
     return {name: SENT[name] for name in names}
 
 
+# What the proxies append to x-forwarded-for for this (loopback) client: the host's address.
+HOST = get_local_address()
+
 EXPECTED = {
-    # Not using the remote address: external, not edge.
+    # Not using the remote address: external, not edge, and x-forwarded-for is left alone.
     ("default", False): {**COMMON, **_sent(*EXTERNAL_KEPT)},
-    ("edge", False): {**EDGE, "x-envoy-external-address": "127.0.0.1"},
+    ("edge", False): {**EDGE, "x-envoy-external-address": "127.0.0.1", "x-forwarded-for": HOST},
     ("internal", False): {
         **COMMON,
         **_sent(*EXTERNAL_KEPT, "x-envoy-original-url", "x-envoy-ip-tags", "x-envoy-force-trace"),
         "x-envoy-internal": "true",
+        "x-forwarded-for": HOST,
     },
     # An x-forwarded-for makes any request external.
-    ("internal", True): {**EDGE, "x-envoy-external-address": "127.0.0.1"},
-    ("trusted-hop", True): {**EDGE, "x-envoy-external-address": "10.1.2.3"},
+    ("internal", True): {**EDGE, "x-envoy-external-address": "127.0.0.1", "x-forwarded-for": f"10.1.2.3,{HOST}"},
+    ("trusted-hop", True): {**EDGE, "x-envoy-external-address": "10.1.2.3", "x-forwarded-for": f"10.1.2.3,{HOST}"},
 }
 
 
@@ -99,7 +106,7 @@ def _seen(kind: str, upstream, extra: str, with_xff: bool) -> dict[str, str]:
         conn.close()
     finally:
         process.stop()
-    out = {name: value for name, value in seen.items() if name.startswith("x-envoy-") or name == "x-request-id"}
+    out = {name: value for name, value in seen.items() if name.startswith("x-envoy-") or name in ("x-request-id", "x-forwarded-for")}
     if out.get("x-request-id") != "client-chosen-id":
         out["x-request-id"] = "<new>"
     return out

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from harness import ENVOY, ProxyProcess, bootstrap_yaml, free_port, with_admin
+from harness import ENVOY, Blackhole, ProxyProcess, bootstrap_yaml, free_port, with_admin
 from upstream import Upstream
 
 pytestmark = pytest.mark.timeout(120)
@@ -54,28 +54,6 @@ HCM_EXTRA = "request_timeout: 0.5s\n"
 # "Unknown"); tests/proxy/test_histograms.py compares the byte counters on
 # traffic whose responses are byte for byte the same.
 UNCOMPARED = {"server.uptime", "http.test.downstream_cx_tx_bytes_total"}
-
-
-class _Blackhole:
-    """A listening socket whose accept queue is full: connects to it hang (connect timeouts)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(0)
-        self.port = self.sock.getsockname()[1]
-        self.fillers = []
-        for _ in range(4):  # backlog 0 still queues one or two; then SYNs are dropped
-            filler = socket.socket()
-            filler.setblocking(False)
-            filler.connect_ex(("127.0.0.1", self.port))
-            self.fillers.append(filler)
-        time.sleep(0.1)
-
-    def close(self) -> None:
-        for filler in self.fillers:
-            filler.close()
-        self.sock.close()
 
 
 def _admin(port: int, path: str, listen_port: int = 0) -> tuple[int, str, str]:
@@ -162,7 +140,7 @@ def _settled(admin_port: int, listen_port: int) -> dict[str, int]:
 class _Run:
     """One proxy's admin answers after the traffic."""
 
-    def __init__(self, kind: str, upstream: Upstream, blackhole: _Blackhole) -> None:
+    def __init__(self, kind: str, upstream: Upstream, blackhole: Blackhole) -> None:
         port, admin_port = free_port(), free_port()
         clusters = {"app": [upstream.port], "down": [free_port()], "blackhole": [blackhole.port]}
         config = with_admin(bootstrap_yaml(port, clusters, VIRTUAL_HOSTS, HCM_EXTRA), admin_port)
@@ -185,7 +163,7 @@ class _Run:
 @pytest.fixture(scope="module")
 def runs():
     upstream = Upstream("app")
-    blackhole = _Blackhole()
+    blackhole = Blackhole()
     try:
         kinds = ["pyevent-envoy"] + (["envoy"] if ENVOY else [])
         yield {kind: _Run(kind, upstream, blackhole) for kind in kinds}

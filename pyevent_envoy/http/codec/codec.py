@@ -298,6 +298,20 @@ class ServerConnection(abc.ABC):
     def should_close(self) -> bool:
         """Close the connection once written bytes are flushed (checked after each response)."""
 
+    @property
+    @abc.abstractmethod
+    def partial_head(self) -> bool:
+        """Part of a request head has arrived, not all of it (no stream exists for it yet)."""
+
+    @abc.abstractmethod
+    def partial_head_encoder(self) -> ResponseEncoder:
+        """An encoder that stands for the request of :attr:`partial_head`, for the owner's records.
+
+        Envoy's stream begins with a request's first byte; an owner that
+        logs every request uses this one when the connection ends before
+        the head does.  Nothing can be sent on it.
+        """
+
 
 class ClientConnection(abc.ABC):
     """An upstream HTTP/1.1 connection: one request at a time, no pipelining."""

@@ -29,14 +29,22 @@ class CodecError(PyEventEnvoyError):
         status: the HTTP status that answers the error (h11's
             ``error_status_hint``).
         details: a short machine-readable reason, Envoy's response code details.
+        codec_error: whether Envoy finds this error in its codec, where it
+            counts as a protocol error (response flag ``DPE``,
+            ``downstream_cx_protocol_error``); False for the few it finds
+            in its connection manager instead (a missing Host, a fragment
+            in the target), which are answered without either.
 
     .. versionadded:: 0.1.0
     """
 
-    def __init__(self, message: str, status: int = 400, details: str = "http1.codec_error") -> None:
+    def __init__(
+        self, message: str, status: int = 400, details: str = "http1.codec_error", *, codec_error: bool = True
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.details = details
+        self.codec_error = codec_error
 
     @property
     def error_status_hint(self) -> int:

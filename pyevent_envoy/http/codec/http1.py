@@ -18,15 +18,17 @@ Rules, in the order the bytes meet them:
    grammar.  Body bytes found in one ``dispatch`` are joined and handed over
    once, as Envoy buffers the body of one dispatch.
 3. **Strict, like Envoy and RFC 9112.**  Content-Length with
-   Transfer-Encoding, duplicate or malformed Content-Length, Transfer-Encoding
-   whose last coding is not ``chunked``, Transfer-Encoding on HTTP/1.0,
-   invalid names or values (CR, LF, NUL, CTLs), obs-fold, bare LF, a request
-   line that is not ``method SP target SP HTTP/1.x``, several Host fields, a
-   missing Host on HTTP/1.1, a fragment in the target: all 400.  Codings
-   other than chunked (``gzip, chunked``) are 501, as Envoy answers.  More
+   Transfer-Encoding, duplicate or malformed Content-Length,
+   Transfer-Encoding on HTTP/1.0, invalid names or values (CR, LF, NUL,
+   CTLs), obs-fold, bare LF, a request line that is not ``method SP target
+   SP HTTP/d.d``, several Host fields, a missing Host on HTTP/1.1, a
+   fragment in the target: all 400, with Envoy's response code details.  A
+   Transfer-Encoding other than a lone ``chunked`` (``gzip``, ``gzip,
+   chunked``) is 501, and a request's HTTP version other than 1.1 is read as 1.0,
+   as Envoy answers and reads them.  More
    header bytes than ``max_request_headers_kb`` or more fields than
-   ``max_headers_count``: 431.  Upstream, any of these is 502; a close
-   before the response ends is 503.
+   ``max_headers_count``: 431.  Upstream, any of these is 502, and so is
+   a close inside a response; a close before its first byte is 503.
 4. **One request at a time (Envoy's pipelining model).**  When a request
    ends, the server codec pauses: later input is held unparsed until the
    response ends, then parsing resumes (at once, or on :meth:`resume`).
@@ -267,8 +269,50 @@ def _pop_host(names: List[str], values: List[str]) -> str:
     if "host" in names:
         raise CodecProtocolError("multiple Host fields", 400, "http1.invalid_host")
     if host.strip(_AUTHORITY_CHARS):
-        raise CodecProtocolError(f"invalid Host {host!r}", 400, "http1.invalid_host")
+        raise CodecProtocolError(f"invalid Host {host!r}", 400, "http.invalid_authority")
     return host
+
+
+def _missing_host_error() -> CodecProtocolError:
+    # Envoy's connection manager, not its codec, refuses it: no DPE.
+    return CodecProtocolError("HTTP/1.1 request without Host", 400, "missing_host_header", codec_error=False)
+
+
+def _fragment_error() -> CodecProtocolError:
+    # Envoy's connection manager refuses it while normalizing the path: no DPE.
+    return CodecProtocolError("fragment in request target", 400, "path_normalization_failed", codec_error=False)
+
+
+# A version Envoy's codec reads as HTTP/1.0 (any but 1.0 and 1.1), after the target's space.
+_OTHER_VERSION = re.compile(rb" HTTP/[0-9]\.[0-9]")
+# Control characters (tab, CR and LF aside) and DEL: Envoy refuses a head with
+# one anywhere, start line included, as http1.invalid_characters.
+_CONTROL_CHARACTER = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# What llhttp says about framing fields that Envoy's codec names itself.
+_LLHTTP_FRAMING_ERRORS = (
+    ("Request has invalid `Transfer-Encoding`", 501, "http1.invalid_transfer_encoding"),
+    ("Invalid `Transfer-Encoding` header value", 501, "http1.invalid_transfer_encoding"),
+    ("Transfer-Encoding can't be present with Content-Length", 400, "http1.content_length_and_chunked_not_allowed"),
+    ("Content-Length can't be present with Transfer-Encoding", 400, "http1.content_length_and_chunked_not_allowed"),
+)
+
+
+def _refined_request_error(error: CodecProtocolError, head: bytes) -> CodecProtocolError:
+    """The status and details Envoy 1.40 gives a request head llhttp (or the request-line check) refused.
+
+    Envoy names a control character anywhere in the head
+    (``http1.invalid_characters``), a Transfer-Encoding other than
+    ``chunked`` (501, ``http1.invalid_transfer_encoding``) and chunked
+    beside a Content-Length; it calls the rest ``http1.codec_error``.  Only
+    refused heads get here: valid ones cost nothing.
+    """
+    if _CONTROL_CHARACTER.search(head):
+        return CodecProtocolError(str(error), 400, "http1.invalid_characters")
+    message = str(error)
+    for words, status, details in _LLHTTP_FRAMING_ERRORS:
+        if words in message:
+            return CodecProtocolError(message, status, details)
+    return error
 
 
 def _pop_connection(names: List[str], values: List[str], http11: bool, keep_alive: bool) -> bool:
@@ -1247,6 +1291,14 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
         """The current request's encoder, from its headers until its response ends."""
         return self._stream
 
+    @property
+    def partial_head(self) -> bool:
+        # (Empty lines before a request line are not a request: RFC 9112 section 2.2.)
+        return self._state == _HEAD and not self._paused and bool(self._pending.lstrip(b"\r\n"))
+
+    def partial_head_encoder(self) -> ResponseEncoderImpl:
+        return ResponseEncoderImpl(self, _HTTP11, keep_alive=False)
+
     def resume(self) -> None:
         if self._paused or self._processing or self._state >= _STOP:
             return
@@ -1351,7 +1403,7 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
                     )
                 if "content-length" in names:
                     raise CodecProtocolError(
-                        "both Content-Length and Transfer-Encoding", 400, "http1.content_length_not_allowed"
+                        "both Content-Length and Transfer-Encoding", 400, "http1.content_length_and_chunked_not_allowed"
                     )
                 chunked = True
             elif "content-length" in names:
@@ -1388,14 +1440,14 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
 
         # The request target (RFC 9112 section 3.2) and the pseudo-headers.
         is_connect = method == "CONNECT"
-        if target[:1] == "/":
+        if target[:1] == "/" and not is_connect:
             if "#" in target:
-                raise CodecProtocolError("fragment in request target", 400, "http1.invalid_url")
+                raise _fragment_error()
             if host is not None:
                 pseudo_names = [":method", ":path", ":authority"]
                 pseudo_values = [method, target, host]
             elif http11:
-                raise CodecProtocolError("HTTP/1.1 request without Host", 400, "missing_host_header")
+                raise _missing_host_error()
             else:
                 pseudo_names = [":method", ":path"]
                 pseudo_values = [method, target]
@@ -1418,7 +1470,7 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
                 pseudo_names = [":method", ":path", ":authority"]
                 pseudo_values = [method, path, host]
             elif http11:
-                raise CodecProtocolError("HTTP/1.1 request without Host", 400, "missing_host_header")
+                raise _missing_host_error()
             else:
                 pseudo_names = [":method", ":path"]
                 pseudo_values = [method, path]
@@ -1470,10 +1522,18 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
             http11 = True
         elif eol >= 9 and head.startswith(b" HTTP/1.0", eol - 9):
             http11 = False
+        elif eol >= 9 and _OTHER_VERSION.fullmatch(head, eol - 9, eol):
+            # Envoy's codec takes any other HTTP/d.d for HTTP/1.0 (so it is
+            # answered 426 without accept_http_10); llhttp reads it as one.
+            http11 = False
+            head = head[: eol - 3] + b"1.0" + head[eol:]
         else:
-            raise CodecProtocolError(f"malformed request line {head[:min(eol, 80)]!r}", 400)
+            raise _refined_request_error(CodecProtocolError(f"malformed request line {head[:min(eol, 80)]!r}", 400), head)
         collector = self._collector
-        parser = self._parse_with_llhttp(HttpRequestParser, head, "request")
+        try:
+            parser = self._parse_with_llhttp(HttpRequestParser, head, "request")
+        except CodecProtocolError as err:
+            raise _refined_request_error(err, head) from None
         method = _METHODS.get(parser.get_method()) or parser.get_method().decode("ascii")
         url = collector.url
         if len(method) + len(url) + 10 != eol:
@@ -1513,7 +1573,7 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
             elif path[0] == "?":
                 path = "/" + path
             if "#" in path:
-                raise CodecProtocolError("fragment in request target", 400, "http1.invalid_url")
+                raise _fragment_error()
             return authority, path
         raise CodecProtocolError(f"invalid request target {target[:80]!r}", 400, "http1.invalid_url")
 
@@ -1660,11 +1720,12 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
         self._end_message(None)
 
     def _premature_close(self) -> None:
-        raise CodecProtocolError(
-            "upstream connection closed before the response ended",
-            503,
-            "upstream_reset_before_response_complete{connection_termination}",
-        )
+        # As Envoy's codec: a close before any byte of the response ends the
+        # exchange (a connection termination, 503); a close inside the
+        # response is a malformed response (a protocol error, 502).
+        if self._state == _HEAD and not self._pending:
+            raise CodecProtocolError("upstream connection closed before the response", 503, "upstream_connection_termination")
+        raise CodecProtocolError("upstream connection closed inside the response", 502, "http1.premature_eof")
 
     # Input
 

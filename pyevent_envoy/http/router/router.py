@@ -11,8 +11,10 @@ Failures, as Envoy answers them: no host 503 (UH), circuit breaker 503
 (UO), connect failure or timeout 503 (UF), the upstream resetting before
 the response headers 503 (UC) -- retried once on a fresh connection when the
 request went out on a reused keep-alive connection and had no body, since
-the upstream most likely closed it idle -- a malformed response 502 (UPE),
-no response within the route's timeout 504 (UT).
+the upstream most likely closed it idle -- a malformed or cut-short response
+502 (UPE), no response within the route's timeout 504 (UT).  Once the
+response has started going downstream, a failure resets the downstream
+connection instead, with the same flag.
 
 Retries, as Envoy 1.40 makes them: the route's (or its virtual host's)
 ``retry_policy`` and, on a trusted request, the ``x-envoy-*`` retry and
@@ -92,12 +94,36 @@ _RETRY_FLAGS = {
     RetryStatus.NO_RETRY_LIMIT_EXCEEDED: ResponseFlag.UPSTREAM_RETRY_LIMIT_EXCEEDED,
 }
 
-# Envoy's words for why no connection could be had (the 503 body says them).
-_POOL_FAILURE_TEXT = {
+# Envoy's words for why an upstream request ended without a response
+# (Http::Utility::resetReasonToString): the 503/502 body says them, and the
+# response code details spell them with underscores.
+_RESET_REASON_TEXT = {
+    PoolFailureReason.OVERFLOW: "overflow",
     PoolFailureReason.REMOTE_CONNECTION_FAILURE: "remote connection failure",
     PoolFailureReason.LOCAL_CONNECTION_FAILURE: "local connection failure",
     PoolFailureReason.TIMEOUT: "connection timeout",
+    StreamResetReason.CONNECTION_TERMINATION: "connection termination",
+    StreamResetReason.PROTOCOL_ERROR: "protocol error",
+    StreamResetReason.LOCAL_RESET: "local reset",
 }
+
+# Envoy's StringUtil::replaceAllEmptySpace: every whitespace character becomes "_".
+_UNDERSCORE_SPACES = str.maketrans(" \t\n\v\f\r", "______")
+
+
+def _reset_details(reason: Any, transport_failure_reason: str, response_started: bool) -> str:
+    """Envoy 1.40's response code details for an upstream request that failed.
+
+    ``upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}``:
+    the reason, then the connection's failure if there is one, with
+    whitespace as underscores; ``..._after_response_started{...}`` once the
+    response has gone downstream.
+    """
+    text = _RESET_REASON_TEXT[reason]
+    if transport_failure_reason:
+        text = f"{text}|{transport_failure_reason}"
+    when = "after" if response_started else "before"
+    return f"upstream_reset_{when}_response_started{{{text.translate(_UNDERSCORE_SPACES)}}}"
 
 # RouterFilter._tunnel: where an upgrade request stands (0 for every other request).
 _TUNNEL_PENDING = 1  # waiting for the upstream's answer; request bytes are held
@@ -152,9 +178,9 @@ class UpstreamRequest:
         self.client = client
         self._router._on_upstream_ready(self)
 
-    def on_pool_failure(self, reason: PoolFailureReason, details: str) -> None:
+    def on_pool_failure(self, reason: PoolFailureReason, transport_failure_reason: str) -> None:
         self._pending = None
-        self._router._on_pool_failure(self, reason, details)
+        self._router._on_pool_failure(self, reason, transport_failure_reason)
 
     # ResponseDecoder (through the pool's CodecClient)
 
@@ -180,8 +206,8 @@ class UpstreamRequest:
 
     # the client's stream owner callbacks
 
-    def on_upstream_reset(self, reason: StreamResetReason, details: str) -> None:
-        self._router._on_upstream_reset(self, reason, details)
+    def on_upstream_reset(self, reason: StreamResetReason) -> None:
+        self._router._on_upstream_reset(self, reason)
 
     def on_upstream_above_write_buffer_high_watermark(self) -> None:
         self._router.stream.connection.read_disable(True)
@@ -563,6 +589,9 @@ class RouterFilter(StreamDecoderFilter):
         if upstream is not self._upstream or self._done:
             upstream.cancel()
             return
+        if self._is_retry:
+            # The attempt that goes on is the one the log describes, not an earlier failed connect.
+            self.stream.stream_info.upstream_transport_failure_reason = ""
         encoder = upstream.encoder
         if self._tunnel:
             # The held bytes wait for the upgrade response (_on_upgrade_response).
@@ -586,30 +615,26 @@ class RouterFilter(StreamDecoderFilter):
         if self._per_try_timeout and self._request_complete and upstream is self._upstream:
             self._start_per_try_timer()
 
-    def _on_pool_failure(self, upstream: UpstreamRequest, reason: PoolFailureReason, details: str) -> None:
+    def _on_pool_failure(
+        self, upstream: UpstreamRequest, reason: PoolFailureReason, transport_failure_reason: str
+    ) -> None:
         if upstream is not self._upstream or self._done:
             return
         self._upstream = None
         if reason is not PoolFailureReason.OVERFLOW:  # as Envoy: an overflow says nothing of the host
             self._record_outcome(upstream, 503)
+        self.stream.stream_info.upstream_transport_failure_reason = transport_failure_reason
         if self._maybe_retry_reset(reason, upstream) is RetryStatus.YES:
             return
         self._cluster.stats.charge_response(503)
         upstream.charge_host(503)
         retried = _RETRIED if self._is_retry else ""
-        if reason is PoolFailureReason.OVERFLOW:
-            self._abort(
-                503,
-                _RESET_BODY.format(retried, "overflow"),
-                "upstream_reset_before_response_started{overflow}",
-                ResponseFlag.UPSTREAM_OVERFLOW,
-            )
-            return
+        flag = ResponseFlag.UPSTREAM_OVERFLOW if reason is PoolFailureReason.OVERFLOW else ResponseFlag.UPSTREAM_CONNECTION_FAILURE
         self._abort(
             503,
-            _RESET_BODY.format(retried, _POOL_FAILURE_TEXT.get(reason, "connection failure")),
-            f"upstream_reset_before_response_started{{connection_failure,{details}}}",
-            ResponseFlag.UPSTREAM_CONNECTION_FAILURE,
+            _RESET_BODY.format(retried, _RESET_REASON_TEXT[reason]),
+            _reset_details(reason, transport_failure_reason, False),
+            flag,
         )
 
     def _on_upstream_1xx_headers(self, upstream: UpstreamRequest) -> None:
@@ -645,6 +670,7 @@ class RouterFilter(StreamDecoderFilter):
         if self._per_try_timer is not None:
             self._per_try_timer.disable_timer()  # Envoy ignores it once the response has started
         stream = self.stream
+        stream.stream_info.response_code_details = "via_upstream"
         if self._request_complete_time is not None:
             # Envoy measures it only for a request received in full.
             elapsed = stream.dispatcher.approximate_monotonic_time() - self._request_complete_time
@@ -720,14 +746,19 @@ class RouterFilter(StreamDecoderFilter):
         if self._upstream is not None:
             self._upstream.read_disable(False)
 
-    def _on_upstream_reset(self, upstream: UpstreamRequest, reason: StreamResetReason, details: str) -> None:
+    def _on_upstream_reset(self, upstream: UpstreamRequest, reason: StreamResetReason) -> None:
         if upstream is not self._upstream or self._done:
             return
         self._upstream = None
         self._record_outcome(upstream, 503)
+        if reason is StreamResetReason.PROTOCOL_ERROR:
+            code, flag = 502, ResponseFlag.UPSTREAM_PROTOCOL_ERROR
+        else:
+            code, flag = 503, ResponseFlag.UPSTREAM_CONNECTION_TERMINATION
         if upstream.response_started:
-            self.stream.stream_info.set_response_flag(ResponseFlag.UPSTREAM_CONNECTION_TERMINATION)
-            self.stream.reset_stream()
+            # Too late for a local reply: the stream is reset instead (as Envoy's
+            # sendLocalReply does once the response has started).
+            self._abort(code, "", _reset_details(reason, "", True), flag)
             return
         self._stop_per_try_timer()
         status = self._maybe_retry_reset(reason, upstream)
@@ -747,18 +778,9 @@ class RouterFilter(StreamDecoderFilter):
             self._start_upstream()
             return
         retried = _RETRIED if self._is_retry else ""
-        upstream.charge_host(502 if reason is StreamResetReason.PROTOCOL_ERROR else 503)
-        if reason is StreamResetReason.PROTOCOL_ERROR:
-            self._cluster.stats.charge_response(502)
-            self._abort(502, _RESET_BODY.format(retried, "protocol error"), details, ResponseFlag.UPSTREAM_PROTOCOL_ERROR)
-        else:
-            self._cluster.stats.charge_response(503)
-            self._abort(
-                503,
-                _RESET_BODY.format(retried, "connection termination"),
-                details,
-                ResponseFlag.UPSTREAM_CONNECTION_TERMINATION,
-            )
+        upstream.charge_host(code)
+        self._cluster.stats.charge_response(code)
+        self._abort(code, _RESET_BODY.format(retried, _RESET_REASON_TEXT[reason]), _reset_details(reason, "", False), flag)
 
     def _record_outcome(self, upstream: UpstreamRequest, code: int) -> None:
         """Outlier detection: an attempt that got no response counts as ``code`` (503 failure, 504 timeout)."""
@@ -784,7 +806,7 @@ class RouterFilter(StreamDecoderFilter):
             upstream.charge_host(self._timeout_code, timeout=True)
         if upstream is not None:
             upstream.cancel()
-        self._abort_on_timeout("upstream_response_timeout")
+        self._abort_on_timeout("response_timeout")
 
     def _abort_on_timeout(self, details: str) -> None:
         body = "upstream request timeout" if self._timeout_code == 504 else ""

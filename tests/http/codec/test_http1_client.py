@@ -424,17 +424,21 @@ def test_client_incomplete_huge_head_is_bounded():
 
 
 @pytest.mark.parametrize(
-    "partial",
-    [b"", b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel",
-     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"],
+    ("partial", "status"),
+    [
+        (b"", 503),  # nothing of the response: the upstream ended the exchange
+        (b"HTTP/1.1 200 OK\r\n", 502),  # inside the response: a malformed one
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel", 502),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", 502),
+    ],
 )
-def test_client_premature_close_is_a_503(partial):
+def test_client_premature_close(partial, status):
     owner = ClientOwner()
     owner.request()
     if partial:
         owner.codec.dispatch(partial)
     owner.codec.dispatch_eof()
-    assert owner.events[-1][:2] == ("error", 503)
+    assert owner.events[-1][:2] == ("error", status)
     assert owner.codec.should_close
 
 

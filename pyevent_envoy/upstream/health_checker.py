@@ -454,10 +454,15 @@ class ActiveHealthCheckSession:
     # timers
 
     def _on_interval_base(self) -> None:
-        self.on_interval()
-        if not self._closed:
-            self._timeout_timer.enable_timer(self.parent.timeout)
-        self.parent.stats.attempt += 1
+        try:
+            self.on_interval()
+        finally:
+            # Even when starting the check raised (the dispatcher logs it): the
+            # timeout then counts the failure and the next interval follows, so
+            # one bad check never stops a host's checking.
+            if not self._closed:
+                self._timeout_timer.enable_timer(self.parent.timeout)
+            self.parent.stats.attempt += 1
 
     def _on_timeout_base(self) -> None:
         self.on_timeout()
@@ -560,11 +565,11 @@ class HttpActiveHealthCheckSession(ActiveHealthCheckSession):
 
     # stream owner
 
-    def on_upstream_reset(self, reason: StreamResetReason, details: str) -> None:
+    def on_upstream_reset(self, reason: StreamResetReason) -> None:
         self._in_flight = False
         if self._expect_reset:
             return
-        _log.debug("health check of %s: %s (%s)", self.host.address, reason.value, details)
+        _log.debug("health check of %s: %s", self.host.address, reason.value)
         self.handle_failure(FailureType.NETWORK)
 
     def on_upstream_above_write_buffer_high_watermark(self) -> None:
@@ -578,12 +583,17 @@ class HttpActiveHealthCheckSession(ActiveHealthCheckSession):
     def _on_client_connected(self, client: CodecClient) -> None:
         """The request written before the connect goes out now."""
 
-    def _on_connect_failure(self, client: CodecClient, details: str, timeout: bool = False) -> None:
+    def _on_connect_failure(self, client: CodecClient, transport_failure_reason: str, timeout: bool = False) -> None:
         if client is self._client:
             self._client = None
         if self._in_flight and not self._expect_reset:
             self._in_flight = False
-            _log.debug("health check of %s: connect failure (%s)", self.host.address, details)
+            _log.debug(
+                "health check of %s: connect %s (%s)",
+                self.host.address,
+                "timeout" if timeout else "failure",
+                transport_failure_reason,
+            )
             self.handle_failure(FailureType.NETWORK)
 
     def _on_client_closed(self, client: CodecClient) -> None:

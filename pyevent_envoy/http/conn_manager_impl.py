@@ -456,7 +456,7 @@ class ActiveStream:
             self._on_request_complete()
         if self._local_reply_sent or self._destroyed:
             return
-        if end_stream and data and self._holder() < len(self._decoder_filters):
+        if end_stream and data and (self._held_at >= 0 or self._decoder_index < len(self._decoder_filters)):
             # Envoy's HTTP/1 codec ends every body with an empty frame of its
             # own; a held chain sees that too (the buffer filter's limit
             # applies to the body's last bytes as to the others).
@@ -468,9 +468,13 @@ class ActiveStream:
 
     def _decode_data_from(self, start: int, data: bytes, end_stream: bool) -> None:
         filters = self._decoder_filters
-        holder = self._holder()
+        count = len(filters)
+        # _holder(), inlined: this runs for every request body frame.
+        holder = self._held_at
+        if holder < 0:
+            holder = self._decoder_index - 1 if self._decoder_index < count else count
         # Up to the holder, which sees the frame too; without one, up to the router.
-        end = holder + 1 if holder < len(filters) else self._decoder_index
+        end = holder + 1 if holder < count else self._decoder_index
         for index in range(start, end):
             status = filters[index].decode_data(data, end_stream)
             if self._destroyed or self._local_reply_sent:
@@ -481,7 +485,7 @@ class ActiveStream:
                 self._decoder_streaming = status is FilterDataStatus.STOP_ITERATION_AND_WATERMARK
                 self._keep_request_data(index, data)
             return
-        if holder < len(filters) and end > start:
+        if holder < count and end > start:
             # The holder let the frame through: it goes on with what was kept (Envoy's commonContinue).
             self._keep_request_data(holder, data)
             if not self._destroyed and not self._local_reply_sent:

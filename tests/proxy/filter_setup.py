@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import os
+import tempfile
+import time
 import urllib.request
 from typing import Any, Callable, Optional
 
@@ -47,22 +50,53 @@ def request(port: int, method: str, path: str, headers: Optional[dict] = None, b
 
 
 class Proxies:
-    """One running proxy per kind in ``harness.KINDS``, on the same config, each with an admin."""
+    """One running proxy per kind in ``harness.KINDS``, on the same config, each with an admin.
 
-    def __init__(self, clusters: dict[str, list[int]], virtual_hosts: str, http_filters: str, hcm_extra: str = "") -> None:
+    With ``log_format``, each kind also writes a file access log in that
+    format (read with :meth:`log_lines`).
+    """
+
+    def __init__(
+        self, clusters: dict[str, list[int]], virtual_hosts: str, http_filters: str, hcm_extra: str = "", log_format: str = ""
+    ) -> None:
         self.processes: dict[str, ProxyProcess] = {}
         self.admin_ports: dict[str, int] = {}
+        self._logs = tempfile.TemporaryDirectory()
         try:
             for kind in KINDS:
                 port, admin = free_port(), free_port()
+                extra = hcm_extra
+                if log_format:
+                    extra += (
+                        "access_log:\n- name: envoy.access_loggers.file\n  typed_config:\n"
+                        '    "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n'
+                        f"    path: {self.log_path(kind)}\n"
+                        f'    log_format: {{text_format_source: {{inline_string: "{log_format}\\n"}}}}\n'
+                    )
                 config = with_admin(
-                    bootstrap_yaml(port, clusters, virtual_hosts, hcm_extra=hcm_extra, http_filters=http_filters), admin
+                    bootstrap_yaml(port, clusters, virtual_hosts, hcm_extra=extra, http_filters=http_filters), admin
                 )
                 self.processes[kind] = ProxyProcess(kind, config, port)
                 self.admin_ports[kind] = admin
         except BaseException:
             self.stop()
             raise
+
+    def log_path(self, kind: str) -> str:
+        return os.path.join(self._logs.name, f"{kind}.log")
+
+    def log_lines(self, kind: str, count: int) -> list[str]:
+        """The kind's access log once it has ``count`` lines (Envoy writes its file about once a second)."""
+        deadline = time.monotonic() + 15
+        lines: list[str] = []
+        while time.monotonic() < deadline:
+            if os.path.exists(self.log_path(kind)):
+                with open(self.log_path(kind)) as handle:
+                    lines = handle.read().splitlines()
+                if len(lines) >= count:
+                    return lines
+            time.sleep(0.1)
+        raise AssertionError(f"{kind}: fewer than {count} access log lines: {lines}")
 
     def each(self, exchange: Callable[[int], Any]) -> dict[str, Any]:
         """``exchange(port)`` on every kind, in order: ``{kind: result}``."""
@@ -87,3 +121,4 @@ class Proxies:
             if kind == "pyevent-envoy":
                 assert code == 0, process.stderr
                 assert "Traceback" not in process.stderr, process.stderr
+        self._logs.cleanup()

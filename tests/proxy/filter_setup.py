@@ -16,7 +16,7 @@ import time
 import urllib.request
 from typing import Any, Callable, Optional
 
-from harness import KINDS, ProxyProcess, bootstrap_yaml, free_port, with_admin
+from harness import KINDS, ProxyProcess, access_log_block, bootstrap_yaml, free_port, with_admin
 
 
 class Answer:
@@ -65,14 +65,7 @@ class Proxies:
         try:
             for kind in KINDS:
                 port, admin = free_port(), free_port()
-                extra = hcm_extra
-                if log_format:
-                    extra += (
-                        "access_log:\n- name: envoy.access_loggers.file\n  typed_config:\n"
-                        '    "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n'
-                        f"    path: {self.log_path(kind)}\n"
-                        f'    log_format: {{text_format_source: {{inline_string: "{log_format}\\n"}}}}\n'
-                    )
+                extra = hcm_extra + (access_log_block(self.log_path(kind), text=log_format + "\\n") if log_format else "")
                 config = with_admin(
                     bootstrap_yaml(port, clusters, virtual_hosts, hcm_extra=extra, http_filters=http_filters), admin
                 )

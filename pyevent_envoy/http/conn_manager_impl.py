@@ -655,16 +655,8 @@ class ActiveStream:
             self._on_response_complete()
 
     def encode_data(self, data: bytes, end_stream: bool) -> None:
-        if self._destroyed:
-            return
-        if self._encoder_filters:
+        if not self._destroyed:
             self._encode_data_from(0, data, end_stream)
-            return
-        self.stream_info.bytes_sent += len(data)
-        self._refresh_idle_timer()
-        self._encoder.encode_data(data, end_stream)
-        if end_stream:
-            self._on_response_complete()
 
     def _encode_data_from(self, start: int, data: bytes, end_stream: bool) -> None:
         filters = self._encoder_filters
@@ -693,7 +685,8 @@ class ActiveStream:
         filters = self._encoder_filters
         for index in range(len(filters)):
             self._encoder_filter_index = index
-            if filters[index].encode_trailers(trailers) is FilterHeadersStatus.STOP_ITERATION or self._destroyed:
+            method = getattr(filters[index], "encode_trailers", None)
+            if method is not None and method(trailers) is FilterHeadersStatus.STOP_ITERATION or self._destroyed:
                 return
         self._encoder.encode_trailers(trailers)
         self._on_response_complete()

@@ -284,6 +284,51 @@ _ENVOY_FIELDS_TEXT = {
     "ExplicitHttpConfig": (
         "http_protocol_options http2_protocol_options http3_protocol_options "
     ),
+    # HTTP filters before the router.
+    "Compressor": (
+        "content_length content_type disable_on_etag_header remove_accept_encoding_header "
+        "runtime_enabled compressor_library request_direction_config response_direction_config "
+        "choose_first "
+    ),
+    "Compressor.CommonDirectionConfig": (
+        "enabled min_content_length content_type content_type_matcher "
+    ),
+    "Compressor.RequestDirectionConfig": (
+        "common_config "
+    ),
+    "Compressor.ResponseDirectionConfig": (
+        "common_config disable_on_etag_header weaken_etag_on_compress remove_accept_encoding_header "
+        "uncompressible_response_codes status_header_enabled "
+    ),
+    "TypedExtensionConfig": (
+        "name typed_config "
+    ),
+    "RuntimeFeatureFlag": (
+        "default_value runtime_key "
+    ),
+    "Gzip": (
+        "memory_level compression_level compression_strategy window_bits chunk_size "
+    ),
+    "Buffer": (
+        "max_request_bytes "
+    ),
+    "HTTPFault": (
+        "delay abort upstream_cluster headers downstream_nodes max_active_faults "
+        "response_rate_limit delay_percent_runtime abort_percent_runtime delay_duration_runtime "
+        "abort_http_status_runtime max_active_faults_runtime response_rate_limit_percent_runtime "
+        "abort_grpc_status_runtime disable_downstream_cluster_stats filter_metadata "
+    ),
+    "FaultAbort": (
+        "http_status grpc_status header_abort percentage response_body "
+    ),
+    "FaultAbort.HeaderAbort": "",
+    "FaultDelay": (
+        "fixed_delay header_delay percentage "
+    ),
+    "FaultDelay.HeaderDelay": "",
+    "FractionalPercent": (
+        "numerator denominator "
+    ),
 }
 
 ENVOY_FIELDS: dict[str, frozenset[str]] = {

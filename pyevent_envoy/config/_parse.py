@@ -1258,6 +1258,308 @@ def _router(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.Router]:
     return b.Router() if ctx.clean_since(mark) else None
 
 
+# ------------------------------------------------------------------------------------------
+# HTTP filters before the router: compressor (gzip), buffer, fault.
+
+
+class _Denominator(enum.IntEnum):
+    HUNDRED = 0
+    TEN_THOUSAND = 1
+    MILLION = 2
+
+
+_DENOMINATOR_VALUE = {_Denominator.HUNDRED: 100, _Denominator.TEN_THOUSAND: 10_000, _Denominator.MILLION: 1_000_000}
+
+
+def _fractional_percent(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[int, int]]:
+    """A ``type.v3.FractionalPercent`` as ``(numerator, denominator)``."""
+    mark = ctx.mark()
+    m = _msg(ctx, path, raw, "FractionalPercent", {"numerator", "denominator"})
+    if m is None:
+        return None
+    numerator = m.uint32("numerator")
+    denominator = m.enum("denominator", _Denominator, _Denominator.HUNDRED)
+    return (numerator, _DENOMINATOR_VALUE[denominator]) if ctx.clean_since(mark) else None
+
+
+class _CompressionLevel(enum.IntEnum):
+    DEFAULT_COMPRESSION = 0
+    BEST_SPEED = 1
+    COMPRESSION_LEVEL_1 = 1
+    COMPRESSION_LEVEL_2 = 2
+    COMPRESSION_LEVEL_3 = 3
+    COMPRESSION_LEVEL_4 = 4
+    COMPRESSION_LEVEL_5 = 5
+    COMPRESSION_LEVEL_6 = 6
+    COMPRESSION_LEVEL_7 = 7
+    COMPRESSION_LEVEL_8 = 8
+    COMPRESSION_LEVEL_9 = 9
+    BEST_COMPRESSION = 9
+
+
+class _CompressionStrategy(enum.IntEnum):
+    # The numbers are zlib's, which Envoy's gzip compressor passes on.
+    DEFAULT_STRATEGY = 0
+    FILTERED = 1
+    HUFFMAN_ONLY = 2
+    RLE = 3
+    FIXED = 4
+
+
+def _gzip(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.Gzip]:
+    mark = ctx.mark()
+    m = _Msg(
+        ctx,
+        path,
+        raw,
+        "Gzip",
+        {"memory_level", "compression_level", "compression_strategy", "window_bits", "chunk_size"},
+        any_payload=True,
+    )
+    memory_level = m.uint32("memory_level", 5, minimum=1, maximum=9)
+    level = m.enum("compression_level", _CompressionLevel, _CompressionLevel.DEFAULT_COMPRESSION)
+    strategy = m.enum("compression_strategy", _CompressionStrategy, _CompressionStrategy.DEFAULT_STRATEGY)
+    window_bits = m.uint32("window_bits", 12, minimum=9, maximum=15)
+    chunk_size = m.uint32("chunk_size", 4096, minimum=4096, maximum=65536)
+    if not ctx.clean_since(mark):
+        return None
+    return b.Gzip(
+        memory_level=memory_level,
+        compression_level=-1 if level == _CompressionLevel.DEFAULT_COMPRESSION else int(level),  # zlib's default
+        compression_strategy=int(strategy),
+        window_bits=window_bits,
+        chunk_size=chunk_size,
+    )
+
+
+def _compressor_library(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[str, b.Gzip]]:
+    mark = ctx.mark()
+    m = _msg(ctx, path, raw, "TypedExtensionConfig", {"name", "typed_config"})
+    if m is None:
+        return None
+    name = m.string("name", min_len=1)
+    if not m.has("typed_config"):
+        m.error("typed_config", "is required")
+    gzip = m.message(
+        "typed_config",
+        lambda c, p, r: _typed_config(c, p, r, {b.GZIP_COMPRESSOR_TYPE_URL: _gzip}, "compressor library"),
+    )
+    return (name, gzip) if ctx.clean_since(mark) and gzip is not None else None
+
+
+def _runtime_feature_flag(ctx: _Ctx, path: str, raw: Any) -> Optional[bool]:
+    """A ``RuntimeFeatureFlag``: its ``default_value`` (pyevent-envoy has no runtime to override it)."""
+    mark = ctx.mark()
+    m = _msg(ctx, path, raw, "RuntimeFeatureFlag", {"default_value", "runtime_key"})
+    if m is None:
+        return None
+    if not m.has("default_value"):
+        m.error("default_value", "is required")
+    value = m.boolean("default_value", True)
+    m.string("runtime_key")
+    return value if ctx.clean_since(mark) else None
+
+
+def _common_direction_config(ctx: _Ctx, path: str, raw: Any) -> Optional[dict[str, Any]]:
+    mark = ctx.mark()
+    m = _msg(
+        ctx,
+        path,
+        raw,
+        "Compressor.CommonDirectionConfig",
+        {"enabled", "min_content_length", "content_type"},
+        notes={"content_type_matcher": "content_type_matcher is not supported by pyevent-envoy (use content_type)"},
+    )
+    if m is None:
+        return None
+    enabled = m.message("enabled", _runtime_feature_flag)
+    min_length = m.uint32("min_content_length", 0)
+    types = m.repeated_strings("content_type")
+    if not ctx.clean_since(mark):
+        return None
+    # Envoy reads a min_content_length of 0 (or none) as its default, 30.
+    return {"enabled": True if enabled is None else enabled, "min_content_length": min_length or 30, "content_types": types}
+
+
+def _response_direction_config(ctx: _Ctx, path: str, raw: Any) -> Optional[dict[str, Any]]:
+    mark = ctx.mark()
+    m = _msg(
+        ctx,
+        path,
+        raw,
+        "Compressor.ResponseDirectionConfig",
+        {"common_config", "disable_on_etag_header", "remove_accept_encoding_header"},
+    )
+    if m is None:
+        return None
+    common = m.message("common_config", _common_direction_config) or {}
+    disable_on_etag = m.boolean("disable_on_etag_header")
+    remove_accept_encoding = m.boolean("remove_accept_encoding_header")
+    if not ctx.clean_since(mark):
+        return None
+    return dict(common, disable_on_etag_header=disable_on_etag, remove_accept_encoding_header=remove_accept_encoding)
+
+
+_COMPRESSOR_DEPRECATED = "is deprecated in Envoy and not supported by pyevent-envoy (use response_direction_config)"
+
+
+def _compressor(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.Compressor]:
+    mark = ctx.mark()
+    m = _Msg(
+        ctx,
+        path,
+        raw,
+        "Compressor",
+        {"compressor_library", "response_direction_config", "choose_first"},
+        any_payload=True,
+        notes={
+            **{
+                name: f"Compressor.{name} {_COMPRESSOR_DEPRECATED}"
+                for name in ("content_length", "content_type", "disable_on_etag_header", "remove_accept_encoding_header", "runtime_enabled")
+            },
+            "request_direction_config": "Compressor.request_direction_config is not supported by pyevent-envoy "
+            "(request bodies are not compressed)",
+        },
+    )
+    if not m.has("compressor_library"):
+        m.error("compressor_library", "is required")
+    library = m.message("compressor_library", _compressor_library)
+    response = m.message("response_direction_config", _response_direction_config)
+    choose_first = m.boolean("choose_first")
+    if not ctx.clean_since(mark) or library is None:
+        return None
+    return b.Compressor(
+        library_name=library[0],
+        gzip=library[1],
+        choose_first=choose_first,
+        has_response_direction_config=m.has("response_direction_config"),
+        **(response or {}),
+    )
+
+
+def _buffer(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.Buffer]:
+    mark = ctx.mark()
+    m = _Msg(ctx, path, raw, "Buffer", {"max_request_bytes"}, any_payload=True)
+    if not m.has("max_request_bytes"):
+        m.error("max_request_bytes", "is required")
+    limit = m.uint32("max_request_bytes", 0, minimum=1, range_reason="must be greater than 0")
+    return b.Buffer(max_request_bytes=limit) if ctx.clean_since(mark) else None
+
+
+def _empty_message(message: str) -> Callable[[_Ctx, str, Any], Optional[bool]]:
+    def read(ctx: _Ctx, path: str, raw: Any) -> Optional[bool]:
+        return True if _msg(ctx, path, raw, message, ()) is not None else None
+
+    return read
+
+
+def _fault_abort(ctx: _Ctx, path: str, raw: Any) -> Optional[b.FaultAbort]:
+    mark = ctx.mark()
+    m = _msg(
+        ctx,
+        path,
+        raw,
+        "FaultAbort",
+        {"http_status", "header_abort", "percentage"},
+        notes={
+            "grpc_status": "FaultAbort.grpc_status is not supported by pyevent-envoy (gRPC is not proxied)",
+            "response_body": "FaultAbort.response_body is not supported by pyevent-envoy",
+        },
+    )
+    if m is None:
+        return None
+    which = m.oneof("error_type", ("http_status", "grpc_status", "header_abort"), required=True)
+    status = None
+    if which == "http_status":
+        status = m.uint32("http_status", minimum=200, maximum=599, range_reason="must be in [200, 600)")
+    header_abort = which == "header_abort" and m.message("header_abort", _empty_message("FaultAbort.HeaderAbort")) is True
+    percentage = m.message("percentage", _fractional_percent) or (0, 100)
+    if not ctx.clean_since(mark):
+        return None
+    return b.FaultAbort(http_status=status, header_abort=header_abort, percentage=percentage)
+
+
+def _fault_delay(ctx: _Ctx, path: str, raw: Any) -> Optional[b.FaultDelay]:
+    mark = ctx.mark()
+    m = _msg(ctx, path, raw, "FaultDelay", {"fixed_delay", "header_delay", "percentage"})
+    if m is None:
+        return None
+    which = m.oneof("fault_delay_secifier", ("fixed_delay", "header_delay"), required=True)
+    fixed_ms = None
+    if which == "fixed_delay":
+        # Envoy reads the delay in whole milliseconds (PROTOBUF_GET_MS_REQUIRED).
+        fixed_ms = int(m.duration("fixed_delay", 0.0, greater_than=0) * 1000 + 1e-9)
+    header_delay = which == "header_delay" and m.message("header_delay", _empty_message("FaultDelay.HeaderDelay")) is True
+    percentage = m.message("percentage", _fractional_percent) or (0, 100)
+    if not ctx.clean_since(mark):
+        return None
+    return b.FaultDelay(fixed_delay_ms=fixed_ms, header_delay=header_delay, percentage=percentage)
+
+
+def _http_fault(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.HttpFault]:
+    mark = ctx.mark()
+    runtime_note = "runtime overrides are not supported by pyevent-envoy (it has no runtime)"
+    m = _Msg(
+        ctx,
+        path,
+        raw,
+        "HTTPFault",
+        {
+            "delay",
+            "abort",
+            "upstream_cluster",
+            "headers",
+            "downstream_nodes",
+            "max_active_faults",
+            "disable_downstream_cluster_stats",
+        },
+        any_payload=True,
+        notes={
+            **{
+                name: f"HTTPFault.{name}: {runtime_note}"
+                for name in (
+                    "delay_percent_runtime",
+                    "abort_percent_runtime",
+                    "delay_duration_runtime",
+                    "abort_http_status_runtime",
+                    "max_active_faults_runtime",
+                    "response_rate_limit_percent_runtime",
+                    "abort_grpc_status_runtime",
+                )
+            },
+            "response_rate_limit": "HTTPFault.response_rate_limit is not supported by pyevent-envoy",
+            "filter_metadata": "HTTPFault.filter_metadata is not supported by pyevent-envoy",
+        },
+    )
+    abort = m.message("abort", _fault_abort)
+    delay = m.message("delay", _fault_delay)
+    upstream_cluster = m.string("upstream_cluster")
+    headers = m.repeated("headers", _header_matcher)
+    nodes = m.repeated_strings("downstream_nodes")
+    max_active = m.uint32("max_active_faults") if m.has("max_active_faults") else None
+    disable_cluster_stats = m.boolean("disable_downstream_cluster_stats")
+    if not ctx.clean_since(mark):
+        return None
+    return b.HttpFault(
+        abort=abort,
+        delay=delay,
+        upstream_cluster=upstream_cluster,
+        headers=headers,
+        downstream_nodes=nodes,
+        max_active_faults=max_active,
+        disable_downstream_cluster_stats=disable_cluster_stats,
+    )
+
+
+#: The HTTP filters by their typed_config ``@type``.
+_HTTP_FILTERS: dict[str, Callable[[_Ctx, str, Mapping[str, Any]], Any]] = {
+    b.ROUTER_TYPE_URL: _router,
+    b.COMPRESSOR_TYPE_URL: _compressor,
+    b.BUFFER_TYPE_URL: _buffer,
+    b.FAULT_TYPE_URL: _http_fault,
+}
+
+
 def _http_filter(ctx: _Ctx, path: str, raw: Any) -> Optional[b.HttpFilter]:
     mark = ctx.mark()
     m = _msg(ctx, path, raw, "HttpFilter", {"name", "typed_config"})
@@ -1266,12 +1568,10 @@ def _http_filter(ctx: _Ctx, path: str, raw: Any) -> Optional[b.HttpFilter]:
     name = m.string("name", min_len=1)
     if not m.has("typed_config") and "config_discovery" not in m.unsupported:
         m.error("typed_config", "is required")
-    router = m.message(
-        "typed_config", lambda c, p, r: _typed_config(c, p, r, {b.ROUTER_TYPE_URL: _router}, "HTTP filter")
-    )
-    if not ctx.clean_since(mark) or router is None:
+    config = m.message("typed_config", lambda c, p, r: _typed_config(c, p, r, _HTTP_FILTERS, "HTTP filter"))
+    if not ctx.clean_since(mark) or config is None:
         return None
-    return b.HttpFilter(name=name, typed_config=router)
+    return b.HttpFilter(name=name, typed_config=config)
 
 
 def _hcm(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.HttpConnectionManager]:
@@ -1314,17 +1614,17 @@ def _hcm(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.HttpConnect
     filters_start = ctx.mark()
     filters = m.repeated("http_filters", _http_filter)
     if ctx.clean_since(filters_start):
-        if not filters:
+        if not filters or not isinstance(filters[-1].typed_config, b.Router):
             m.error(
                 "http_filters",
                 f"must end with the router filter (typed_config @type {b.ROUTER_TYPE_URL!r})",
             )
-        elif len(filters) > 1:
-            # Every supported filter is the terminal router: only one may appear, last.
-            m.ctx.error(
-                f"{m.at('http_filters')}[0]",
-                "the router filter is terminal and must be the last filter in the HTTP filter chain",
-            )
+        for index, flt in enumerate(filters[:-1]):
+            if isinstance(flt.typed_config, b.Router):
+                m.ctx.error(
+                    f"{m.at('http_filters')}[{index}]",
+                    "the router filter is terminal and must be the last filter in the HTTP filter chain",
+                )
     access_log = m.repeated("access_log", _access_log)
     use_remote = m.boolean("use_remote_address")
     xff = m.uint32("xff_num_trusted_hops")

@@ -492,10 +492,10 @@ class Router:
 
 @dataclass(frozen=True, slots=True)
 class HttpFilter:
-    """One entry of ``http_filters``; the router is the only HTTP filter supported."""
+    """One entry of ``http_filters``: the router (always last) or one of the filters before it."""
 
     name: str
-    typed_config: Router = field(default_factory=Router)
+    typed_config: Union[Router, Compressor, Buffer, HttpFault] = field(default_factory=Router)
 
 
 @dataclass(frozen=True, slots=True)
@@ -810,3 +810,110 @@ class Bootstrap:
             if lst.name == name:
                 return lst
         return None
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP filters before the router (http_filters entries).
+
+#: ``@type`` of the ``envoy.filters.http.compressor`` filter's config.
+COMPRESSOR_TYPE_URL = _PREFIX + "envoy.extensions.filters.http.compressor.v3.Compressor"
+#: ``@type`` of the gzip compressor library.
+GZIP_COMPRESSOR_TYPE_URL = _PREFIX + "envoy.extensions.compression.gzip.compressor.v3.Gzip"
+#: ``@type`` of the ``envoy.filters.http.buffer`` filter's config.
+BUFFER_TYPE_URL = _PREFIX + "envoy.extensions.filters.http.buffer.v3.Buffer"
+#: ``@type`` of the ``envoy.filters.http.fault`` filter's config.
+FAULT_TYPE_URL = _PREFIX + "envoy.extensions.filters.http.fault.v3.HTTPFault"
+
+
+@dataclass(frozen=True, slots=True)
+class Gzip:
+    """``compression.gzip.compressor.v3.Gzip``, as zlib's parameters.
+
+    ``compression_level`` is zlib's (``-1``: its default, 6), ``window_bits``
+    without the gzip wrapper's 16, ``compression_strategy`` zlib's number.
+    ``chunk_size`` sizes Envoy's output buffer only (no observable effect).
+    """
+
+    memory_level: int = 5
+    compression_level: int = -1
+    compression_strategy: int = 0
+    window_bits: int = 12
+    chunk_size: int = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Compressor:
+    """``filters.http.compressor.v3.Compressor`` with a gzip ``compressor_library``.
+
+    The response direction's settings are flattened here: ``enabled`` (its
+    ``common_config.enabled.default_value``), ``min_content_length``,
+    ``content_types`` (empty: Envoy's default list),
+    ``disable_on_etag_header``, ``remove_accept_encoding_header``.
+    ``has_response_direction_config`` decides the stats' names.
+    """
+
+    library_name: str
+    gzip: Gzip = field(default_factory=Gzip)
+    enabled: bool = True
+    min_content_length: int = 30
+    content_types: tuple[str, ...] = ()
+    disable_on_etag_header: bool = False
+    remove_accept_encoding_header: bool = False
+    choose_first: bool = False
+    has_response_direction_config: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Buffer:
+    """``filters.http.buffer.v3.Buffer``."""
+
+    max_request_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class FaultAbort:
+    """``filters.http.fault.v3.FaultAbort``: ``http_status``, or ``header_abort``.
+
+    ``percentage`` is a ``FractionalPercent`` as ``(numerator, denominator)``
+    (100, 10000 or 1000000); unset, it is Envoy's 0 %.
+    """
+
+    http_status: Optional[int] = None
+    header_abort: bool = False
+    percentage: tuple[int, int] = (0, 100)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultDelay:
+    """``filters.common.fault.v3.FaultDelay``: ``fixed_delay`` (whole milliseconds, as Envoy reads it) or ``header_delay``."""
+
+    fixed_delay_ms: Optional[int] = None
+    header_delay: bool = False
+    percentage: tuple[int, int] = (0, 100)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpFault:
+    """``filters.http.fault.v3.HTTPFault``."""
+
+    abort: Optional[FaultAbort] = None
+    delay: Optional[FaultDelay] = None
+    upstream_cluster: str = ""
+    headers: tuple[HeaderMatcher, ...] = ()
+    downstream_nodes: tuple[str, ...] = ()
+    max_active_faults: Optional[int] = None
+    disable_downstream_cluster_stats: bool = False
+
+
+__all__ += [
+    "BUFFER_TYPE_URL",
+    "COMPRESSOR_TYPE_URL",
+    "FAULT_TYPE_URL",
+    "GZIP_COMPRESSOR_TYPE_URL",
+    "Buffer",
+    "Compressor",
+    "FaultAbort",
+    "FaultDelay",
+    "Gzip",
+    "HttpFault",
+]

@@ -209,6 +209,14 @@ class ActiveStream:
         "_decoder_filters",
         "_encoder_filters",
         "_decoder_index",
+        "_held_at",
+        "_decoder_buffer",
+        "_decoder_buffered",
+        "decoder_buffer_limit",
+        "_decoder_read_disabled",
+        "_decoder_streaming",
+        "_pending_trailers",
+        "_encoder_filter_index",
         "_last_activity",
         "_response_deadline",
         "_response_timeout_cb",
@@ -249,6 +257,22 @@ class ActiveStream:
         self._local_reply_sent = False
         self._reset = False
         self._decoder_index = 0
+        # What the decoder chain holds while a filter stopped it (see
+        # pyevent_envoy.http.filter): the index of the filter that kept a
+        # body or trailers (-1: none), the kept frames and their size.
+        self._held_at = -1
+        self._decoder_buffer: Optional[list[bytes]] = None
+        self._decoder_buffered = 0
+        #: How many body bytes the stream keeps for a stopped chain (0: the
+        #: connection's per_connection_buffer_limit_bytes), as Envoy's
+        #: setDecoderBufferLimit: the buffer filter sets its max_request_bytes.
+        self.decoder_buffer_limit = 0
+        self._decoder_read_disabled = False
+        # Envoy's decoder_filters_streaming_: past the limit, pause the
+        # client (True) or answer 413 (False, once a filter buffers).
+        self._decoder_streaming = True
+        self._pending_trailers: Optional[HeaderMap] = None
+        self._encoder_filter_index = 0
         stats = self.stats
         stats.downstream_rq_total += 1
         stats.downstream_rq_http1_total += 1
@@ -285,6 +309,10 @@ class ActiveStream:
         # Only noted here; the connection's timer, when it fires, re-arms for
         # what is left (no C call per activity).
         self._last_activity = self.dispatcher.approximate_monotonic_time()
+
+    def random(self) -> int:
+        """A random 32-bit number from the worker's generator (Envoy's ``Random::RandomGenerator``)."""
+        return self._manager.random()
 
     def set_response_timeout(self, seconds: float, callback: Any) -> None:
         """Call ``callback()`` once if the stream is still alive ``seconds`` from now.
@@ -386,8 +414,40 @@ class ActiveStream:
                 return
 
     def continue_decoding(self) -> None:
-        """Resume the decoder filter chain after a filter stopped it."""
-        self._run_decode_headers(self.request_complete)
+        """Resume the decoder filter chain after a filter stopped it (Envoy's ``continueDecoding``).
+
+        The filters after the one holding the chain get what it held: the
+        headers (when it stopped them), then the kept body as one frame,
+        then the trailers.
+        """
+        if self._destroyed or self._local_reply_sent:
+            return
+        holder = self._held_at if self._held_at >= 0 else self._decoder_index - 1
+        body, trailers = self._decoder_buffer, self._pending_trailers
+        self._held_at = -1
+        self._decoder_buffer = None
+        self._decoder_buffered = 0
+        self._pending_trailers = None
+        if self._decoder_read_disabled:
+            self._decoder_read_disabled = False
+            self.connection.read_disable(False)
+        if holder == self._decoder_index - 1 and self._decoder_index < len(self._decoder_filters):
+            self._run_decode_headers(self.request_complete and body is None and trailers is None)
+            if self._destroyed or self._local_reply_sent:
+                return
+        if body is not None:
+            self._decode_data_from(holder + 1, b"".join(body), self.request_complete and trailers is None)
+            if self._destroyed or self._local_reply_sent:
+                return
+        if trailers is not None:
+            self._decode_trailers_from(holder + 1, trailers)
+
+    def _holder(self) -> int:
+        """The index of the filter holding the decoder chain, or the chain's length when none does."""
+        if self._held_at >= 0:
+            return self._held_at
+        filters = len(self._decoder_filters)
+        return self._decoder_index - 1 if self._decoder_index < filters else filters
 
     def decode_data(self, data: bytes, end_stream: bool) -> None:
         self.stream_info.bytes_received += len(data)
@@ -396,20 +456,87 @@ class ActiveStream:
             self._on_request_complete()
         if self._local_reply_sent or self._destroyed:
             return
-        for flt in self._decoder_filters[: self._decoder_index]:
-            if flt.decode_data(data, end_stream) is not FilterDataStatus.CONTINUE:
+        if end_stream and data and (self._held_at >= 0 or self._decoder_index < len(self._decoder_filters)):
+            # Envoy's HTTP/1 codec ends every body with an empty frame of its
+            # own; a held chain sees that too (the buffer filter's limit
+            # applies to the body's last bytes as to the others).
+            self._decode_data_from(0, data, False)
+            if self._local_reply_sent or self._destroyed:
                 return
-            if self._destroyed:
+            data = b""
+        self._decode_data_from(0, data, end_stream)
+
+    def _decode_data_from(self, start: int, data: bytes, end_stream: bool) -> None:
+        filters = self._decoder_filters
+        count = len(filters)
+        # _holder(), inlined: this runs for every request body frame.
+        holder = self._held_at
+        if holder < 0:
+            holder = self._decoder_index - 1 if self._decoder_index < count else count
+        # Up to the holder, which sees the frame too; without one, up to the router.
+        end = holder + 1 if holder < count else self._decoder_index
+        for index in range(start, end):
+            status = filters[index].decode_data(data, end_stream)
+            if self._destroyed or self._local_reply_sent:
                 return
+            if status is FilterDataStatus.CONTINUE:
+                continue
+            if status is not FilterDataStatus.STOP_ITERATION_NO_BUFFER:
+                self._decoder_streaming = status is FilterDataStatus.STOP_ITERATION_AND_WATERMARK
+                self._keep_request_data(index, data)
+            return
+        if holder < count and end > start:
+            # The holder let the frame through: it goes on with what was kept (Envoy's commonContinue).
+            self._keep_request_data(holder, data)
+            if not self._destroyed and not self._local_reply_sent:
+                self.continue_decoding()
+
+    def _keep_request_data(self, holder: int, data: bytes) -> None:
+        """Keep a body frame for the filters after ``holder``, within the decoder buffer limit.
+
+        Past the limit, once a filter buffered (STOP_ITERATION_AND_BUFFER)
+        the stream is answered 413 (Envoy's requestDataTooLarge); else the
+        client's reads pause until the chain resumes.
+        """
+        if self._decoder_buffer is None:
+            self._decoder_buffer = []
+        self._decoder_buffer.append(data)
+        self._decoder_buffered += len(data)
+        self._held_at = holder
+        limit = self.decoder_buffer_limit or self.connection.buffer_limit
+        if limit and self._decoder_buffered > limit:
+            if not self._decoder_streaming:
+                self.stats.downstream_rq_too_large += 1
+                self._decoder_buffer = None
+                self._decoder_buffered = 0
+                self.send_local_reply(413, _STATUS_TEXT[413], details="request_payload_too_large")
+            elif not self._decoder_read_disabled:
+                self._decoder_read_disabled = True
+                self.connection.read_disable(True)
 
     def decode_trailers(self, trailers: HeaderMap) -> None:
         self._on_request_complete()
         if self._local_reply_sent or self._destroyed:
             return
-        for flt in self._decoder_filters[: self._decoder_index]:
-            method = getattr(flt, "decode_trailers", None)
+        self._decode_trailers_from(0, trailers)
+
+    def _decode_trailers_from(self, start: int, trailers: HeaderMap) -> None:
+        filters = self._decoder_filters
+        holder = self._holder()
+        end = holder + 1 if holder < len(filters) else self._decoder_index
+        for index in range(start, end):
+            method = getattr(filters[index], "decode_trailers", None)
             if method is not None and method(trailers) is FilterHeadersStatus.STOP_ITERATION:
+                if holder < len(filters) and not self._destroyed:
+                    self._pending_trailers = trailers
+                    self._held_at = max(self._held_at, index)
                 return
+            if self._destroyed or self._local_reply_sent:
+                return
+        if holder < len(filters) and end > start:
+            self._pending_trailers = trailers
+            self._held_at = holder
+            self.continue_decoding()
 
     def _on_request_complete(self) -> None:
         self.request_complete = True
@@ -528,10 +655,14 @@ class ActiveStream:
             self._on_response_complete()
 
     def encode_data(self, data: bytes, end_stream: bool) -> None:
-        if self._destroyed:
-            return
-        for flt in self._encoder_filters:
-            if flt.encode_data(data, end_stream) is not FilterDataStatus.CONTINUE:
+        if not self._destroyed:
+            self._encode_data_from(0, data, end_stream)
+
+    def _encode_data_from(self, start: int, data: bytes, end_stream: bool) -> None:
+        filters = self._encoder_filters
+        for index in range(start, len(filters)):
+            self._encoder_filter_index = index
+            if filters[index].encode_data(data, end_stream) is not FilterDataStatus.CONTINUE or self._destroyed:
                 return
         self.stream_info.bytes_sent += len(data)
         self._refresh_idle_timer()
@@ -539,9 +670,24 @@ class ActiveStream:
         if end_stream:
             self._on_response_complete()
 
+    def inject_encoded_data_to_filter_chain(self, data: bytes, end_stream: bool) -> None:
+        """Hand ``data`` to the encoder filters after the one calling (from its encode_data or encode_trailers).
+
+        Envoy's ``injectEncodedDataToFilterChain``: how a filter that
+        changes the response body passes on its own bytes.
+        """
+        if not self._destroyed:
+            self._encode_data_from(self._encoder_filter_index + 1, data, end_stream)
+
     def encode_trailers(self, trailers: HeaderMap) -> None:
         if self._destroyed:
             return
+        filters = self._encoder_filters
+        for index in range(len(filters)):
+            self._encoder_filter_index = index
+            method = getattr(filters[index], "encode_trailers", None)
+            if method is not None and method(trailers) is FilterHeadersStatus.STOP_ITERATION or self._destroyed:
+                return
         self._encoder.encode_trailers(trailers)
         self._on_response_complete()
 
@@ -643,6 +789,11 @@ class ActiveStream:
         if self._request_timer is not None:
             self._request_timer.close()
             self._request_timer = None
+        if self._decoder_read_disabled:
+            self._decoder_read_disabled = False
+            self._manager.connection.read_disable(False)
+        self._decoder_buffer = None
+        self._pending_trailers = None
         self._response_timeout_cb = None
         for flt in self._decoder_filters:
             flt.on_destroy()

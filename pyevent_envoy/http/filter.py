@@ -5,6 +5,26 @@ one is the router, which sends it upstream.  Encoder filters see the
 response in reverse order.  A filter returns STOP_ITERATION to hold the
 message (the router does, until the upstream answers) and resumes the
 chain with ``callbacks.continue_decoding()``.
+
+Request bodies while the chain is held, as in Envoy's filter manager: the
+filter that stopped the headers still sees each data frame.  It returns
+STOP_ITERATION_AND_BUFFER to have the stream keep the bytes for the
+filters after it, up to the stream's decoder buffer limit (beyond it the
+stream answers 413); STOP_ITERATION_AND_WATERMARK to have them kept with
+flow control instead (beyond the limit the client is no longer read until
+the chain resumes); CONTINUE to resume the chain (what was kept goes on
+first); STOP_ITERATION_NO_BUFFER to take the bytes itself.  A filter that
+let the headers through may only take data (NO_BUFFER) or pass it on.
+Trailers follow the same rule.  On resume the filters after the stopping
+one get the headers (``end_stream`` false when a body or trailers follow),
+then the kept body as one frame, then the trailers.
+
+An encoder filter that changes a response body returns
+STOP_ITERATION_NO_BUFFER from ``encode_data`` and hands its own bytes to
+the filters after it with
+``callbacks.inject_encoded_data_to_filter_chain(data, end_stream)``
+(Envoy's ``injectEncodedDataToFilterChain``); from ``encode_trailers`` it
+may first add a last frame the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +46,7 @@ class FilterDataStatus(enum.Enum):
     CONTINUE = "continue"
     STOP_ITERATION_AND_BUFFER = "stop_iteration_and_buffer"
     STOP_ITERATION_NO_BUFFER = "stop_iteration_no_buffer"
+    STOP_ITERATION_AND_WATERMARK = "stop_iteration_and_watermark"
 
 
 class StreamDecoderFilter:

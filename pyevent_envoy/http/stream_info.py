@@ -26,6 +26,8 @@ class ResponseFlag(enum.Enum):
     STREAM_IDLE_TIMEOUT = "SI"
     DOWNSTREAM_PROTOCOL_ERROR = "DPE"
     UPSTREAM_RETRY_LIMIT_EXCEEDED = "URX"
+    DELAY_INJECTED = "DI"
+    FAULT_INJECTED = "FI"
 
 
 class StreamInfo:

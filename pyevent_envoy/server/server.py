@@ -32,11 +32,15 @@ import time
 from typing import Any, Callable, Optional
 
 from pyevent_envoy import access_log
+from pyevent_envoy.config import bootstrap as bootstrap_model
 from pyevent_envoy.config.bootstrap import Bootstrap
 from pyevent_envoy.errors import PyEventEnvoyError
 from pyevent_envoy.event.dispatcher import RunType
 from pyevent_envoy.event.dispatcher_impl import DispatcherImpl
 from pyevent_envoy.http.conn_manager_impl import ConnectionManagerConfig
+from pyevent_envoy.http.filters.buffer import BufferFilterConfig
+from pyevent_envoy.http.filters.compressor import CompressorFilterConfig
+from pyevent_envoy.http.filters.fault import FaultFilterConfig
 from pyevent_envoy.http.router.config_impl import RouteTable
 from pyevent_envoy.http.router.router import RouterFilter
 from pyevent_envoy.network.address import Address
@@ -89,12 +93,30 @@ def _access_logs(configs: Any, path: str) -> tuple:
     return tuple(logs)
 
 
+#: The filter config (the per-stream factory) of each HTTP filter model before the router.
+_HTTP_FILTER_CONFIGS: dict[type, Callable[[Any], Any]] = {
+    bootstrap_model.Compressor: CompressorFilterConfig,
+    bootstrap_model.Buffer: BufferFilterConfig,
+    bootstrap_model.HttpFault: FaultFilterConfig,
+}
+
+
+def _filter_factories(hcm: Any) -> tuple:
+    """The HCM's ``http_filters`` as per-stream factories, in order, the router last."""
+    factories = [_HTTP_FILTER_CONFIGS[type(f.typed_config)](f.typed_config) for f in hcm.http_filters[:-1]]
+    # Compressors decide together which one encodes (Envoy's per-stream registry).
+    compressors = tuple(f for f in factories if isinstance(f, CompressorFilterConfig))
+    for compressor in compressors:
+        compressor.chain = compressors
+    return (*factories, RouterFilter)
+
+
 def _hcm_config(hcm: Any, path: str, local_address: str) -> ConnectionManagerConfig:
     return ConnectionManagerConfig(
         access_logs=_access_logs(hcm.access_log, f"{path}.access_log"),
         stat_prefix=hcm.stat_prefix,
         route_table=RouteTable(hcm.route_config),
-        filter_factories=(RouterFilter,),
+        filter_factories=_filter_factories(hcm),
         server_name=hcm.server_name,
         use_remote_address=hcm.use_remote_address,
         xff_num_trusted_hops=hcm.xff_num_trusted_hops,

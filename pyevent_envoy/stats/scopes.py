@@ -189,6 +189,7 @@ class HttpConnManagerStats(StatsScope):
         "downstream_rq_completed",
         "downstream_rq_timeout",
         "downstream_rq_idle_timeout",
+        "downstream_rq_too_large",
         "no_route",
         "rq_direct_response",
         "rq_total",
@@ -197,12 +198,15 @@ class HttpConnManagerStats(StatsScope):
     GAUGE_USED_WITH = {"downstream_cx_active": "downstream_cx_total", "downstream_rq_active": "downstream_rq_total"}
     HISTOGRAMS = ("downstream_cx_length_ms", "downstream_rq_time")
 
-    __slots__ = COUNTERS + GAUGES + HISTOGRAMS + ("downstream_rq_xx", "connection_stats")
+    __slots__ = COUNTERS + GAUGES + HISTOGRAMS + ("downstream_rq_xx", "connection_stats", "filter_stats")
 
     def __init__(self) -> None:
         super().__init__()
         self.downstream_rq_xx = _StatusClassCounters()
         self.connection_stats = ConnectionStats()
+        #: The HTTP filters' scopes on this worker, by filter config
+        #: (registered on their own, see pyevent_envoy.http.filters).
+        self.filter_stats: dict[Any, StatsScope] = {}
 
     def charge_response(self, code: Any) -> None:
         """A response's headers went downstream (Envoy's ``chargeStats``): completed, and its class."""

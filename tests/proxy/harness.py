@@ -59,11 +59,13 @@ def bootstrap_yaml(
     virtual_hosts: str,
     hcm_extra: str = "",
     cluster_extra: "str | dict[str, str]" = "",
+    http_filters: str = "",
 ) -> str:
     """An Envoy v3 bootstrap: one listener, the given virtual hosts (YAML), STATIC clusters.
 
     ``cluster_extra`` is YAML added to every cluster, or a dict of it by
-    cluster name.  A cluster without ports has no endpoint.
+    cluster name.  A cluster without ports has no endpoint.  ``http_filters``
+    (a YAML list) go before the router.
     """
     cluster_items = []
     for name, ports in clusters.items():
@@ -93,6 +95,7 @@ def bootstrap_yaml(
         "            name: test\n"
         f"{textwrap.indent(virtual_hosts, '            ')}"
         "          http_filters:\n"
+        f"{textwrap.indent(http_filters, '          ')}"
         "          - name: envoy.filters.http.router\n"
         '            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}\n'
         "  clusters:\n" + "".join(cluster_items)

@@ -10,6 +10,10 @@ grow by less than :data:`RSS_GROWTH_LIMIT`, which it only does if the proxy
 stops reading the fast side while the slow side catches up (watermarks and
 read-disable on both connections).
 
+The same goes through the HTTP filters that stream: a 1 GiB upload held by
+a fault filter's delay (the body waits with flow control, then flows) and a
+1 GiB download compressed frame by frame by the compressor filter.
+
 On loopback each takes a few seconds (with pyevent-envoy about 1.3 s up with
 Content-Length, 2 s chunked, 1.8 s down; with Envoy 0.9 s, 1.8 s and 1.6 s,
 on the machine they were written on).
@@ -22,6 +26,7 @@ import json
 import socket
 import threading
 import time
+import zlib
 
 import pytest
 
@@ -204,11 +209,41 @@ def proxy(request):
     assert "Traceback" not in process.stderr, process.stderr
 
 
-def _upload(port: int, size: int, *, chunked: bool) -> dict:
+FILTERS = """\
+- name: envoy.filters.http.fault
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+    delay: {fixed_delay: 0.5s, percentage: {numerator: 100}}
+    headers: [{name: x-delay, present_match: true}]
+- name: envoy.filters.http.compressor
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor
+    compressor_library:
+      name: text
+      typed_config: {"@type": type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip}
+"""
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def filtered_proxy(request):
+    upstream = StreamingUpstream()
+    port = free_port()
+    config = bootstrap_yaml(port, {"stream": [upstream.port]}, VIRTUAL_HOSTS, http_filters=FILTERS)
+    process = ProxyProcess(request.param, config, port)
+    _upload(process.port, 4 * len(BLOCK), chunked=False, extra=b"x-delay: 1\r\n")
+    _download_gzip(process.port, 4 * len(BLOCK))
+    yield process
+    code = process.stop()
+    upstream.stop()
+    assert code == 0, process.stderr
+    assert "Traceback" not in process.stderr, process.stderr
+
+
+def _upload(port: int, size: int, *, chunked: bool, extra: bytes = b"") -> dict:
     """POST ``size`` bytes of the pattern; returns the upstream's ``{"bytes", "sha256"}`` of what it got."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
         framing = b"transfer-encoding: chunked" if chunked else b"content-length: %d" % size
-        sock.sendall(b"POST /upload HTTP/1.1\r\nhost: test\r\n%s\r\n\r\n" % framing)
+        sock.sendall(b"POST /upload HTTP/1.1\r\nhost: test\r\n%s%s\r\n\r\n" % (extra, framing))
         chunk_head = b"%x\r\n" % len(BLOCK)
         for _ in range(size // len(BLOCK)):
             if chunked:
@@ -234,6 +269,35 @@ def _download(port: int, size: int) -> tuple[int, str]:
         assert int(headers["content-length"]) == size
         digest = hashlib.sha256()
         return reader.stream(size, digest), digest.hexdigest()
+
+
+class _Gunzip:
+    """A digest's ``update`` that gunzips what it is given, hashing and counting the output as it comes."""
+
+    def __init__(self) -> None:
+        self.decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def update(self, data: bytes) -> None:
+        out = self.decoder.decompress(data)
+        self.digest.update(out)
+        self.size += len(out)
+
+
+def _download_gzip(port: int, size: int) -> tuple[int, str]:
+    """GET ``size`` bytes asking for gzip; returns how many decoded bytes arrived and their SHA-256."""
+    assert size % len(BLOCK) == 0
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET /bytes/%d HTTP/1.1\r\nhost: test\r\naccept-encoding: gzip\r\n\r\n" % size)
+        reader = _Reader(sock)
+        first, headers = reader.head()
+        assert first.startswith(b"HTTP/1.1 200"), first
+        assert headers.get("content-encoding") == "gzip", headers
+        gunzip = _Gunzip()
+        reader.body(headers, gunzip)  # type: ignore[arg-type]
+        assert gunzip.decoder.eof
+        return gunzip.size, gunzip.digest.hexdigest()
 
 
 def _timed(proxy: ProxyProcess, transfer) -> tuple[object, float, int]:
@@ -262,5 +326,19 @@ def test_upload_1gib_chunked(proxy):
 
 def test_download_1gib(proxy):
     result, _, growth = _timed(proxy, lambda: _download(proxy.port, GIB))
+    assert result == (GIB, EXPECTED_DIGEST)
+    assert growth < RSS_GROWTH_LIMIT
+
+
+def test_upload_1gib_held_by_a_fault_delay(filtered_proxy):
+    """The body of a delayed request is not read past the buffer limit until the delay is over."""
+    result, elapsed, growth = _timed(filtered_proxy, lambda: _upload(filtered_proxy.port, GIB, chunked=False, extra=b"x-delay: 1\r\n"))
+    assert result == {"bytes": GIB, "sha256": EXPECTED_DIGEST}
+    assert elapsed >= 0.45
+    assert growth < RSS_GROWTH_LIMIT
+
+
+def test_download_1gib_compressed(filtered_proxy):
+    result, _, growth = _timed(filtered_proxy, lambda: _download_gzip(filtered_proxy.port, GIB))
     assert result == (GIB, EXPECTED_DIGEST)
     assert growth < RSS_GROWTH_LIMIT

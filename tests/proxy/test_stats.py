@@ -49,10 +49,9 @@ virtual_hosts:
 HCM_EXTRA = "request_timeout: 0.5s\n"
 
 # Values that legitimately differ: Envoy refreshes server.uptime at each stats flush.
-# The bytes sent downstream differ by what two local replies differ by on the
-# wire (Envoy's 426 has a "Upgrade Required" body, its 418 the reason phrase
-# "Unknown"); tests/proxy/test_histograms.py compares the byte counters on
-# traffic whose responses are byte for byte the same.
+# The bytes sent downstream differ by what a local reply differs by on the
+# wire (Envoy's 426 has a "Upgrade Required" body); tests/proxy/test_histograms.py
+# compares the byte counters on traffic whose responses are byte for byte the same.
 UNCOMPARED = {"server.uptime", "http.test.downstream_cx_tx_bytes_total"}
 
 

@@ -5,6 +5,12 @@
 - ``/bytes/<n>``: ``n`` bytes of a repeating pattern (Content-Length).
 - ``/chunked/<n>``: ``n`` bytes, chunked.
 - ``/status/<code>``: that status, empty body.
+- ``/content?...``: ``length`` bytes of compressible text (:func:`text_bytes`;
+  default 1000) with the response headers the query asks for: ``type``
+  (Content-Type), ``etag``, ``cache_control``, ``encoding``
+  (Content-Encoding), ``vary``; ``status`` (default 200); ``chunked=<size>``
+  sends it chunked, one flushed chunk of that size at a time, instead of
+  with a Content-Length, ``pause=<seconds>`` apart.
 - ``/close``: answers with ``Connection: close``.
 - ``/die/<n>``: announces 1,000,000 bytes, sends ``n``, then closes.
 - ``/flaky/<key>/<failures>/<how>``: counts the requests for ``key`` (any
@@ -39,8 +45,19 @@ import socketserver
 import sys
 import threading
 import time
+import urllib.parse
 
 PATTERN = bytes(range(256)) * 256  # 64 KiB
+
+
+def text_bytes(n: int) -> bytes:
+    """``n`` bytes of numbered text lines: compressible, and each part of it different."""
+    out = bytearray()
+    line = 0
+    while len(out) < n:
+        out += b"pyevent-envoy and Envoy compress this line, number %08d.\n" % line
+        line += 1
+    return bytes(out[:n])
 
 
 def pattern_bytes(n: int) -> bytes:
@@ -109,6 +126,40 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self._send(int(how), b"attempt %d failed" % attempt, {"x-attempt": str(attempt)})
 
+    def _content(self) -> None:
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query, keep_blank_values=True))
+        body = text_bytes(int(query.get("length", "1000")))
+        headers = {
+            header: query[key]
+            for key, header in (
+                ("type", "content-type"),
+                ("etag", "etag"),
+                ("cache_control", "cache-control"),
+                ("encoding", "content-encoding"),
+                ("vary", "vary"),
+            )
+            if key in query
+        }
+        status = int(query.get("status", "200"))
+        chunk = int(query.get("chunked", "0"))
+        pause = float(query.get("pause", "0"))
+        if not chunk:
+            self._send(status, body if status not in (204, 304) else b"", headers)
+            return
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        if self.command != "HEAD":
+            for i in range(0, len(body), chunk):
+                if i and pause:
+                    time.sleep(pause)
+                piece = body[i : i + chunk]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+
     def _health(self) -> None:
         with self.server.lock:
             self.server.health_checks += 1
@@ -165,6 +216,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(2)
+        elif path.startswith("/content"):
+            self._content()
         elif path.startswith("/status/"):
             self._send(int(path.split("/")[2]), b"")
         elif path.startswith("/close"):

@@ -181,11 +181,22 @@ _LLHTTP_UPGRADE_PAUSE = "Pause on CONNECT/Upgrade"
 _TRAILER_PREFIX = b"POST / HTTP/1.1\r\n"
 
 
+# Where Envoy's reason phrase (CodeUtility::toString) is not Python's.
+_ENVOY_REASON_PHRASES = {
+    413: "Payload Too Large",
+    414: "URI Too Long",
+    416: "Range Not Satisfiable",
+    418: "Unknown",
+    451: "Unknown",
+    599: "Last Unassigned Server Error Code",
+}
+
+
 def _status_lines() -> dict:
     lines = {}
     for code in range(100, 600):
         try:
-            phrase = http.HTTPStatus(code).phrase
+            phrase = _ENVOY_REASON_PHRASES.get(code) or http.HTTPStatus(code).phrase
         except ValueError:
             phrase = "Unknown"
         lines[code] = f"HTTP/1.1 {code} {phrase}\r\n"

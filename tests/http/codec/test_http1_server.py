@@ -423,8 +423,20 @@ def test_server_encoder_skips_hop_by_hop_fields_of_the_owner():
 def test_server_unknown_status_gets_a_reason_phrase():
     owner = ServerOwner()
     owner.codec.dispatch(GET)
-    owner.encoders[0].encode_headers(HeaderMap([(":status", "599")]), True)
-    assert owner.output.startswith(b"HTTP/1.1 599 Unknown\r\n")
+    owner.encoders[0].encode_headers(HeaderMap([(":status", "598")]), True)
+    assert owner.output.startswith(b"HTTP/1.1 598 Unknown\r\n")
+
+
+@pytest.mark.parametrize(
+    "status,line",
+    [(413, b"413 Payload Too Large"), (418, b"418 Unknown"), (599, b"599 Last Unassigned Server Error Code")],
+)
+def test_server_reason_phrases_are_envoys(status, line):
+    # Where Python's phrase differs (tests/proxy/test_fault.py compares every status with Envoy's).
+    owner = ServerOwner()
+    owner.codec.dispatch(GET)
+    owner.encoders[0].encode_headers(HeaderMap([(":status", str(status))]), True)
+    assert owner.output.startswith(b"HTTP/1.1 " + line + b"\r\n")
 
 
 def test_server_encode_usage_errors():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 
 import health_check_cases
+import http_filter_cases
 import outlier_detection_cases
 import pytest
 from config_helpers import (
@@ -531,7 +532,11 @@ STRICTER = {
 }
 
 
-for _prefix, _cases in (("health-check", health_check_cases), ("outlier-detection", outlier_detection_cases)):
+for _prefix, _cases in (
+    ("health-check", health_check_cases),
+    ("outlier-detection", outlier_detection_cases),
+    ("http-filter", http_filter_cases),
+):
     VALID.update({f"{_prefix}-{name}": case for name, case in _cases.VALID.items()})
     INVALID.update({f"{_prefix}-{name}": case for name, case in _cases.INVALID.items()})
     STRICTER.update({f"{_prefix}-{name}": case for name, case in _cases.STRICTER.items()})

@@ -9,7 +9,8 @@ Envoy), and:
   ended: 200, or 503 (response flag ``LH``) while the server fails health
   checks (admin ``/healthcheck/fail``, a drain before exiting) or while a
   cluster of ``cluster_min_healthy_percentages`` has fewer available
-  (healthy or degraded) hosts than its percentage -- read from the
+  (healthy or degraded) hosts than its percentage (cut to a whole number,
+  as Envoy 1.40 does) -- read from the
   worker's own snapshot of the cluster, which reflects active health
   checks and outlier ejections;
 - with ``pass_through_mode`` it goes on upstream, unless the server fails
@@ -117,8 +118,9 @@ class HealthCheckFilterFactory:
         config = http_filter.typed_config
         self.pass_through: bool = config.pass_through_mode
         self.cache = HealthCheckCache(config.cache_time) if config.pass_through_mode and config.cache_time > 0 else None
-        # In cluster name order, as Envoy walks its std::map (the first failing cluster names the reason).
-        self.min_healthy = tuple(sorted(config.cluster_min_healthy_percentages.items()))
+        # In cluster name order, as Envoy walks its std::map (the first failing cluster names the
+        # reason); Envoy 1.40 cuts each percentage to a whole number (50.5 means 50).
+        self.min_healthy = tuple(sorted((name, int(percent)) for name, percent in config.cluster_min_healthy_percentages.items()))
         self.server_state = context.server_state
         self.local_cluster_name = context.local_cluster_name
         self.stats = PerThreadScopes(

@@ -90,6 +90,7 @@ class FilterSetup:
         clusters: cluster name -> endpoint ports; ``cluster_extra`` adds YAML to one cluster by name.
         virtual_hosts: YAML list entries of ``route_config.virtual_hosts``.
         node_cluster: the bootstrap's ``node.cluster``.
+        concurrency: the number of workers.
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class FilterSetup:
         virtual_hosts: str = DEFAULT_VIRTUAL_HOSTS,
         cluster_extra: Optional[dict[str, str]] = None,
         node_cluster: str = "front-proxy",
+        concurrency: int = 1,
     ) -> None:
         self.kind = kind
         self.port = free_port()
@@ -148,7 +150,7 @@ class FilterSetup:
             '            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}\n'
             "  clusters:\n" + textwrap.indent("".join(cluster_items), "  ")
         )
-        self.proxy = ProxyProcess(kind, config, self.port)
+        self.proxy = ProxyProcess(kind, config, self.port, concurrency=concurrency)
 
     # requests
 

@@ -131,6 +131,15 @@ def test_not_enabled_does_nothing(kind, app, filter_setups):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_one_bucket_for_every_worker(kind, app, filter_setups):
+    s = filter_setups(kind, _rate_limit(3), {"app": [app.port]}, concurrency=2)
+    # Each request on its own connection, which the kernel hands to either worker (SO_REUSEPORT):
+    # three tokens for the process, not per worker.
+    assert sorted(s.request("/echo").status for _ in range(12)) == [200] * 3 + [429] * 9
+    assert _rl_stats(s) == {"enabled": 12, "enforced": 9, "ok": 3, "rate_limited": 9, "shadow_mode": 0}
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_per_downstream_connection_buckets(kind, app, filter_setups):
     s = filter_setups(kind, _rate_limit(2, "    local_rate_limit_per_downstream_connection: true\n"), {"app": [app.port]})
     with s.connect() as first, s.connect() as second:

@@ -161,6 +161,11 @@ INVALID = {
 }
 
 STRICTER = {
+    # Any other HTTP filter stays refused.
+    "other-filter": (
+        _before_router({"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}),
+        CONFIG_PATH + ".@type",
+    ),
     "rate-limit-descriptors": (
         _before_router(_rate_limit(token_bucket=BUCKET, descriptors=[{"entries": [{"key": "a", "value": "b"}], "token_bucket": BUCKET}])),
         CONFIG_PATH + ".descriptors",

@@ -93,6 +93,31 @@ _ENVOY_FIELDS_TEXT = {
         "strict_check_headers respect_expected_rq_timeout "
         "suppress_grpc_request_failure_code_stats upstream_http_filters "
     ),
+    "health_check.v3.HealthCheck": (
+        "pass_through_mode cache_time cluster_min_healthy_percentages headers "
+    ),
+    "Percent": (
+        "value "
+    ),
+    "local_ratelimit.v3.LocalRateLimit": (
+        "stat_prefix status token_bucket filter_enabled filter_enforced "
+        "request_headers_to_add_when_not_enforced response_headers_to_add descriptors stage "
+        "local_rate_limit_per_downstream_connection local_cluster_rate_limit "
+        "enable_x_ratelimit_headers vh_rate_limits always_consume_default_token_bucket "
+        "rate_limited_as_resource_exhausted rate_limits max_dynamic_descriptors "
+    ),
+    "HttpStatus": (
+        "code "
+    ),
+    "TokenBucket": (
+        "max_tokens tokens_per_fill fill_interval "
+    ),
+    "RuntimeFractionalPercent": (
+        "default_value runtime_key "
+    ),
+    "FractionalPercent": (
+        "numerator denominator "
+    ),
     "HttpProtocolOptions": (
         "idle_timeout max_connection_duration max_headers_count max_response_headers_kb "
         "max_stream_duration headers_with_underscores_action max_requests_per_connection "

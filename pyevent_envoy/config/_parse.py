@@ -84,6 +84,8 @@ class _Ctx:
     def __init__(self) -> None:
         self.errors: list[ConfigError] = []
         self.cluster_refs: list[tuple[str, str, str]] = []  # (path, cluster, "cluster"/"weighted cluster")
+        # (path, filter name, config type) of each typed_per_filter_config entry, checked against http_filters.
+        self.per_filter_refs: list[tuple[str, str, type]] = []
 
     def error(self, path: str, reason: str) -> None:
         self.errors.append(ConfigError(path, reason))
@@ -288,12 +290,12 @@ class _Msg:
         if member is None:
             self.error(
                 name,
-                f"unknown {cls.__name__} value {value!r} (expected one of {', '.join(cls.__members__)})",
+                f"unknown {cls.__name__.lstrip('_')} value {value!r} (expected one of {', '.join(cls.__members__)})",
             )
             return default
         if supported is not None and member not in tuple(supported):
             names = ", ".join(m.name for m in supported)
-            self.error(name, f"{cls.__name__} {member.name} is not supported by pyevent-envoy (supported: {names})")
+            self.error(name, f"{cls.__name__.lstrip('_')} {member.name} is not supported by pyevent-envoy (supported: {names})")
             return default
         return member
 
@@ -1150,7 +1152,7 @@ def _route(ctx: _Ctx, path: str, raw: Any) -> Optional[b.Route]:
         path,
         raw,
         "Route",
-        {"name", "match", "route", "redirect", "direct_response", *_HEADER_FIELDS},
+        {"name", "match", "route", "redirect", "direct_response", "typed_per_filter_config", *_HEADER_FIELDS},
     )
     if m is None:
         return None
@@ -1170,9 +1172,10 @@ def _route(ctx: _Ctx, path: str, raw: Any) -> Optional[b.Route]:
     if which in builders:
         action = m.message(which, builders[which])
     mutations = _header_mutations(ctx, m, remove_min_len=1)
+    per_filter = _typed_per_filter_config(ctx, m)
     if not ctx.clean_since(mark) or match is None or action is None:
         return None
-    return b.Route(match=match, action=action, name=name, **mutations)
+    return b.Route(match=match, action=action, name=name, typed_per_filter_config=per_filter, **mutations)
 
 
 # ------------------------------------------------------------------------------------------
@@ -1184,7 +1187,13 @@ def _virtual_host(
 ) -> Optional[tuple[Optional[b.VirtualHost], tuple[tuple[int, str], ...], str]]:
     """The virtual host (``None`` if it has errors), and its domains for the route-table checks."""
     mark = ctx.mark()
-    m = _msg(ctx, path, raw, "VirtualHost", {"name", "domains", "routes", "retry_policy", *_HEADER_FIELDS})
+    m = _msg(
+        ctx,
+        path,
+        raw,
+        "VirtualHost",
+        {"name", "domains", "routes", "retry_policy", "typed_per_filter_config", *_HEADER_FIELDS},
+    )
     if m is None:
         return None
     name = m.string("name", min_len=1)
@@ -1195,12 +1204,20 @@ def _virtual_host(
     routes = m.repeated("routes", _route)
     mutations = _header_mutations(ctx, m, remove_min_len=1)
     retry_policy = m.message("retry_policy", _retry_policy)
+    per_filter = _typed_per_filter_config(ctx, m)
     indexed = tuple(
         (i, d) for i, d in enumerate(raw_domains if isinstance(raw_domains, (list, tuple)) else ()) if d in domains
     )
     if not ctx.clean_since(mark):
         return None, indexed, m.at("domains")
-    vhost = b.VirtualHost(name=name, domains=domains, routes=routes, retry_policy=retry_policy, **mutations)
+    vhost = b.VirtualHost(
+        name=name,
+        domains=domains,
+        routes=routes,
+        retry_policy=retry_policy,
+        typed_per_filter_config=per_filter,
+        **mutations,
+    )
     return vhost, indexed, m.at("domains")
 
 
@@ -1249,7 +1266,7 @@ def _check_domains(ctx: _Ctx, hosts: Sequence[tuple[tuple[tuple[int, str], ...],
 
 
 # ------------------------------------------------------------------------------------------
-# The HTTP connection manager.
+# HTTP filters: each supported filter's typed_config, and the registry of them by type URL.
 
 
 def _router(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.Router]:
@@ -1258,28 +1275,246 @@ def _router(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.Router]:
     return b.Router() if ctx.clean_since(mark) else None
 
 
-# ------------------------------------------------------------------------------------------
-# HTTP filters before the router: compressor (gzip), buffer, fault.
+def _percent(ctx: _Ctx, path: str, raw: Any) -> Optional[float]:
+    """A ``type.v3.Percent``: ``{value: <double in [0, 100]>}``."""
+    m = _msg(ctx, path, raw, "Percent", {"value"})
+    if m is None:
+        return None
+    value = m.raw("value")
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        m.error("value", f"expected a number, got {_kind(value)}")
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        m.error("value", f"expected a number, got {value!r}")
+        return None
+    if not 0.0 <= number <= 100.0:
+        m.error("value", f"must be inside range [0, 100], got {number:g}")
+        return None
+    return number
 
 
-class _Denominator(enum.IntEnum):
+def _health_check_filter(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.HealthCheckFilterConfig]:
+    mark = ctx.mark()
+    m = _Msg(
+        ctx,
+        path,
+        raw,
+        "health_check.v3.HealthCheck",
+        {"pass_through_mode", "cache_time", "cluster_min_healthy_percentages", "headers"},
+        any_payload=True,
+    )
+    if not m.has("pass_through_mode"):
+        m.error("pass_through_mode", "is required")
+    pass_through = m.boolean("pass_through_mode")
+    cache_time = m.duration("cache_time", 0.0)
+    if cache_time > 0 and not pass_through:
+        m.error("cache_time", "must not be set when pass_through_mode is disabled")
+    headers = m.repeated("headers", _header_matcher)
+    percentages: dict[str, float] = {}
+    raw_percentages = m.raw("cluster_min_healthy_percentages")
+    if raw_percentages is not None:
+        if not isinstance(raw_percentages, Mapping):
+            m.error("cluster_min_healthy_percentages", f"expected a mapping of cluster names, got {_kind(raw_percentages)}")
+        else:
+            base = m.at("cluster_min_healthy_percentages")
+            for cluster_name, value in raw_percentages.items():
+                value_path = _join(base, str(cluster_name))
+                if not isinstance(cluster_name, str):
+                    ctx.error(value_path, f"cluster names must be strings, got {_kind(cluster_name)}")
+                    continue
+                percent = _percent(ctx, value_path, value)
+                if percent is not None:
+                    percentages[cluster_name] = percent
+    if not ctx.clean_since(mark):
+        return None
+    return b.HealthCheckFilterConfig(
+        pass_through_mode=pass_through,
+        headers=headers,
+        cache_time=cache_time,
+        cluster_min_healthy_percentages=types.MappingProxyType(percentages),
+    )
+
+
+def _token_bucket(ctx: _Ctx, path: str, raw: Any) -> Optional[b.TokenBucket]:
+    mark = ctx.mark()
+    m = _msg(ctx, path, raw, "TokenBucket", {"max_tokens", "tokens_per_fill", "fill_interval"})
+    if m is None:
+        return None
+    max_tokens = m.uint32("max_tokens")
+    tokens_per_fill = m.uint32("tokens_per_fill", 1, minimum=1, range_reason="must be greater than 0")
+    if not m.has("fill_interval"):
+        m.error("fill_interval", "is required")
+    fill_interval = m.duration("fill_interval", 0.0, greater_than=0.0)
+    if ctx.clean_since(mark) and max_tokens > 0 and fill_interval < 0.05:
+        m.error("fill_interval", "local rate limit token bucket fill timer must be >= 50ms")
+    if not ctx.clean_since(mark):
+        return None
+    return b.TokenBucket(max_tokens=max_tokens, fill_interval=fill_interval, tokens_per_fill=tokens_per_fill)
+
+
+class _DenominatorType(enum.IntEnum):
+    """``FractionalPercent.DenominatorType``."""
+
     HUNDRED = 0
     TEN_THOUSAND = 1
     MILLION = 2
 
 
-_DENOMINATOR_VALUE = {_Denominator.HUNDRED: 100, _Denominator.TEN_THOUSAND: 10_000, _Denominator.MILLION: 1_000_000}
+_DENOMINATORS = {_DenominatorType.HUNDRED: 100, _DenominatorType.TEN_THOUSAND: 10_000, _DenominatorType.MILLION: 1_000_000}
 
 
 def _fractional_percent(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[int, int]]:
-    """A ``type.v3.FractionalPercent`` as ``(numerator, denominator)``."""
     mark = ctx.mark()
     m = _msg(ctx, path, raw, "FractionalPercent", {"numerator", "denominator"})
     if m is None:
         return None
     numerator = m.uint32("numerator")
-    denominator = m.enum("denominator", _Denominator, _Denominator.HUNDRED)
-    return (numerator, _DENOMINATOR_VALUE[denominator]) if ctx.clean_since(mark) else None
+    denominator = m.enum("denominator", _DenominatorType, _DenominatorType.HUNDRED)
+    return (numerator, _DENOMINATORS[denominator]) if ctx.clean_since(mark) else None
+
+
+def _runtime_fractional_percent(ctx: _Ctx, path: str, raw: Any) -> Optional[b.RuntimeFractionalPercent]:
+    mark = ctx.mark()
+    m = _msg(ctx, path, raw, "RuntimeFractionalPercent", {"default_value", "runtime_key"})
+    if m is None:
+        return None
+    if not m.has("default_value"):
+        m.error("default_value", "is required")
+    value = m.message("default_value", _fractional_percent)
+    runtime_key = m.string("runtime_key")
+    if not ctx.clean_since(mark) or value is None:
+        return None
+    if runtime_key:
+        # There is no runtime: say that the key does nothing (the configuration loads).
+        _log.info("%s: there is no runtime; the default_value applies", m.at("runtime_key"))
+    return b.RuntimeFractionalPercent(numerator=value[0], denominator=value[1], runtime_key=runtime_key)
+
+
+# Envoy's type.v3.StatusCode, the values an HttpStatus may name (read by name in any case, or by number).
+_StatusCode = enum.IntEnum(
+    "StatusCode",
+    {
+        name.upper(): number
+        for name, number in (
+            ("Continue", 100), ("OK", 200), ("Created", 201), ("Accepted", 202),
+            ("NonAuthoritativeInformation", 203), ("NoContent", 204), ("ResetContent", 205),
+            ("PartialContent", 206), ("MultiStatus", 207), ("AlreadyReported", 208), ("IMUsed", 226),
+            ("MultipleChoices", 300), ("MovedPermanently", 301), ("Found", 302), ("SeeOther", 303),
+            ("NotModified", 304), ("UseProxy", 305), ("TemporaryRedirect", 307), ("PermanentRedirect", 308),
+            ("BadRequest", 400), ("Unauthorized", 401), ("PaymentRequired", 402), ("Forbidden", 403),
+            ("NotFound", 404), ("MethodNotAllowed", 405), ("NotAcceptable", 406),
+            ("ProxyAuthenticationRequired", 407), ("RequestTimeout", 408), ("Conflict", 409), ("Gone", 410),
+            ("LengthRequired", 411), ("PreconditionFailed", 412), ("PayloadTooLarge", 413), ("URITooLong", 414),
+            ("UnsupportedMediaType", 415), ("RangeNotSatisfiable", 416), ("ExpectationFailed", 417),
+            ("MisdirectedRequest", 421), ("UnprocessableEntity", 422), ("Locked", 423),
+            ("FailedDependency", 424), ("UpgradeRequired", 426), ("PreconditionRequired", 428),
+            ("TooManyRequests", 429), ("RequestHeaderFieldsTooLarge", 431), ("InternalServerError", 500),
+            ("NotImplemented", 501), ("BadGateway", 502), ("ServiceUnavailable", 503), ("GatewayTimeout", 504),
+            ("HTTPVersionNotSupported", 505), ("VariantAlsoNegotiates", 506), ("InsufficientStorage", 507),
+            ("LoopDetected", 508), ("NotExtended", 510), ("NetworkAuthenticationRequired", 511),
+        )
+    },
+)
+
+
+def _http_status(ctx: _Ctx, path: str, raw: Any) -> Optional[int]:
+    mark = ctx.mark()
+    m = _msg(ctx, path, raw, "HttpStatus", {"code"})
+    if m is None:
+        return None
+    if not m.has("code"):
+        m.error("code", "is required (an HTTP status code; Empty is not allowed)")
+        return None
+    code = m.enum("code", _StatusCode, None)
+    return int(code) if ctx.clean_since(mark) and code is not None else None
+
+
+class _XRateLimitHeadersRFCVersion(enum.IntEnum):
+    """``common.ratelimit.v3.XRateLimitHeadersRFCVersion``."""
+
+    OFF = 0
+    DRAFT_VERSION_03 = 1
+
+
+_MAX_HEADERS_TO_ADD = 10
+
+
+def _local_ratelimit(
+    ctx: _Ctx, path: str, raw: Mapping[str, Any], *, per_route: bool = False
+) -> Optional[b.LocalRateLimit]:
+    """A ``LocalRateLimit``, in ``http_filters`` or (``per_route``) in a ``typed_per_filter_config``."""
+    mark = ctx.mark()
+    descriptors_note = (
+        "local_ratelimit.v3.LocalRateLimit.{} is not supported by pyevent-envoy "
+        "(only the default token bucket is: rate limit descriptors are not)"
+    )
+    m = _Msg(
+        ctx,
+        path,
+        raw,
+        "local_ratelimit.v3.LocalRateLimit",
+        {
+            "stat_prefix",
+            "status",
+            "token_bucket",
+            "filter_enabled",
+            "filter_enforced",
+            "request_headers_to_add_when_not_enforced",
+            "response_headers_to_add",
+            "local_rate_limit_per_downstream_connection",
+            "enable_x_ratelimit_headers",
+            "always_consume_default_token_bucket",
+        },
+        any_payload=True,
+        notes={
+            name: descriptors_note.format(name)
+            for name in ("descriptors", "stage", "vh_rate_limits", "rate_limits", "max_dynamic_descriptors")
+        }
+        | {
+            "local_cluster_rate_limit": "local_ratelimit.v3.LocalRateLimit.local_cluster_rate_limit is not "
+            "supported by pyevent-envoy (it shares the limit across the local cluster's instances)",
+            "rate_limited_as_resource_exhausted": "local_ratelimit.v3.LocalRateLimit."
+            "rate_limited_as_resource_exhausted is not supported by pyevent-envoy (gRPC is not supported)",
+        },
+    )
+    stat_prefix = m.string("stat_prefix", min_len=1)
+    status = m.message("status", _http_status) or 429
+    token_bucket = m.message("token_bucket", _token_bucket)
+    if per_route and not m.has("token_bucket") and ctx.clean_since(mark):
+        m.error("token_bucket", "local rate limit token bucket must be set for per filter configs")
+    enabled = m.message("filter_enabled", _runtime_fractional_percent)
+    enforced = m.message("filter_enforced", _runtime_fractional_percent)
+    headers: dict[str, tuple[b.HeaderValueOption, ...]] = {}
+    for name in ("request_headers_to_add_when_not_enforced", "response_headers_to_add"):
+        headers[name] = m.repeated(name, _header_value_option)
+        raw_list = m.raw(name)
+        if isinstance(raw_list, (list, tuple)) and len(raw_list) > _MAX_HEADERS_TO_ADD:
+            m.error(name, f"must contain no more than {_MAX_HEADERS_TO_ADD} items")
+    per_connection = m.boolean("local_rate_limit_per_downstream_connection")
+    x_headers = m.enum("enable_x_ratelimit_headers", _XRateLimitHeadersRFCVersion, _XRateLimitHeadersRFCVersion.OFF)
+    always_consume = m.boolean("always_consume_default_token_bucket", True)
+    if not ctx.clean_since(mark):
+        return None
+    return b.LocalRateLimit(
+        stat_prefix=stat_prefix,
+        token_bucket=token_bucket,
+        # Envoy answers 429 for a configured status below 400.
+        status=status if status >= 400 else 429,
+        filter_enabled=enabled,
+        filter_enforced=enforced,
+        local_rate_limit_per_downstream_connection=per_connection,
+        enable_x_ratelimit_headers=x_headers is _XRateLimitHeadersRFCVersion.DRAFT_VERSION_03,
+        always_consume_default_token_bucket=always_consume,
+        **headers,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# The compressor (gzip), buffer and fault filters.
 
 
 class _CompressionLevel(enum.IntEnum):
@@ -1551,13 +1786,24 @@ def _http_fault(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.Http
     )
 
 
-#: The HTTP filters by their typed_config ``@type``.
-_HTTP_FILTERS: dict[str, Callable[[_Ctx, str, Mapping[str, Any]], Any]] = {
+#: The HTTP filters pyevent-envoy runs, by ``typed_config`` type URL: each entry reads that
+#: filter's config into its model.  The router is terminal (last in ``http_filters``).
+_HTTP_FILTER_CONFIGS: dict[str, Callable[[_Ctx, str, Mapping[str, Any]], Any]] = {
     b.ROUTER_TYPE_URL: _router,
+    b.HEALTH_CHECK_FILTER_TYPE_URL: _health_check_filter,
+    b.LOCAL_RATELIMIT_TYPE_URL: _local_ratelimit,
     b.COMPRESSOR_TYPE_URL: _compressor,
     b.BUFFER_TYPE_URL: _buffer,
     b.FAULT_TYPE_URL: _http_fault,
 }
+
+#: The filters that take a per-route (``typed_per_filter_config``) config, by type URL.
+_PER_ROUTE_FILTER_CONFIGS: dict[str, Callable[[_Ctx, str, Mapping[str, Any]], Any]] = {
+    b.LOCAL_RATELIMIT_TYPE_URL: lambda c, p, r: _local_ratelimit(c, p, r, per_route=True),
+}
+
+#: The model class of each per-route config, and the filter config it overrides.
+_PER_ROUTE_OVERRIDES = {b.LocalRateLimit: b.LocalRateLimit}
 
 
 def _http_filter(ctx: _Ctx, path: str, raw: Any) -> Optional[b.HttpFilter]:
@@ -1568,10 +1814,76 @@ def _http_filter(ctx: _Ctx, path: str, raw: Any) -> Optional[b.HttpFilter]:
     name = m.string("name", min_len=1)
     if not m.has("typed_config") and "config_discovery" not in m.unsupported:
         m.error("typed_config", "is required")
-    config = m.message("typed_config", lambda c, p, r: _typed_config(c, p, r, _HTTP_FILTERS, "HTTP filter"))
+    config = m.message("typed_config", lambda c, p, r: _typed_config(c, p, r, _HTTP_FILTER_CONFIGS, "HTTP filter"))
     if not ctx.clean_since(mark) or config is None:
         return None
     return b.HttpFilter(name=name, typed_config=config)
+
+
+def _check_filter_chain(ctx: _Ctx, m: _Msg, filters: Sequence[b.HttpFilter]) -> None:
+    """Envoy's rule: the terminal router is last, and only there."""
+    if not filters or not isinstance(filters[-1].typed_config, b.Router):
+        where = f"{m.at('http_filters')}[{len(filters) - 1}]" if filters else m.at("http_filters")
+        what = f"the last filter, {filters[-1].name!r}, is not terminal: " if filters else ""
+        m.ctx.error(where, f"{what}http_filters must end with the router filter (typed_config @type {b.ROUTER_TYPE_URL!r})")
+    for index, flt in enumerate(filters[:-1]):
+        if isinstance(flt.typed_config, b.Router):
+            m.ctx.error(
+                f"{m.at('http_filters')}[{index}]",
+                f"the router filter {flt.name!r} is terminal and must be the last filter in the HTTP filter chain",
+            )
+
+
+def _typed_per_filter_config(ctx: _Ctx, m: _Msg) -> Mapping[str, Any]:
+    """A route's or virtual host's ``typed_per_filter_config``: per-filter overrides by filter name.
+
+    Only filters with a per-route config take one (the local rate limit);
+    every name is checked against the connection manager's ``http_filters``
+    once those are read (:func:`_check_per_filter_refs`).
+    """
+    raw = m.raw("typed_per_filter_config")
+    if raw is None:
+        return types.MappingProxyType({})
+    if not isinstance(raw, Mapping):
+        m.error("typed_per_filter_config", f"expected a mapping of HTTP filter names, got {_kind(raw)}")
+        return types.MappingProxyType({})
+    base = m.at("typed_per_filter_config")
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        path = _join(base, str(name))
+        if not isinstance(name, str) or not name:
+            ctx.error(path, "filter names must be non-empty strings")
+            continue
+        type_url = value.get("@type") if isinstance(value, Mapping) else None
+        if type_url in _HTTP_FILTER_CONFIGS and type_url not in _PER_ROUTE_FILTER_CONFIGS:
+            ctx.error(_join(path, "@type"), f"the filter {name} doesn't support virtual host or route specific configurations")
+            continue
+        config = _typed_config(ctx, path, value, _PER_ROUTE_FILTER_CONFIGS, "per-route filter config")
+        if config is not None:
+            out[name] = config
+            ctx.per_filter_refs.append((path, name, type(config)))
+    return types.MappingProxyType(out)
+
+
+def _check_per_filter_refs(ctx: _Ctx, refs: Sequence[tuple[str, str, type]], filters: Sequence[b.HttpFilter]) -> None:
+    """Each ``typed_per_filter_config`` name must be one of ``filters`` that takes that config.
+
+    Stricter than Envoy, which ignores an entry no filter uses: here a
+    misspelt name would silently leave the route without its override.
+    """
+    kinds = {f.name: type(f.typed_config) for f in filters}
+    for path, name, config_type in refs:
+        kind = kinds.get(name)
+        overrides = _PER_ROUTE_OVERRIDES[config_type]
+        if kind is None:
+            known = ", ".join(repr(n) for n, k in kinds.items() if k is overrides) or "none"
+            ctx.error(path, f"no HTTP filter named {name!r} in http_filters takes this per-route config (those that do: {known})")
+        elif kind is not overrides:
+            ctx.error(path, f"the filter {name} doesn't support virtual host or route specific configurations")
+
+
+# ------------------------------------------------------------------------------------------
+# The HTTP connection manager.
 
 
 def _hcm(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.HttpConnectionManager]:
@@ -1609,22 +1921,14 @@ def _hcm(ctx: _Ctx, path: str, raw: Mapping[str, Any]) -> Optional[b.HttpConnect
     )
     which = m.oneof("route_specifier", ("rds", "route_config", "scoped_routes"), required=True)
     route_config = None
+    refs_start = len(ctx.per_filter_refs)
     if which == "route_config":
         route_config = m.message("route_config", _route_configuration)
     filters_start = ctx.mark()
     filters = m.repeated("http_filters", _http_filter)
     if ctx.clean_since(filters_start):
-        if not filters or not isinstance(filters[-1].typed_config, b.Router):
-            m.error(
-                "http_filters",
-                f"must end with the router filter (typed_config @type {b.ROUTER_TYPE_URL!r})",
-            )
-        for index, flt in enumerate(filters[:-1]):
-            if isinstance(flt.typed_config, b.Router):
-                m.ctx.error(
-                    f"{m.at('http_filters')}[{index}]",
-                    "the router filter is terminal and must be the last filter in the HTTP filter chain",
-                )
+        _check_filter_chain(ctx, m, filters)
+        _check_per_filter_refs(ctx, ctx.per_filter_refs[refs_start:], filters)
     access_log = m.repeated("access_log", _access_log)
     use_remote = m.boolean("use_remote_address")
     xff = m.uint32("xff_num_trusted_hops")

@@ -29,6 +29,8 @@ __all__ = [
     "DEFAULT_BUFFER_LIMIT_BYTES",
     "DEFAULT_STATS_FLUSH_INTERVAL",
     "HCM_TYPE_URL",
+    "HEALTH_CHECK_FILTER_TYPE_URL",
+    "LOCAL_RATELIMIT_TYPE_URL",
     "RETRY_ON_GRPC_VALUES",
     "RETRY_ON_HTTP_VALUES",
     "RETRY_ON_VALUES",
@@ -53,6 +55,7 @@ __all__ = [
     "HeaderMatcher",
     "HeaderValueOption",
     "HealthCheck",
+    "HealthCheckFilterConfig",
     "Http1ProtocolOptions",
     "HttpHealthCheck",
     "HttpConnectionManager",
@@ -61,6 +64,7 @@ __all__ = [
     "InternalAddressConfig",
     "LbEndpoint",
     "LbPolicy",
+    "LocalRateLimit",
     "Listener",
     "LocalityLbEndpoints",
     "NetworkFilter",
@@ -72,6 +76,7 @@ __all__ = [
     "RetryBackOff",
     "RetryPolicy",
     "Route",
+    "RuntimeFractionalPercent",
     "RouteAction",
     "RouteConfiguration",
     "RouteMatch",
@@ -82,6 +87,7 @@ __all__ = [
     "StringMatcher",
     "TcpHealthCheck",
     "Thresholds",
+    "TokenBucket",
     "UpgradeConfig",
     "VirtualHost",
 ]
@@ -91,6 +97,10 @@ _PREFIX = "type.googleapis.com/"
 HCM_TYPE_URL = _PREFIX + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 #: ``@type`` of the ``envoy.filters.http.router`` filter's config.
 ROUTER_TYPE_URL = _PREFIX + "envoy.extensions.filters.http.router.v3.Router"
+#: ``@type`` of the ``envoy.filters.http.health_check`` filter's config.
+HEALTH_CHECK_FILTER_TYPE_URL = _PREFIX + "envoy.extensions.filters.http.health_check.v3.HealthCheck"
+#: ``@type`` of the ``envoy.filters.http.local_ratelimit`` filter's config (also per route).
+LOCAL_RATELIMIT_TYPE_URL = _PREFIX + "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
 #: ``@type`` of the file access logger.
 ACCESS_LOG_FILE_TYPE_URL = _PREFIX + "envoy.extensions.access_loggers.file.v3.FileAccessLog"
 #: ``@type`` of the standard-output access logger (a file access log on ``/dev/stdout``).
@@ -433,6 +443,8 @@ class Route:
     request_headers_to_remove: tuple[str, ...] = ()
     response_headers_to_add: tuple[HeaderValueOption, ...] = ()
     response_headers_to_remove: tuple[str, ...] = ()
+    #: Per-filter overrides by HTTP filter name (``LocalRateLimit`` configs).
+    typed_per_filter_config: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def route(self) -> Optional[RouteAction]:
@@ -457,6 +469,8 @@ class VirtualHost:
     ``domains`` as written: exact names, ``*.suffix`` / ``*suffix``,
     ``prefix*``, or ``*``; Envoy compares them case-insensitively.
     ``retry_policy`` applies to the routes that have none of their own.
+    ``typed_per_filter_config`` holds per-filter overrides by HTTP filter
+    name; a route's own entry for the same filter wins.
     """
 
     name: str
@@ -467,6 +481,7 @@ class VirtualHost:
     response_headers_to_add: tuple[HeaderValueOption, ...] = ()
     response_headers_to_remove: tuple[str, ...] = ()
     retry_policy: Optional[RetryPolicy] = None
+    typed_per_filter_config: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,11 +506,75 @@ class Router:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthCheckFilterConfig:
+    """``extensions.filters.http.health_check.v3.HealthCheck``: the health check filter.
+
+    A request every one of ``headers`` matches is a health check.  Without
+    ``pass_through_mode`` the filter answers it (200, or 503 while the
+    server fails health checks or one of ``cluster_min_healthy_percentages``
+    -- cluster name to the least percentage of available hosts -- is not
+    met); with it the request goes on upstream, and ``cache_time`` (seconds)
+    lets the filter answer with the last upstream status for that long.
+    """
+
+    pass_through_mode: bool
+    headers: tuple[HeaderMatcher, ...] = ()
+    cache_time: float = 0.0
+    cluster_min_healthy_percentages: Mapping[str, float] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenBucket:
+    """``type.v3.TokenBucket``: ``max_tokens``, refilled by ``tokens_per_fill`` every ``fill_interval`` seconds."""
+
+    max_tokens: int
+    fill_interval: float
+    tokens_per_fill: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeFractionalPercent:
+    """``core.v3.RuntimeFractionalPercent``: ``numerator`` out of ``denominator`` (100, 10000 or 1000000).
+
+    ``runtime_key`` is kept for the record: there is no runtime, so the
+    default value always applies (as in Envoy without a runtime layer).
+    """
+
+    numerator: int = 0
+    denominator: int = 100
+    runtime_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRateLimit:
+    """``extensions.filters.http.local_ratelimit.v3.LocalRateLimit`` (also a per-route override).
+
+    ``filter_enabled`` / ``filter_enforced`` unset mean 0 % (Envoy's
+    default).  ``status`` is the rate-limited answer's status (429 by
+    default; below 400 means 429).  ``enable_x_ratelimit_headers`` is the
+    ``DRAFT_VERSION_03`` choice.
+    """
+
+    stat_prefix: str
+    token_bucket: Optional[TokenBucket] = None
+    status: int = 429
+    filter_enabled: Optional[RuntimeFractionalPercent] = None
+    filter_enforced: Optional[RuntimeFractionalPercent] = None
+    request_headers_to_add_when_not_enforced: tuple[HeaderValueOption, ...] = ()
+    response_headers_to_add: tuple[HeaderValueOption, ...] = ()
+    local_rate_limit_per_downstream_connection: bool = False
+    enable_x_ratelimit_headers: bool = False
+    always_consume_default_token_bucket: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class HttpFilter:
-    """One entry of ``http_filters``: the router (always last) or one of the filters before it."""
+    """One entry of ``http_filters``: its name and its typed config (the router last)."""
 
     name: str
-    typed_config: Union[Router, Compressor, Buffer, HttpFault] = field(default_factory=Router)
+    typed_config: Union[Router, HealthCheckFilterConfig, LocalRateLimit, Compressor, Buffer, HttpFault] = field(
+        default_factory=Router
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ from typing import Any, Optional
 from pyevent_envoy.event.dispatcher import Dispatcher
 from pyevent_envoy.http.codec import CodecProtocolError, Http1Settings, ResponseEncoder
 from pyevent_envoy.http.codec import ServerConnectionImpl as Http1ServerCodec
-from pyevent_envoy.http.filter import FilterDataStatus, FilterHeadersStatus
+from pyevent_envoy.http.filter import FilterDataStatus, FilterHeadersStatus, ServerState
 from pyevent_envoy.http.header_map import HeaderMap
 from pyevent_envoy.http.stream_info import ResponseFlag, StreamInfo
 from pyevent_envoy.network.buffer import OwnedBuffer
@@ -118,6 +118,10 @@ class ConnectionManagerConfig:
     address), which ``x-forwarded-for`` gets instead of a loopback client's;
     by default :func:`~pyevent_envoy.network.utility.get_local_address`
     finds it (a system call: a server finds it once and passes it to each).
+    ``server_state`` is the server's
+    :class:`~pyevent_envoy.http.filter.ServerState`: while it fails health
+    checks, every response closes its connection (``connection: close``),
+    as Envoy's drain close does.
     """
 
     __slots__ = (
@@ -140,6 +144,7 @@ class ConnectionManagerConfig:
         "upgrade_map",
         "internal_networks",
         "local_address",
+        "server_state",
         "stats",
     )
 
@@ -165,6 +170,7 @@ class ConnectionManagerConfig:
         upgrade_configs: tuple = (),
         internal_address_config: Any = None,
         local_address: Optional[str] = None,
+        server_state: Optional[ServerState] = None,
     ) -> None:
         self.stat_prefix = stat_prefix
         self.route_table = route_table
@@ -192,6 +198,7 @@ class ConnectionManagerConfig:
             for r in (internal_address_config.cidr_ranges if internal_address_config is not None else ())
         )
         self.local_address = local_address if local_address is not None else get_local_address()
+        self.server_state = server_state if server_state is not None else ServerState()
         self.stats = None
 
 
@@ -304,6 +311,15 @@ class ActiveStream:
 
     # callbacks the filters use (besides the attributes dispatcher,
     # connection, config, cluster_manager and stats)
+
+    def connection_filter_state(self) -> dict:
+        """State filters keep for the downstream connection's lifetime (Envoy's connection-lifespan
+        ``FilterState``), by a key each filter chooses; made on first use."""
+        manager = self._manager
+        state = manager.filter_state
+        if state is None:
+            state = manager.filter_state = {}
+        return state
 
     def _refresh_idle_timer(self) -> None:
         # Only noted here; the connection's timer, when it fires, re-arms for
@@ -638,16 +654,20 @@ class ActiveStream:
         headers._set_trusted("date", _date.get())
         if config.server_name:
             headers._set_trusted("server", config.server_name)
-        if self._manager.draining or not self.request_complete:
-            # Draining, or a response that overtakes its request's body: the
-            # codec cannot find the next request after unread bytes.  Except
-            # a 101 that switches protocols: its request is a tunnel that
-            # ends with the connection anyway, and it keeps Connection: upgrade.
+        if self._manager.draining or not self.request_complete or config.server_state.health_check_failed:
+            # Draining (or failing health checks, which Envoy's drain manager
+            # treats as draining), or a response that overtakes its request's
+            # body: the codec cannot find the next request after unread bytes.
+            # Except a 101 that switches protocols: its request is a tunnel
+            # that ends with the connection anyway, and it keeps Connection: upgrade.
             if not (headers._get(":status") == "101" and "upgrade" in headers):
                 headers._set_trusted("connection", "close")
+                self._manager._close_after_response = True
+        info = self.stream_info
         status = headers._get(":status")
-        self.stream_info.response_code = int(status) if status and status.isdigit() else None
-        self._manager.stats.charge_response(self.stream_info.response_code)
+        info.response_code = int(status) if status and status.isdigit() else None
+        if not info.health_check:  # Envoy's chargeStats leaves health checks out
+            self._manager.stats.charge_response(info.response_code)
         self.stream_info.response_headers = headers
         self._refresh_idle_timer()
         self._encoder.encode_headers(headers, end_stream)
@@ -869,6 +889,7 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         "_rng",
         "_read_paused",
         "stats",
+        "filter_state",
     )
 
     def __init__(
@@ -891,6 +912,7 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         self._drain_deadline = _NEVER
         self._rng = rng
         self._read_paused = False
+        self.filter_state: Optional[dict] = None  # see ActiveStream.connection_filter_state
 
     def random(self) -> int:
         return self._rng.getrandbits(32)

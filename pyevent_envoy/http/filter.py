@@ -30,11 +30,62 @@ may first add a last frame the same way.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 from pyevent_envoy.http.header_map import HeaderMap
 
-__all__ = ["FilterDataStatus", "FilterHeadersStatus", "StreamDecoderFilter", "StreamEncoderFilter"]
+__all__ = [
+    "FilterDataStatus",
+    "FilterFactoryContext",
+    "FilterHeadersStatus",
+    "ServerState",
+    "StreamDecoderFilter",
+    "StreamEncoderFilter",
+]
+
+
+class ServerState:
+    """What the HTTP layer reads of the server's state, on any thread (Envoy's ``healthCheckFailed()``).
+
+    ``health_check_failed`` is set on the main thread (admin
+    ``/healthcheck/fail``, a drain before exiting) and read by workers: a
+    plain attribute, whose old or new value a reader sees.  While it is
+    set, the connection manager closes every connection after its response
+    (Envoy's drain close for ``DEFAULT`` listeners) and the health check
+    filter fails health checks.
+    """
+
+    __slots__ = ("health_check_failed",)
+
+    def __init__(self) -> None:
+        self.health_check_failed = False
+
+
+@dataclass
+class FilterFactoryContext:
+    """What an HTTP filter factory gets when the configuration is loaded (Envoy's ``FactoryContext``).
+
+    Built on the main thread for one connection manager; the factories it
+    makes run on the workers, once per stream (``factory(stream) -> filter``).
+
+    Attributes:
+        stat_prefix: the connection manager's ``stat_prefix`` (its stats
+            are ``http.<stat_prefix>.``).
+        route_config: the connection manager's
+            :class:`~pyevent_envoy.config.bootstrap.RouteConfiguration`
+            (per-route filter configs live there).
+        server_state: the server's :class:`ServerState`.
+        stats_store: where filters register their stats (``None``: kept,
+            shown nowhere).
+        local_cluster_name: the bootstrap's ``node.cluster``.
+    """
+
+    stat_prefix: str
+    route_config: Any = None
+    server_state: ServerState = field(default_factory=ServerState)
+    stats_store: Optional[Any] = None
+    local_cluster_name: str = ""
 
 
 class FilterHeadersStatus(enum.Enum):

@@ -28,6 +28,8 @@ class ResponseFlag(enum.Enum):
     UPSTREAM_RETRY_LIMIT_EXCEEDED = "URX"
     DELAY_INJECTED = "DI"
     FAULT_INJECTED = "FI"
+    FAILED_LOCAL_HEALTH_CHECK = "LH"
+    RATE_LIMITED = "RL"
 
 
 class StreamInfo:
@@ -54,6 +56,7 @@ class StreamInfo:
         "connection_id",
         "stream_id",
         "attempt_count",
+        "health_check",
     )
 
     def __init__(self, now: float, protocol: str, remote: Any) -> None:
@@ -79,6 +82,9 @@ class StreamInfo:
         self.connection_id = 0
         self.stream_id = ""
         self.attempt_count = 0
+        # A health check request (set by the health check filter): its response
+        # codes are not counted in the connection manager's and the cluster's stats.
+        self.health_check = False
 
     @property
     def duration(self) -> Optional[float]:

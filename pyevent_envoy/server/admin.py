@@ -133,7 +133,6 @@ class AdminHandler:
         self.started = time.monotonic()
         #: When the configuration was loaded (epoch seconds): ``/config_dump``'s ``last_updated``.
         self.loaded_at = time.time()
-        self.health_failed = False
 
     def state(self) -> str:
         if self.server.draining:
@@ -154,9 +153,9 @@ class AdminHandler:
 
     def _answer(self, path: str, query: str) -> Answer:
         if path == "/ready":
-            state = self.state()
-            ok = state == "LIVE" and not self.health_failed
-            return (200 if ok else 503), "text/plain", f"{state if not self.health_failed else 'HEALTH_CHECK_FAILED'}\n"
+            # Envoy 1.40 answers DRAINING (503) while it fails health checks, too.
+            state = "DRAINING" if self.server.server_state.health_check_failed else self.state()
+            return (200 if state == "LIVE" else 503), "text/plain", f"{state}\n"
         if path == "/server_info":
             info = {
                 "version": f"pyevent-envoy/{__version__}",
@@ -171,10 +170,10 @@ class AdminHandler:
             self.server.main.post(self.server.shutdown)
             return 200, "text/plain", "OK\n"
         if path == "/healthcheck/fail":
-            self.health_failed = True
+            self.server.server_state.health_check_failed = True
             return 200, "text/plain", "OK\n"
         if path == "/healthcheck/ok":
-            self.health_failed = False
+            self.server.server_state.health_check_failed = False
             return 200, "text/plain", "OK\n"
         if path == "/drain_listeners":
             self.server.main.post(lambda: self.server.drain(exit_when_drained=False))

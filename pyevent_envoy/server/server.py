@@ -38,11 +38,9 @@ from pyevent_envoy.errors import PyEventEnvoyError
 from pyevent_envoy.event.dispatcher import RunType
 from pyevent_envoy.event.dispatcher_impl import DispatcherImpl
 from pyevent_envoy.http.conn_manager_impl import ConnectionManagerConfig
-from pyevent_envoy.http.filters.buffer import BufferFilterConfig
-from pyevent_envoy.http.filters.compressor import CompressorFilterConfig
-from pyevent_envoy.http.filters.fault import FaultFilterConfig
+from pyevent_envoy.http.filter import FilterFactoryContext, ServerState
+from pyevent_envoy.http.filters import create_filter_factories
 from pyevent_envoy.http.router.config_impl import RouteTable
-from pyevent_envoy.http.router.router import RouterFilter
 from pyevent_envoy.network.address import Address
 from pyevent_envoy.network.listener_impl import create_listen_socket
 from pyevent_envoy.network.utility import get_local_address
@@ -93,30 +91,12 @@ def _access_logs(configs: Any, path: str) -> tuple:
     return tuple(logs)
 
 
-#: The filter config (the per-stream factory) of each HTTP filter model before the router.
-_HTTP_FILTER_CONFIGS: dict[type, Callable[[Any], Any]] = {
-    bootstrap_model.Compressor: CompressorFilterConfig,
-    bootstrap_model.Buffer: BufferFilterConfig,
-    bootstrap_model.HttpFault: FaultFilterConfig,
-}
-
-
-def _filter_factories(hcm: Any) -> tuple:
-    """The HCM's ``http_filters`` as per-stream factories, in order, the router last."""
-    factories = [_HTTP_FILTER_CONFIGS[type(f.typed_config)](f.typed_config) for f in hcm.http_filters[:-1]]
-    # Compressors decide together which one encodes (Envoy's per-stream registry).
-    compressors = tuple(f for f in factories if isinstance(f, CompressorFilterConfig))
-    for compressor in compressors:
-        compressor.chain = compressors
-    return (*factories, RouterFilter)
-
-
-def _hcm_config(hcm: Any, path: str, local_address: str) -> ConnectionManagerConfig:
+def _hcm_config(hcm: Any, path: str, context: FilterFactoryContext, local_address: str) -> ConnectionManagerConfig:
     return ConnectionManagerConfig(
         access_logs=_access_logs(hcm.access_log, f"{path}.access_log"),
         stat_prefix=hcm.stat_prefix,
         route_table=RouteTable(hcm.route_config),
-        filter_factories=_filter_factories(hcm),
+        filter_factories=create_filter_factories(hcm.http_filters, context),
         server_name=hcm.server_name,
         use_remote_address=hcm.use_remote_address,
         xff_num_trusted_hops=hcm.xff_num_trusted_hops,
@@ -132,6 +112,7 @@ def _hcm_config(hcm: Any, path: str, local_address: str) -> ConnectionManagerCon
         upgrade_configs=hcm.upgrade_configs,
         internal_address_config=hcm.internal_address_config,
         local_address=local_address,
+        server_state=context.server_state,
     )
 
 
@@ -168,6 +149,8 @@ class Server:
         self.handlers: list[Optional[ConnectionHandlerImpl]] = [None] * concurrency
         #: Every stat the admin shows: the workers' scopes and the main thread's sources.
         self.stats_store = StatsStore()
+        #: Whether the server fails health checks (admin ``/healthcheck/fail``, a drain before exiting).
+        self.server_state = ServerState()
         self.stats_store.add_source(self._server_stats)
         self._server_scope = self.stats_store.register("server.", ServerStats())
         self._flush_timer: Any = None
@@ -211,7 +194,16 @@ class Server:
             hcm = listener.filter_chains[0].filters[0].typed_config
             address = Address(listener.address.address, listener.address.port_value)
             hcm_path = f"static_resources.listeners[{index}].filter_chains[0].filters[0].typed_config"
-            plan = _ListenerPlan(listener.name, address, _hcm_config(hcm, hcm_path, self.local_address), listener.per_connection_buffer_limit_bytes)
+            context = FilterFactoryContext(
+                stat_prefix=hcm.stat_prefix,
+                route_config=hcm.route_config,
+                server_state=self.server_state,
+                stats_store=self.stats_store,
+                local_cluster_name=self.bootstrap.node.cluster,
+            )
+            plan = _ListenerPlan(
+                listener.name, address, _hcm_config(hcm, hcm_path, context, self.local_address), listener.per_connection_buffer_limit_bytes
+            )
             self._plans.append(plan)
 
     def _bind_listeners(self) -> None:
@@ -266,7 +258,8 @@ class Server:
         # server.uptime is live here; Envoy refreshes it at each stats flush (every 5 s).
         return [
             Stat("server.concurrency", GAUGE, self.concurrency, True),
-            Stat("server.live", GAUGE, 0 if self._draining else 1, True),
+            # Envoy's server.live: 0 once the server fails health checks.
+            Stat("server.live", GAUGE, 0 if self._draining or self.server_state.health_check_failed else 1, True),
             Stat("server.uptime", GAUGE, int(time.monotonic() - self._started_at), True),
         ]
 
@@ -346,6 +339,10 @@ class Server:
             self._drain_deadline = time.monotonic() + self.drain_time_s
             self._drain_timer = self.main.create_timer(self._check_drained)
             self._drain_timer.enable_timer(DRAIN_POLL_INTERVAL)
+        if exit_when_drained:
+            # Going away: fail health checks so that load balancers stop sending (Envoy's
+            # /drain_listeners keeps passing them, and so does drain(exit_when_drained=False)).
+            self.server_state.health_check_failed = True
         if self._draining:
             return
         self._draining = True

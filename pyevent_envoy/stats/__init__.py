@@ -26,7 +26,7 @@ from pyevent_envoy.stats.scopes import (
     StatsScope,
     WorkerListenerStats,
 )
-from pyevent_envoy.stats.store import COUNTER, GAUGE, Stat, StatsStore, listener_stat_prefix
+from pyevent_envoy.stats.store import COUNTER, GAUGE, PerThreadScopes, Stat, StatsStore, listener_stat_prefix
 
 __all__ = [
     "COUNTER",
@@ -38,6 +38,7 @@ __all__ = [
     "ListenerStats",
     "MainThreadStats",
     "ParentHistogram",
+    "PerThreadScopes",
     "ServerStats",
     "Stat",
     "StatsQueryError",

@@ -30,12 +30,12 @@ Threading contract:
 from __future__ import annotations
 
 import threading
-from typing import Callable, Iterable, NamedTuple, Optional
+from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 from pyevent_envoy.stats.histogram import HistogramRecorder, ParentHistogram
 from pyevent_envoy.stats.scopes import COUNTER, GAUGE, StatsScope
 
-__all__ = ["COUNTER", "GAUGE", "Stat", "StatsStore", "listener_stat_prefix"]
+__all__ = ["COUNTER", "GAUGE", "PerThreadScopes", "Stat", "StatsStore", "listener_stat_prefix"]
 
 
 class Stat(NamedTuple):
@@ -220,3 +220,40 @@ class StatsStore:
         """
         names = {prefix + name for prefix, group in self._registry() for scope in group for name, _ in scope.histograms()}
         return [self._histograms.get(name) or ParentHistogram(name) for name in sorted(names)]
+
+
+class PerThreadScopes:
+    """One :class:`StatsScope` per thread under one prefix, for stats of an object every worker shares.
+
+    An HTTP filter's configuration is shared by the workers, but a scope
+    has one writer (see :mod:`pyevent_envoy.stats.scopes`): :meth:`get`
+    returns the calling thread's scope, made and registered on its first
+    call there.  A scope registered at creation, never written, makes the
+    stats show (as zeros) before any thread counted, as Envoy shows them
+    once the configuration is loaded.
+
+    Args:
+        store: where the scopes are shown; ``None`` keeps them unshown.
+        prefix: the stat prefix, ending in ``.``.
+        make_scope: builds an empty scope.
+    """
+
+    __slots__ = ("_store", "_prefix", "_make_scope", "_local")
+
+    def __init__(self, store: Optional[StatsStore], prefix: str, make_scope: Callable[[], StatsScope]) -> None:
+        self._store = store
+        self._prefix = prefix
+        self._make_scope = make_scope
+        self._local = threading.local()
+        if store is not None:
+            store.register(prefix, make_scope())
+
+    def get(self) -> Any:
+        """The calling thread's scope (write it from this thread only)."""
+        scope = getattr(self._local, "scope", None)
+        if scope is None:
+            scope = self._local.scope = self._make_scope()
+            if self._store is not None:
+                self._store.register(self._prefix, scope)
+        return scope
+

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 
+import filter_body_cases
 import health_check_cases
 import http_filter_cases
 import outlier_detection_cases
@@ -536,6 +537,7 @@ for _prefix, _cases in (
     ("health-check", health_check_cases),
     ("outlier-detection", outlier_detection_cases),
     ("http-filter", http_filter_cases),
+    ("filter-body", filter_body_cases),
 ):
     VALID.update({f"{_prefix}-{name}": case for name, case in _cases.VALID.items()})
     INVALID.update({f"{_prefix}-{name}": case for name, case in _cases.INVALID.items()})

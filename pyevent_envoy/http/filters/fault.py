@@ -34,7 +34,7 @@ from typing import Any, Iterator, Optional
 from pyevent_envoy.http.filter import FilterDataStatus, FilterHeadersStatus, StreamDecoderFilter
 from pyevent_envoy.http.filters import worker_stats
 from pyevent_envoy.http.header_map import HeaderMap
-from pyevent_envoy.http.router.config_impl import _compile_header_matcher
+from pyevent_envoy.http.router.config_impl import compile_header_matcher
 from pyevent_envoy.http.stream_info import ResponseFlag
 from pyevent_envoy.stats import StatsScope
 from pyevent_envoy.stats.scopes import COUNTER, GAUGE
@@ -105,7 +105,7 @@ class FaultFilterConfig:
         self.delay_percentage: Optional[tuple[int, int]] = delay.percentage if delay is not None else None
         self.upstream_cluster: str = model.upstream_cluster
         self.downstream_nodes = frozenset(model.downstream_nodes)
-        self.header_matchers = tuple(_compile_header_matcher(hm) for hm in model.headers)
+        self.header_matchers = tuple(compile_header_matcher(hm) for hm in model.headers)
         self.max_active_faults: Optional[int] = model.max_active_faults
         self.downstream_cluster_stats = not model.disable_downstream_cluster_stats
         # Every worker's scope: active_faults is one gauge over all workers,

@@ -141,6 +141,7 @@ __all__ = [
     "HeaderParser",
     "RouteEntry",
     "RouteTable",
+    "compile_header_matcher",
     "effective_per_try_timeout",
     "expected_timeout",
     "whole_ms",
@@ -496,7 +497,7 @@ def _compile_string_matcher(sm: StringMatcher) -> Callable[[str], bool]:
     return lambda v: target in v
 
 
-def _compile_header_matcher(hm: HeaderMatcher) -> Callable[[HeaderMap], bool]:
+def compile_header_matcher(hm: HeaderMatcher) -> Callable[[HeaderMap], bool]:
     """``HeaderUtility::HeaderData::matchesHeaders`` as a closure on a request map."""
     name = hm.name.lower()
     if name in ("host", ":authority"):
@@ -663,7 +664,7 @@ class RouteEntry:
             s(self, "_match", match.safe_regex.pattern.fullmatch)
         else:
             raise ValueError(f"route {route.name!r} has no path specifier")
-        s(self, "_header_matchers", tuple(_compile_header_matcher(h) for h in match.headers))
+        s(self, "_header_matchers", tuple(compile_header_matcher(h) for h in match.headers))
 
         action = route.action
         s(self, "cluster", None)
@@ -689,7 +690,7 @@ class RouteEntry:
             s(self, "timeout", action.timeout)
             policy = action.retry_policy or virtual_host.retry_policy
             if policy is not None:
-                s(self, "retry_policy", RetryPolicyImpl.from_config(policy, _compile_header_matcher))
+                s(self, "retry_policy", RetryPolicyImpl.from_config(policy, compile_header_matcher))
                 s(self, "per_try_timeout", policy.per_try_timeout)
             expected = expected_timeout(action.timeout, self.per_try_timeout)
             if expected:

@@ -492,7 +492,7 @@ class RouterFilter(StreamDecoderFilter):
         host = tlc.choose_host()
         if host is None:
             tlc.stats.upstream_cx_none_healthy += 1
-            tlc.stats.charge_response(503)
+            self._charge_cluster(503, tlc.stats)
             self._abort(503, "no healthy upstream", "no_healthy_upstream", ResponseFlag.NO_HEALTHY_UPSTREAM)
             return
         self.stream.stream_info.upstream_host = host
@@ -579,7 +579,7 @@ class RouterFilter(StreamDecoderFilter):
         upstream.cancel()
         if self._maybe_retry_reset(StreamResetReason.LOCAL_RESET, upstream) is RetryStatus.YES:
             return
-        self._cluster.stats.charge_response(self._timeout_code)
+        self._charge_cluster(self._timeout_code)
         upstream.charge_host(self._timeout_code)
         self._abort_on_timeout("upstream_per_try_timeout")
 
@@ -626,7 +626,7 @@ class RouterFilter(StreamDecoderFilter):
         self.stream.stream_info.upstream_transport_failure_reason = transport_failure_reason
         if self._maybe_retry_reset(reason, upstream) is RetryStatus.YES:
             return
-        self._cluster.stats.charge_response(503)
+        self._charge_cluster(503)
         upstream.charge_host(503)
         retried = _RETRIED if self._is_retry else ""
         flag = ResponseFlag.UPSTREAM_OVERFLOW if reason is PoolFailureReason.OVERFLOW else ResponseFlag.UPSTREAM_CONNECTION_FAILURE
@@ -664,7 +664,8 @@ class RouterFilter(StreamDecoderFilter):
                 return
             self._retry_flag(decision)
             self._set_retry_state(None)
-        stats.charge_response(code)  # Envoy's chargeUpstreamCode: only for a response that goes on
+        if not self.stream.stream_info.health_check:
+            stats.charge_response(code)  # Envoy's chargeUpstreamCode: only for a response that goes on
         upstream.charge_host(code)
         self._downstream_started = True
         if self._per_try_timer is not None:
@@ -779,7 +780,7 @@ class RouterFilter(StreamDecoderFilter):
             return
         retried = _RETRIED if self._is_retry else ""
         upstream.charge_host(code)
-        self._cluster.stats.charge_response(code)
+        self._charge_cluster(code)
         self._abort(code, _RESET_BODY.format(retried, _RESET_REASON_TEXT[reason]), _reset_details(reason, "", False), flag)
 
     def _record_outcome(self, upstream: UpstreamRequest, code: int) -> None:
@@ -802,7 +803,7 @@ class RouterFilter(StreamDecoderFilter):
             # counts (none does while a retry waits for its back-off).
             self._cluster.stats.upstream_rq_timeout += 1
             self._record_outcome(upstream, 504)
-            self._cluster.stats.charge_response(self._timeout_code)
+            self._charge_cluster(self._timeout_code)
             upstream.charge_host(self._timeout_code, timeout=True)
         if upstream is not None:
             upstream.cancel()
@@ -833,11 +834,17 @@ class RouterFilter(StreamDecoderFilter):
         """The upstream response ended (Envoy's ``onUpstreamComplete``): the route timeout is
         over, and ``upstream_rq_time`` records the time since the request ended, when it did."""
         self._finish_timer()
-        if self._request_complete_time is not None:
+        if self._request_complete_time is not None and not self.stream.stream_info.health_check:
             elapsed = self.stream.dispatcher.approximate_monotonic_time() - self._request_complete_time
             # Envoy's isEnvoyInternalRequest: the request (as forwarded) says x-envoy-internal: true.
             internal = self._headers._get("x-envoy-internal") == "true"
             self._cluster.stats.charge_response_timing(elapsed, internal)
+
+    def _charge_cluster(self, code: int, stats: Any = None) -> None:
+        """Count the response ``code`` the router made in the cluster's stats (Envoy's
+        ``chargeUpstreamCode``), except for a health check, which Envoy leaves out."""
+        if not self.stream.stream_info.health_check:
+            (stats if stats is not None else self._cluster.stats).charge_response(code)
 
     def _finish_timer(self) -> None:
         if self._timeout:

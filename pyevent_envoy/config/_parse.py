@@ -2467,25 +2467,15 @@ _OUTLIER_REFUSED = {
     name: f"OutlierDetection.{name} is not supported by pyevent-envoy ({why})"
     for names, why in (
         (
-            ("enforcing_success_rate", "success_rate_minimum_hosts", "success_rate_request_volume",
-             "success_rate_stdev_factor"),
-            "success-rate ejection is not implemented",
-        ),
-        (
-            ("failure_percentage_threshold", "enforcing_failure_percentage",
-             "enforcing_failure_percentage_local_origin", "failure_percentage_minimum_hosts",
-             "failure_percentage_request_volume"),
-            "failure-percentage ejection is not implemented",
-        ),
-        (
             ("split_external_local_origin_errors", "consecutive_local_origin_failure",
-             "enforcing_consecutive_local_origin_failure", "enforcing_local_origin_success_rate"),
+             "enforcing_consecutive_local_origin_failure", "enforcing_local_origin_success_rate",
+             "enforcing_failure_percentage_local_origin"),
             "local-origin errors are counted as 503 and 504 responses, as Envoy does without the split",
         ),
         (
             ("max_ejection_time_jitter", "successful_active_health_check_uneject_host", "monitors",
              "always_eject_one_host", "detect_degraded_hosts"),
-            "only the consecutive-error ejections are supported",
+            "only the consecutive-error, success-rate and failure-percentage ejections are supported",
         ),
     )
     for name in names
@@ -2509,6 +2499,14 @@ def _outlier_detection(ctx: _Ctx, path: str, raw: Any) -> Optional[b.OutlierDete
             "max_ejection_percent",
             "enforcing_consecutive_5xx",
             "enforcing_consecutive_gateway_failure",
+            "enforcing_success_rate",
+            "success_rate_minimum_hosts",
+            "success_rate_request_volume",
+            "success_rate_stdev_factor",
+            "failure_percentage_threshold",
+            "enforcing_failure_percentage",
+            "failure_percentage_minimum_hosts",
+            "failure_percentage_request_volume",
         },
         notes=_OUTLIER_REFUSED,
     )
@@ -2526,6 +2524,22 @@ def _outlier_detection(ctx: _Ctx, path: str, raw: Any) -> Optional[b.OutlierDete
         enforcing_consecutive_5xx=m.uint32("enforcing_consecutive_5xx", defaults.enforcing_consecutive_5xx, **percent),
         enforcing_consecutive_gateway_failure=m.uint32(
             "enforcing_consecutive_gateway_failure", defaults.enforcing_consecutive_gateway_failure, **percent
+        ),
+        enforcing_success_rate=m.uint32("enforcing_success_rate", defaults.enforcing_success_rate, **percent),
+        success_rate_minimum_hosts=m.uint32("success_rate_minimum_hosts", defaults.success_rate_minimum_hosts),
+        success_rate_request_volume=m.uint32("success_rate_request_volume", defaults.success_rate_request_volume),
+        success_rate_stdev_factor=m.uint32("success_rate_stdev_factor", defaults.success_rate_stdev_factor),
+        failure_percentage_threshold=m.uint32(
+            "failure_percentage_threshold", defaults.failure_percentage_threshold, **percent
+        ),
+        enforcing_failure_percentage=m.uint32(
+            "enforcing_failure_percentage", defaults.enforcing_failure_percentage, **percent
+        ),
+        failure_percentage_minimum_hosts=m.uint32(
+            "failure_percentage_minimum_hosts", defaults.failure_percentage_minimum_hosts
+        ),
+        failure_percentage_request_volume=m.uint32(
+            "failure_percentage_request_volume", defaults.failure_percentage_request_volume
         ),
     )
     if not ctx.clean_since(mark):

@@ -785,7 +785,7 @@ class HealthCheck:
 
 @dataclass(frozen=True, slots=True)
 class OutlierDetection:
-    """``cluster.v3.OutlierDetection``: the consecutive-error ejections, with Envoy's defaults.
+    """``cluster.v3.OutlierDetection``: consecutive-error, success-rate and failure-percentage ejections, with Envoy's defaults.
 
     Durations are float seconds; the ``enforcing_*`` fields and
     ``max_ejection_percent`` are percentages.
@@ -799,6 +799,15 @@ class OutlierDetection:
     max_ejection_percent: int = 10
     enforcing_consecutive_5xx: int = 100
     enforcing_consecutive_gateway_failure: int = 0
+    enforcing_success_rate: int = 100
+    success_rate_minimum_hosts: int = 5
+    success_rate_request_volume: int = 100
+    #: The stdev multiplier times 1000 (1900 means 1.9).
+    success_rate_stdev_factor: int = 1900
+    failure_percentage_threshold: int = 85
+    enforcing_failure_percentage: int = 0
+    failure_percentage_minimum_hosts: int = 5
+    failure_percentage_request_volume: int = 50
 
 
 @dataclass(frozen=True, slots=True)

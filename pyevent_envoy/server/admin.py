@@ -216,6 +216,7 @@ class AdminHandler:
             config = bootstrap.cluster(name)
             high = config.circuit_breakers.for_priority(RoutingPriority.HIGH) if config is not None else None
             hosts = tuple(cluster.host_set.hosts)
+            detector = getattr(cluster, "outlier_detector", None)
             statuses.append(
                 ClusterStatus(
                     name=name,
@@ -223,6 +224,12 @@ class AdminHandler:
                     high_thresholds=_thresholds(high),
                     hosts=hosts,
                     health={host: health_flags(cluster, host) for host in hosts},
+                    success_rates=dict(detector.success_rates) if detector is not None else {},
+                    outlier=(
+                        (detector.success_rate_average, detector.success_rate_ejection_threshold)
+                        if detector is not None
+                        else None
+                    ),
                 )
             )
 

@@ -11,6 +11,7 @@ import ctypes
 import html
 import json
 import os
+import re
 from typing import Any, Iterable, Mapping, NamedTuple, Optional
 
 from pyevent_envoy.network.address import Address
@@ -167,6 +168,10 @@ class ClusterStatus(NamedTuple):
             pyevent-envoy sends no high-priority requests).
         hosts: the cluster's hosts, in order.
         health: each host's :func:`health_flags`.
+        success_rates: the outlier detector's success rate of each host over
+            its last interval, for the hosts that have one (the others show -1).
+        outlier: ``(success_rate_average, success_rate_ejection_threshold)``
+            of the cluster's outlier detector (-1: none), or None without one.
     """
 
     name: str
@@ -174,6 +179,8 @@ class ClusterStatus(NamedTuple):
     high_thresholds: CircuitBreakerThresholds
     hosts: tuple[HostImpl, ...]
     health: Mapping[HostImpl, frozenset[str]]
+    success_rates: Mapping[HostImpl, float] = {}
+    outlier: Optional[tuple[float, float]] = None
 
 
 _THRESHOLDS = ("max_connections", "max_pending_requests", "max_requests", "max_retries")
@@ -188,6 +195,14 @@ def render_clusters_text(clusters: Iterable[ClusterStatus], host_stats: Mapping[
     for cluster in clusters:
         name = cluster.name
         lines.append(f"{name}::observability_name::{name}")
+        if cluster.outlier is not None:
+            average, threshold = cluster.outlier
+            lines += [
+                f"{name}::outlier::success_rate_average::{_fmt_g(average)}",
+                f"{name}::outlier::success_rate_ejection_threshold::{_fmt_g(threshold)}",
+                f"{name}::outlier::local_origin_success_rate_average::-1",
+                f"{name}::outlier::local_origin_success_rate_ejection_threshold::-1",
+            ]
         for priority, thresholds in (("default_priority", cluster.default_thresholds), ("high_priority", cluster.high_thresholds)):
             lines.extend(f"{name}::{priority}::{field}::{getattr(thresholds, field)}" for field in _THRESHOLDS)
         lines.append(f"{name}::added_via_api::false")
@@ -204,10 +219,45 @@ def render_clusters_text(clusters: Iterable[ClusterStatus], host_stats: Mapping[
                 f"{prefix}sub_zone::",
                 f"{prefix}canary::false",
                 f"{prefix}priority::0",
-                f"{prefix}success_rate::-1",
+                f"{prefix}success_rate::{_fmt_double(cluster.success_rates.get(host, -1.0))}",
                 f"{prefix}local_origin_success_rate::-1",
             ]
     return "".join(line + "\n" for line in lines)
+
+
+def _fmt_double(value: float) -> str:
+    """A double as Envoy's ``fmt::format("{}")`` writes it: shortest round trip, no ``.0``."""
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _fmt_g(value: float) -> str:
+    """A double as Envoy's ``fmt::format("{:g}")`` writes it: six significant digits."""
+    return f"{value:g}"
+
+
+#: Stands in a JSON string for a number written by :func:`_proto_double` (the
+#: json module writes floats only as Python's shortest repr).  A private-use
+#: character, escaped by ``json.dumps``, so no configured name can contain it.
+_DOUBLE_MARK = "\ue000double:"
+_DOUBLE_MARK_RE = re.compile(r'"\\ue000double:([-+.0-9e]+)"')
+
+
+def _proto_double(value: float) -> str:
+    """A double as protobuf's JSON printer writes it: 15 significant digits, 17 when 15 do not round-trip."""
+    text = f"{value:.15g}"
+    return text if float(text) == value else f"{value:.17g}"
+
+
+def _percent_json(value: float) -> dict:
+    """An ``envoy.type.v3.Percent`` in proto JSON (zero left out); render with :func:`_to_json_with_doubles`."""
+    if not value:
+        return {}
+    return {"value": _DOUBLE_MARK + _proto_double(value)}
+
+
+def _to_json_with_doubles(value: Any) -> str:
+    """:func:`to_json`, with the marked doubles written as protobuf writes them."""
+    return _DOUBLE_MARK_RE.sub(r"\1", to_json(value))
 
 
 def _socket_address(address: Address) -> dict:
@@ -242,13 +292,18 @@ def render_clusters_json(clusters: Iterable[ClusterStatus], host_stats: Mapping[
                 "stats": [_stat_json(name, getattr(stats, name), False) for name in sorted(HostStats.COUNTERS)]
                 + [_stat_json(name, getattr(stats, name), True) for name in sorted(HostStats.GAUGES)],
                 "health_status": _health_json(cluster.health.get(host, frozenset())),
-                "weight": host.weight,
             }
+            success_rate = cluster.success_rates.get(host)
+            if success_rate is not None:
+                entry["success_rate"] = _percent_json(success_rate)
+            entry["weight"] = host.weight
             if host.hostname:
                 entry["hostname"] = host.hostname
             entry["locality"] = {}
             hosts.append(entry)
         status: dict[str, Any] = {"name": cluster.name}
+        if cluster.outlier is not None and cluster.outlier[1] > 0:
+            status["success_rate_ejection_threshold"] = _percent_json(cluster.outlier[1])
         if hosts:
             status["host_statuses"] = hosts
         status["circuit_breakers"] = {
@@ -259,7 +314,7 @@ def render_clusters_json(clusters: Iterable[ClusterStatus], host_stats: Mapping[
         }
         status["observability_name"] = cluster.name
         statuses.append(status)
-    return to_json({"cluster_statuses": statuses} if statuses else {})
+    return _to_json_with_doubles({"cluster_statuses": statuses} if statuses else {})
 
 
 # -- listeners -------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from pyevent_envoy.upstream.host import HostStats as HostStats
 from pyevent_envoy.upstream.host import HostStatsMap as HostStatsMap
 from pyevent_envoy.upstream.host import LogicalHost as LogicalHost
 from pyevent_envoy.upstream.host import health_flags_to_string as health_flags_to_string
+from pyevent_envoy.upstream.load_balancer import DegradedSplitLoadBalancer as DegradedSplitLoadBalancer
 from pyevent_envoy.upstream.load_balancer import LbPolicy as LbPolicy
 from pyevent_envoy.upstream.load_balancer import LeastRequestLoadBalancer as LeastRequestLoadBalancer
 from pyevent_envoy.upstream.load_balancer import LoadBalancer as LoadBalancer
@@ -73,6 +74,7 @@ __all__ = [
     "ClusterInfo",
     "ClusterManagerImpl",
     "ClusterSnapshot",
+    "DegradedSplitLoadBalancer",
     "DiscoveryType",
     "DnsLookupFamily",
     "DnsResolverImpl",

@@ -433,7 +433,7 @@ class ClusterImplBase(Cluster):
         self._host_set = host_set
         stats = self._stats
         prefix = self._prefix
-        degraded = sum(1 for host in host_set.healthy_hosts if host.health_flags & HealthFlag.DEGRADED_ACTIVE_HC)
+        degraded = len(host_set.degraded_hosts)
         stats[prefix + "membership_total"] = len(host_set.hosts)
         stats[prefix + "membership_healthy"] = len(host_set.healthy_hosts) - degraded
         stats[prefix + "membership_degraded"] = degraded

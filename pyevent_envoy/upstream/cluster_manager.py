@@ -53,7 +53,7 @@ from pyevent_envoy.upstream.cluster import (
 )
 from pyevent_envoy.upstream.dns import DEFAULT_RESOLVER_THREADS, DnsResolverImpl, ResolveFn
 from pyevent_envoy.upstream.health_checker import create_health_checker
-from pyevent_envoy.upstream.outlier_detection import OutlierDetectorImpl, OutlierMonitors
+from pyevent_envoy.upstream.outlier_detection import OutlierDetectorImpl, OutlierMonitors, RequestCounts
 from pyevent_envoy.upstream.host import HostImpl, HostSet, HostStats, HostStatsMap
 from pyevent_envoy.upstream.load_balancer import LoadBalancer, create_load_balancer
 
@@ -455,7 +455,12 @@ class ClusterManagerImpl:
             )
         if info.outlier_detection is not None:
             cluster.set_outlier_detector(  # type: ignore[attr-defined]
-                OutlierDetectorImpl(cluster, info.outlier_detection, self._dispatcher)
+                OutlierDetectorImpl(
+                    cluster,
+                    info.outlier_detection,
+                    self._dispatcher,
+                    collect_request_counts=lambda on_done: self.collect_outlier_request_counts(info.name, on_done),
+                )
             )
         cluster.initialize(lambda: self._on_cluster_init(entry))
         return cluster
@@ -513,32 +518,72 @@ class ClusterManagerImpl:
         :meth:`shutdown`, ``on_done({})`` is posted.
         """
         self._assert_main()
-        if not self._can_push():
-            self._dispatcher.post(lambda: on_done({}))
-            return
-        lock = threading.Lock()
-        copies: list[tuple[HostImpl, HostStats]] = []
 
-        def copy_own(tlcm: ThreadLocalClusterManager | None) -> None:
-            if tlcm is None:
-                return
+        def copy_own(tlcm: ThreadLocalClusterManager) -> list[tuple[HostImpl, HostStats]]:
             mine = []
             for name in tlcm.names():
                 for host, stats in tlcm.get(name).host_stats.items():
                     copy = HostStats()
                     copy.add(stats)
                     mine.append((host, copy))
-            with lock:
-                copies.extend(mine)
+            return mine
 
-        def sum_copies() -> None:
+        def sum_copies(copies: list[tuple[HostImpl, HostStats]]) -> None:
             totals: dict[HostImpl, HostStats] = {}
-            with lock:
-                for host, stats in copies:
-                    totals.setdefault(host, HostStats()).add(stats)
+            for host, stats in copies:
+                totals.setdefault(host, HostStats()).add(stats)
             on_done(totals)
 
-        self._slot.run_on_all_threads(copy_own, sum_copies)
+        self._gather_from_threads(copy_own, sum_copies)
+
+    def collect_outlier_request_counts(self, cluster_name: str, on_done: Callable[[RequestCounts], None]) -> None:
+        """Take and sum every thread's outlier request counts of one cluster; ``on_done(counts)`` on the main thread.
+
+        Each thread hands over (and restarts) its own counts in a callback
+        posted to it (:meth:`OutlierMonitors.take_request_counts`); the
+        detector calls this at each interval.  Main thread only; after
+        :meth:`shutdown`, ``on_done({})`` is posted.
+        """
+        self._assert_main()
+
+        def take_own(tlcm: ThreadLocalClusterManager) -> list[tuple[HostImpl, int, int]]:
+            cluster = tlcm.get(cluster_name)
+            if cluster is None or cluster.outlier is None:
+                return []
+            return cluster.outlier.take_request_counts()
+
+        def sum_counts(taken: list[tuple[HostImpl, int, int]]) -> None:
+            counts: RequestCounts = {}
+            for host, successes, total in taken:
+                before = counts.get(host, (0, 0))
+                counts[host] = (before[0] + successes, before[1] + total)
+            on_done(counts)
+
+        self._gather_from_threads(take_own, sum_counts)
+
+    def _gather_from_threads(
+        self, take: Callable[[ThreadLocalClusterManager], list], on_done: Callable[[list], None]
+    ) -> None:
+        """Run ``take(tlcm)`` on every thread (a post to each), then ``on_done(all items)`` on the main thread."""
+        if not self._can_push():
+            self._dispatcher.post(lambda: on_done([]))
+            return
+        lock = threading.Lock()
+        items: list = []
+
+        def take_own(tlcm: ThreadLocalClusterManager | None) -> None:
+            if tlcm is None:
+                return
+            mine = take(tlcm)
+            with lock:
+                items.extend(mine)
+
+        def finish() -> None:
+            with lock:
+                gathered = list(items)
+            on_done(gathered)
+
+        self._slot.run_on_all_threads(take_own, finish)
 
     # any registered thread
 

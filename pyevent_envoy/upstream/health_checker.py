@@ -26,9 +26,8 @@ The rules, as Envoy 1.40 applies them (``health_checker_base_impl.cc``):
 - A failing HTTP answer with ``x-envoy-immediate-health-check-fail`` also
   raises ``EXCLUDED_VIA_IMMEDIATE_HC_FAIL``; a passing one with
   ``x-envoy-degraded`` raises ``DEGRADED_ACTIVE_HC`` (counted in the
-  ``degraded`` gauge; the load balancers here treat a degraded host as
-  healthy, where Envoy sends it only the share of traffic the healthy hosts
-  cannot take).
+  ``degraded`` gauge; load balancers send it only the share of traffic the
+  healthy hosts cannot take, see :class:`~pyevent_envoy.upstream.HostSet`).
 - The next check is due after: ``no_traffic_interval`` (default 60 s;
   ``no_traffic_healthy_interval`` for a healthy host when set) as long as
   the cluster has never opened an upstream connection for traffic (Envoy's

@@ -37,6 +37,9 @@ __all__ = ["HealthFlag", "HostImpl", "HostSet", "HostStats", "HostStatsMap", "Lo
 #: Envoy's default ``healthy_panic_threshold``: below this share of healthy
 #: hosts, load balancers use every host instead of only the healthy ones.
 HEALTHY_PANIC_THRESHOLD = 0.5
+#: Envoy's default overprovisioning factor (percent): a host set whose
+#: healthy hosts are 1/1.4 of its hosts or more takes the whole load.
+OVERPROVISIONING_FACTOR = 140
 
 
 class HealthFlag(enum.IntFlag):
@@ -174,12 +177,22 @@ class HostSet:
 
     Attributes:
         hosts: every host, in configuration and resolution order.
-        healthy_hosts: the hosts that may take traffic; every host when not
-            given.  Clusters build it from the hosts' health flags
-            (:meth:`from_hosts`).
-        hosts_to_use: what load balancers pick from: ``healthy_hosts``, or
-            every host when fewer than half are healthy (Envoy's panic mode,
+        healthy_hosts: the hosts that may take traffic, degraded ones
+            included; every host when not given.  Clusters build it from the
+            hosts' health flags (:meth:`from_hosts`).
+        degraded_hosts: the hosts of ``healthy_hosts`` flagged
+            ``DEGRADED_ACTIVE_HC``.
+        hosts_to_use: what load balancers pick from for the healthy share of
+            the load: ``healthy_hosts`` less the degraded ones, or every host
+            when fewer than half are healthy or degraded (Envoy's panic mode,
             default ``healthy_panic_threshold`` 50 %).
+        degraded_hosts_to_use: what they pick from for the rest of the load
+            (``degraded_hosts``; none in panic).
+        healthy_load: the percentage of picks that go to ``hosts_to_use``
+            (Envoy's healthy priority load for one priority: the healthy
+            hosts' share of the hosts not excluded times the
+            overprovisioning factor 1.4, capped at 100, the rest to the
+            degraded hosts); 100 without degraded hosts and in panic.
         excluded_hosts: hosts left out of the panic threshold's count (flagged
             ``EXCLUDED_VIA_IMMEDIATE_HC_FAIL``).  As in Envoy, the threshold
             compares the healthy hosts with the hosts not excluded (no such
@@ -191,7 +204,10 @@ class HostSet:
     hosts: tuple[HostImpl, ...] = ()
     healthy_hosts: tuple[HostImpl, ...] | None = None
     excluded_hosts: tuple[HostImpl, ...] = ()
+    degraded_hosts: tuple[HostImpl, ...] = ()
     hosts_to_use: tuple[HostImpl, ...] = dataclasses.field(init=False, compare=False, repr=False)
+    degraded_hosts_to_use: tuple[HostImpl, ...] = dataclasses.field(init=False, compare=False, repr=False)
+    healthy_load: int = dataclasses.field(init=False, compare=False, repr=False)
     in_panic: bool = dataclasses.field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -200,19 +216,33 @@ class HostSet:
         healthy = hosts if self.healthy_hosts is None else tuple(self.healthy_hosts)
         object.__setattr__(self, "healthy_hosts", healthy)
         object.__setattr__(self, "excluded_hosts", tuple(self.excluded_hosts))
+        degraded = tuple(self.degraded_hosts)
+        object.__setattr__(self, "degraded_hosts", degraded)
         counted = len(hosts) - len(self.excluded_hosts)
         in_panic = bool(hosts) and (counted <= 0 or len(healthy) < HEALTHY_PANIC_THRESHOLD * counted)
         object.__setattr__(self, "in_panic", in_panic)
-        object.__setattr__(self, "hosts_to_use", hosts if in_panic else healthy)
+        healthy_load = 100
+        if in_panic or not degraded:
+            to_use, degraded_to_use = (hosts if in_panic else healthy), ()
+        else:
+            degraded_set = set(degraded)
+            to_use = tuple(host for host in healthy if host not in degraded_set)
+            degraded_to_use = degraded
+            healthy_load = _healthy_load(len(to_use), len(degraded), counted)
+        object.__setattr__(self, "hosts_to_use", to_use)
+        object.__setattr__(self, "degraded_hosts_to_use", degraded_to_use)
+        object.__setattr__(self, "healthy_load", healthy_load)
 
     @classmethod
     def from_hosts(cls, hosts: Iterable[HostImpl]) -> "HostSet":
         """The snapshot of ``hosts`` with their health now: healthy hosts are those with :attr:`HostImpl.healthy`."""
         hosts = tuple(hosts)
+        healthy = tuple(host for host in hosts if host.healthy)
         return cls(
             hosts,
-            tuple(host for host in hosts if host.healthy),
+            healthy,
             tuple(host for host in hosts if host._health_flags & _EXCLUDED_FLAGS),
+            tuple(host for host in healthy if host._health_flags & HealthFlag.DEGRADED_ACTIVE_HC),
         )
 
     def __len__(self) -> int:
@@ -223,6 +253,27 @@ class HostSet:
 
     def __contains__(self, host: object) -> bool:
         return host in self.hosts
+
+
+def _healthy_load(healthy: int, degraded: int, counted: int) -> int:
+    """Envoy's healthy priority load (percent) for one priority (``recalculatePerPriorityState``).
+
+    Integer arithmetic as in Envoy: each availability is
+    ``min(100, 140 * hosts // counted)``, their sum capped at 100 normalizes
+    them, and the rounding left over goes to the healthy hosts when there
+    are any.
+    """
+    health = min(100, OVERPROVISIONING_FACTOR * healthy // counted)
+    degraded_health = min(100, OVERPROVISIONING_FACTOR * degraded // counted)
+    total = min(100, health + degraded_health)
+    if total == 0:
+        return 100
+    healthy_load = min(100, health * 100 // total)
+    degraded_load = min(100 - healthy_load, degraded_health * 100 // total)
+    left = 100 - healthy_load - degraded_load
+    if health > 0:
+        healthy_load += left
+    return healthy_load
 
 
 class HostStats:

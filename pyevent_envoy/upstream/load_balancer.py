@@ -23,6 +23,12 @@ How each policy picks, following Envoy:
   (:class:`~pyevent_envoy.upstream.host.HostStatsMap`).
 - RANDOM: a uniformly random host; weights are ignored, as in Envoy.
 
+Degraded hosts (``HostSet.degraded_hosts_to_use``) get the share of the
+load the healthy ones cannot take (``HostSet.healthy_load``, Envoy's
+priority load for one priority): each pick draws which of the two, then
+the policy picks within it with its own state for each (as Envoy keeps a
+schedule per host source).  Without degraded hosts there is no draw.
+
 Every balancer returns ``None`` when there is no host to pick.
 """
 
@@ -37,6 +43,7 @@ from typing import Any, Callable
 from pyevent_envoy.upstream.host import HostImpl, HostSet, HostStatsMap
 
 __all__ = [
+    "DegradedSplitLoadBalancer",
     "LbPolicy",
     "LeastRequestLoadBalancer",
     "LoadBalancer",
@@ -242,6 +249,34 @@ class LeastRequestLoadBalancer(_LoadBalancerBase):
         return candidate
 
 
+class DegradedSplitLoadBalancer(LoadBalancer):
+    """Sends ``healthy_load`` % of picks to one balancer, the rest to another over the degraded hosts.
+
+    Args:
+        healthy: the balancer over the host set's ``hosts_to_use``.
+        degraded: the same policy over its ``degraded_hosts_to_use``.
+        healthy_load: percentage of picks for ``healthy`` (0-100).
+        rng: draws each pick's side (Envoy draws ``random() % 100 + 1``
+            against the healthy load).
+    """
+
+    __slots__ = ("_healthy", "_degraded", "_healthy_load", "_rng")
+
+    def __init__(self, healthy: LoadBalancer, degraded: LoadBalancer, healthy_load: int, rng: random.Random) -> None:
+        self._healthy = healthy
+        self._degraded = degraded
+        self._healthy_load = int(healthy_load)
+        self._rng = rng
+
+    def __repr__(self) -> str:
+        return f"<DegradedSplitLoadBalancer {self._healthy_load}% {self._healthy!r} / {self._degraded!r}>"
+
+    def choose_host(self, context: Any = None) -> HostImpl | None:
+        if self._rng.randrange(100) < self._healthy_load:
+            return self._healthy.choose_host(context)
+        return self._degraded.choose_host(context)
+
+
 class RandomLoadBalancer(_LoadBalancerBase):
     """RANDOM: a uniformly random host (weights ignored, as in Envoy).
 
@@ -270,7 +305,7 @@ def create_load_balancer(
     choice_count: int = DEFAULT_CHOICE_COUNT,
     rng: random.Random | None = None,
 ) -> LoadBalancer:
-    """The balancer for ``policy`` over ``host_set``.
+    """The balancer for ``policy`` over ``host_set`` (split with its degraded hosts when they take a share).
 
     Args:
         policy: an :class:`LbPolicy` or its name.
@@ -287,6 +322,17 @@ def create_load_balancer(
             policy = LbPolicy[str(policy).upper()]
         except KeyError:
             raise ValueError(f"lb_policy {policy!r} is not supported") from None
+    healthy = _create_one(policy, host_set, host_stats, choice_count, rng)
+    if host_set.healthy_load >= 100 or not host_set.degraded_hosts_to_use:
+        return healthy
+    rng = rng if rng is not None else random.Random()
+    degraded = _create_one(policy, HostSet(host_set.degraded_hosts_to_use), host_stats, choice_count, rng)
+    return DegradedSplitLoadBalancer(healthy, degraded, host_set.healthy_load, rng)
+
+
+def _create_one(
+    policy: LbPolicy, host_set: HostSet, host_stats: HostStatsMap | None, choice_count: int, rng: random.Random | None
+) -> LoadBalancer:
     if policy is LbPolicy.ROUND_ROBIN:
         return RoundRobinLoadBalancer(host_set, rng=rng)
     if policy is LbPolicy.LEAST_REQUEST:

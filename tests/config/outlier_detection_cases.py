@@ -29,6 +29,14 @@ VALID = {
         max_ejection_percent=50,
         enforcing_consecutive_5xx=80,
         enforcing_consecutive_gateway_failure=100,
+        enforcing_success_rate=50,
+        success_rate_minimum_hosts=3,
+        success_rate_request_volume=20,
+        success_rate_stdev_factor=1000,
+        failure_percentage_threshold=50,
+        enforcing_failure_percentage=100,
+        failure_percentage_minimum_hosts=2,
+        failure_percentage_request_volume=10,
     ),
     "long-base-time-default-max": _with(base_ejection_time="400s"),
 }
@@ -36,6 +44,19 @@ VALID = {
 INVALID = {
     "percent-over-100": (_with(max_ejection_percent=101), OD_PATH + ".max_ejection_percent"),
     "enforcing-over-100": (_with(enforcing_consecutive_5xx=101), OD_PATH + ".enforcing_consecutive_5xx"),
+    "enforcing-success-rate-over-100": (_with(enforcing_success_rate=101), OD_PATH + ".enforcing_success_rate"),
+    "failure-threshold-over-100": (
+        _with(failure_percentage_threshold=101),
+        OD_PATH + ".failure_percentage_threshold",
+    ),
+    "enforcing-failure-percentage-over-100": (
+        _with(enforcing_failure_percentage=101),
+        OD_PATH + ".enforcing_failure_percentage",
+    ),
+    "negative-request-volume": (
+        _with(success_rate_request_volume=-1),
+        OD_PATH + ".success_rate_request_volume",
+    ),
     "zero-interval": (_with(interval="0s"), OD_PATH + ".interval"),
     "zero-base-time": (_with(base_ejection_time="0s"), OD_PATH + ".base_ejection_time"),
     "unknown-field": (_with(consecutive_500=3), OD_PATH + ".consecutive_500"),
@@ -46,9 +67,14 @@ INVALID = {
 }
 
 STRICTER = {
-    "success-rate": (_with(success_rate_minimum_hosts=3), OD_PATH + ".success_rate_minimum_hosts"),
-    "enforcing-success-rate": (_with(enforcing_success_rate=0), OD_PATH + ".enforcing_success_rate"),
-    "failure-percentage": (_with(failure_percentage_threshold=50), OD_PATH + ".failure_percentage_threshold"),
+    "local-origin-success-rate": (
+        _with(enforcing_local_origin_success_rate=50),
+        OD_PATH + ".enforcing_local_origin_success_rate",
+    ),
+    "local-origin-failure-percentage": (
+        _with(enforcing_failure_percentage_local_origin=50),
+        OD_PATH + ".enforcing_failure_percentage_local_origin",
+    ),
     "split-local-origin": (
         _with(split_external_local_origin_errors=True),
         OD_PATH + ".split_external_local_origin_errors",

@@ -58,11 +58,21 @@ def test_outlier_detection_is_read_with_envoys_defaults():
         max_ejection_percent=10,
         enforcing_consecutive_5xx=100,
         enforcing_consecutive_gateway_failure=0,
+        enforcing_success_rate=100,
+        success_rate_minimum_hosts=5,
+        success_rate_request_volume=100,
+        success_rate_stdev_factor=1900,
+        failure_percentage_threshold=85,
+        enforcing_failure_percentage=0,
+        failure_percentage_minimum_hosts=5,
+        failure_percentage_request_volume=50,
     )
+    everything = load(mutated(OD_VALID["everything"])).static_resources.clusters[0].outlier_detection
+    assert (everything.success_rate_stdev_factor, everything.failure_percentage_request_volume) == (1000, 10)
     config = load(mutated(OD_VALID["long-base-time-default-max"])).static_resources.clusters[0].outlier_detection
     assert config.max_ejection_time == config.base_ejection_time == 400.0
 
 
 def test_outlier_refusals_say_why():
-    reasons = dict(errors_of(mutated(OD_STRICTER["success-rate"][0])))
-    assert "success-rate ejection is not implemented" in reasons[OD_PATH + ".success_rate_minimum_hosts"]
+    reasons = dict(errors_of(mutated(OD_STRICTER["split-local-origin"][0])))
+    assert "local-origin errors are counted as 503" in reasons[OD_PATH + ".split_external_local_origin_errors"]

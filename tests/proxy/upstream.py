@@ -26,7 +26,8 @@
   text (also ``Upstream.attempts(key)``).
 - ``/healthz``: the health check path, answering as ``Upstream.health`` says
   (settable while running): ``200`` or any status code (empty body; with
-  ``x-envoy-immediate-health-check-fail`` for ``"503-immediate"``),
+  ``x-envoy-immediate-health-check-fail`` for ``"503-immediate"``; 200
+  with ``x-envoy-degraded`` for ``"200-degraded"``),
   ``"hang"`` (no answer until the connection closes) or ``"reset"`` (the
   connection is closed without an answer).  ``Upstream.health_checks``
   counts the requests it had; ``Upstream.health_requests`` keeps them as
@@ -34,7 +35,9 @@
   port of each (one port: one connection).
 
 ``Upstream.fail_with`` (settable while running; None by default) makes every
-other request answer that status with an empty body, whatever its path.
+other request answer that status with an empty body, whatever its path;
+with ``Upstream.fail_one_in = n`` only every ``n``-th request (counted
+from when it is set) fails, the others are served as usual.
 """
 
 from __future__ import annotations
@@ -175,6 +178,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.connection.shutdown(2)
         elif mode == "503-immediate":
             self._send(503, b"", {"x-envoy-immediate-health-check-fail": "true"})
+        elif mode == "200-degraded":
+            self._send(200, b"", {"x-envoy-degraded": "true"})
         else:
             self._send(int(mode), b"")
 
@@ -186,8 +191,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         self.server.requests.append((self.command, self.path, dict(self.headers.items())))
         if self.server.fail_with is not None:
-            self._send(int(self.server.fail_with), b"")
-            return
+            with self.server.lock:
+                self.server.fail_count += 1
+                fail = self.server.fail_count % self.server.fail_one_in == 0
+            if fail:
+                self._send(int(self.server.fail_with), b"")
+                return
         if path.startswith("/flaky/"):
             self._flaky(body)
         elif path.startswith("/attempts/"):
@@ -254,6 +263,8 @@ class Upstream:
         self.server.lock = threading.Lock()
         self.server.health = 200
         self.server.fail_with = None
+        self.server.fail_one_in = 1
+        self.server.fail_count = 0
         self.server.health_checks = 0
         self.server.health_requests = []
         self.server.health_ports = []
@@ -287,6 +298,17 @@ class Upstream:
     @fail_with.setter
     def fail_with(self, status) -> None:
         self.server.fail_with = status
+
+    @property
+    def fail_one_in(self) -> int:
+        """With ``fail_with`` set: only every ``fail_one_in``-th request fails (1 by default: all)."""
+        return self.server.fail_one_in
+
+    @fail_one_in.setter
+    def fail_one_in(self, n: int) -> None:
+        with self.server.lock:
+            self.server.fail_count = 0
+            self.server.fail_one_in = int(n)
 
     @property
     def health_checks(self) -> int:

@@ -123,6 +123,28 @@ def test_clusters_json_has_envoys_proto_json_shape():
     assert json.loads(render_clusters_json([], {})) == {}
 
 
+def test_clusters_show_the_outlier_detectors_success_rates():
+    hosts = [HostImpl(Address("10.0.0.1", 80)), HostImpl(Address("10.0.0.2", 80)), HostImpl(Address("10.0.0.3", 80))]
+    rated = _cluster(hosts)._replace(success_rates={hosts[0]: 200 / 3, hosts[1]: 0.0}, outlier=(80.0, 4.000000000000007))
+    text = render_clusters_text([rated], {})
+    # Cluster lines with {:g} (six digits), host lines with the shortest round trip, as Envoy's fmt calls.
+    assert "web::outlier::success_rate_average::80\nweb::outlier::success_rate_ejection_threshold::4\n" in text
+    assert "web::outlier::local_origin_success_rate_ejection_threshold::-1\nweb::default_priority::" in text
+    assert "web::10.0.0.1:80::success_rate::66.66666666666667\n" in text
+    assert "web::10.0.0.2:80::success_rate::0\n" in text and "web::10.0.0.3:80::success_rate::-1\n" in text
+    [cluster] = json.loads(render_clusters_json([rated], {}))["cluster_statuses"]
+    assert list(cluster)[:3] == ["name", "success_rate_ejection_threshold", "host_statuses"]
+    assert cluster["success_rate_ejection_threshold"] == {"value": 4.000000000000007}
+    assert [status.get("success_rate") for status in cluster["host_statuses"]] == [{"value": 66.66666666666667}, {}, None]
+    # JSON doubles as protobuf prints them: 17 digits when 15 do not round-trip.
+    body = render_clusters_json([rated], {})
+    assert '"value": 4.0000000000000071' in body and '"value": 66.666666666666671' in body
+    # No judgement (-1): no threshold in JSON; no detector: no outlier lines.
+    [unjudged] = json.loads(render_clusters_json([rated._replace(outlier=(-1.0, -1.0))], {}))["cluster_statuses"]
+    assert "success_rate_ejection_threshold" not in unjudged
+    assert "::outlier::" not in render_clusters_text([_cluster(hosts)], {})
+
+
 def test_listeners_text_and_json():
     listeners = [("front", Address("127.0.0.1", 10000)), ("v6", Address("::1", 10001))]
     assert render_listeners_text(listeners) == "front::127.0.0.1:10000\nv6::[::1]:10001\n"

@@ -1,4 +1,4 @@
-"""Load balancers: round robin order and weights, least request, random, empty host sets."""
+"""Load balancers: round robin order and weights, least request, random, empty host sets, degraded hosts' share."""
 
 import collections
 import random
@@ -7,6 +7,8 @@ import pytest
 
 from pyevent_envoy.network import Address
 from pyevent_envoy.upstream import (
+    DegradedSplitLoadBalancer,
+    HealthFlag,
     HostImpl,
     HostSet,
     HostStatsMap,
@@ -218,3 +220,73 @@ def test_create_load_balancer_by_policy(policy, cls):
 def test_create_load_balancer_unknown_policy_raises():
     with pytest.raises(ValueError):
         create_load_balancer("MAGLEV", HostSet())
+
+
+# degraded hosts
+
+
+def _degraded_set(n, degraded, healthy=None):
+    """``n`` hosts, the last ``degraded`` of them degraded, ``healthy`` (default all) passing checks."""
+    hosts = make_hosts(n)
+    healthy_hosts = hosts if healthy is None else hosts[:healthy] + hosts[n - degraded:]
+    return hosts, HostSet(hosts, healthy_hosts=healthy_hosts, degraded_hosts=hosts[n - degraded:])
+
+
+@pytest.mark.parametrize(
+    "n, degraded, healthy_load",
+    [
+        (2, 1, 70),  # 140 * 1 // 2 = 70 to the healthy host, 30 to the degraded one
+        (5, 2, 84),  # 140 * 3 // 5 = 84, degraded 140 * 2 // 5 = 56, normalized to 100: 84 / 16
+        (3, 1, 93),  # 93 + 46 capped at 100: 93 / 7
+        (4, 1, 100),  # 3 of 4 healthy: 105 capped at 100, nothing left for the degraded host
+        (2, 2, 0),  # degraded only: they take everything
+    ],
+)
+def test_host_set_healthy_load_is_envoys_priority_load(n, degraded, healthy_load):
+    hosts, host_set = _degraded_set(n, degraded)
+    assert host_set.healthy_load == healthy_load
+    assert host_set.hosts_to_use == hosts[: n - degraded]
+    assert host_set.degraded_hosts_to_use == hosts[n - degraded:]
+    assert not host_set.in_panic
+
+
+def test_host_set_panic_uses_every_host_and_no_split():
+    # One healthy-or-degraded host of three: below 50 %, panic (degraded hosts count as available).
+    hosts, host_set = _degraded_set(3, 1, healthy=0)
+    assert host_set.in_panic and host_set.hosts_to_use == hosts
+    assert host_set.healthy_load == 100 and host_set.degraded_hosts_to_use == ()
+
+
+def test_host_set_from_hosts_reads_the_degraded_flag():
+    hosts = make_hosts(2)
+    hosts[1].health_flag_set(HealthFlag.DEGRADED_ACTIVE_HC)
+    host_set = HostSet.from_hosts(hosts)
+    assert host_set.degraded_hosts == (hosts[1],) and host_set.healthy_load == 70
+
+
+@pytest.mark.parametrize("policy", list(LbPolicy))
+def test_degraded_hosts_get_the_remaining_share_of_picks(policy):
+    hosts, host_set = _degraded_set(2, 1)
+    lb = create_load_balancer(policy, host_set, rng=random.Random(7))
+    assert isinstance(lb, DegradedSplitLoadBalancer)
+    counts = collections.Counter(picks(lb, 10000))
+    assert set(counts) == set(hosts)
+    assert 2800 < counts[hosts[1]] < 3200  # 30 %, drawn per pick
+
+
+def test_round_robin_keeps_a_rotation_per_side():
+    hosts, host_set = _degraded_set(5, 2)
+    lb = create_load_balancer(LbPolicy.ROUND_ROBIN, host_set, rng=random.Random(3))
+    chosen = picks(lb, 5000)
+    healthy = [host for host in chosen if host in hosts[:3]]
+    degraded = [host for host in chosen if host in hosts[3:]]
+    assert 650 < len(degraded) < 950  # 16 %
+    # Each side rotates through its own hosts.
+    assert all(healthy[i] != healthy[i + 1] for i in range(len(healthy) - 1))
+    assert all(degraded[i] != degraded[i + 1] for i in range(len(degraded) - 1))
+
+
+def test_no_split_without_a_degraded_share():
+    _hosts, host_set = _degraded_set(4, 1)  # healthy load 100
+    assert isinstance(create_load_balancer(LbPolicy.ROUND_ROBIN, host_set), RoundRobinLoadBalancer)
+    assert isinstance(create_load_balancer(LbPolicy.ROUND_ROBIN, HostSet(make_hosts(3))), RoundRobinLoadBalancer)

@@ -40,7 +40,7 @@ import time
 from typing import Any, Optional
 
 from pyevent_envoy.event.dispatcher import Dispatcher
-from pyevent_envoy.http.codec import CodecProtocolError, Http1Settings, ResponseEncoder
+from pyevent_envoy.http.codec import CodecProtocolError, Http1Settings, ResponseEncoder, reason_phrase
 from pyevent_envoy.http.codec import ServerConnectionImpl as Http1ServerCodec
 from pyevent_envoy.http.filter import FilterDataStatus, FilterHeadersStatus
 from pyevent_envoy.http.header_map import HeaderMap
@@ -55,21 +55,6 @@ __all__ = ["ActiveStream", "ConnectionManagerConfig", "ConnectionManagerImpl"]
 _log = logging.getLogger("pyevent_envoy.http")
 
 _NEVER = math.inf
-
-_STATUS_TEXT = {
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    408: "Request Timeout",
-    413: "Payload Too Large",
-    426: "Upgrade Required",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
 
 
 class _DateCache:
@@ -171,7 +156,9 @@ class ConnectionManagerConfig:
         self.idle_timeout = idle_timeout
         self.drain_timeout = drain_timeout
         self.delayed_close_timeout = delayed_close_timeout
-        self.codec_settings = Http1Settings(max_request_headers_kb=max_request_headers_kb, auto_resume=True)
+        self.codec_settings = Http1Settings(
+            max_request_headers_kb=max_request_headers_kb, accept_http_10=accept_http_10, auto_resume=True
+        )
         self.accept_http_10 = accept_http_10
         self.default_host_for_http_10 = default_host_for_http_10
         self.access_logs = access_logs
@@ -320,10 +307,6 @@ class ActiveStream:
         self._refresh_idle_timer()
         if end_stream:
             self._on_request_complete()
-        if self._encoder.protocol == "HTTP/1.0" and not config.accept_http_10:
-            manager.stats.downstream_cx_protocol_error += 1  # Envoy's codec refuses it as one
-            self.send_local_reply(426, "", details="low_version")
-            return
         if (headers._get("expect") or "").lower() == "100-continue":
             # Envoy's default (proxy_100_continue off): answer it here, strip it upstream.
             headers.remove("expect")
@@ -557,9 +540,9 @@ class ActiveStream:
         payload = body.encode() if isinstance(body, str) else body
         reply = headers if headers is not None else HeaderMap()
         reply.set(":status", str(status))
+        reply.set("content-length", str(len(payload)))  # before content-type, in Envoy's order
         if payload and "content-type" not in reply:
             reply.set("content-type", "text/plain")
-        reply.set("content-length", str(len(payload)))
         is_head = getattr(self._encoder, "is_head_request", False)
         self.encode_headers(reply, not payload or is_head)
         if payload and not is_head and not self._destroyed:
@@ -825,7 +808,8 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
             stream.stream_info.set_response_flag(ResponseFlag.DOWNSTREAM_PROTOCOL_ERROR)
             stream._local_reply_sent = False
             status = getattr(error, "status", 400)
-            stream.send_local_reply(status, _STATUS_TEXT.get(status, "Bad Request"), details=getattr(error, "details", ""))
+            # Envoy's codec answers its errors with the status's reason phrase as the body.
+            stream.send_local_reply(status, reason_phrase(status), details=getattr(error, "details", ""))
         self._close_after_response = True
         if self.connection.state is ConnectionState.OPEN:
             self.connection.close(ConnectionCloseType.FLUSH_WRITE_AND_DELAY)

@@ -74,10 +74,14 @@ from pyevent_envoy.upstream.cluster import CircuitBreakerThresholds
 
 __all__ = ["AdminFilter", "AdminHandler", "COMMANDS"]
 
-#: ``(status, content type, body)``: one admin answer.
-Answer = tuple[int, str, str]
+#: ``(status, content type, body)``: one admin answer.  Instead of a content
+#: type, the fields the endpoint sets itself, which go first (as in Envoy,
+#: whose admin then adds its own).
+Answer = tuple[int, "str | list[tuple[str, str]]", str]
 #: Called once with the answer's three parts.
-Respond = Callable[[int, str, str], None]
+Respond = Callable[[int, "str | list[tuple[str, str]]", str], None]
+# Envoy's config dump sets these on its errors, before the admin's own fields.
+_CONFIG_DUMP_ERROR_FIELDS = [("x-content-type-options", "nosniff"), ("content-type", "text/plain")]
 
 TEXT = "text/plain; charset=UTF-8"
 JSON = "application/json"
@@ -156,7 +160,8 @@ class AdminHandler:
         if path == "/ready":
             state = self.state()
             ok = state == "LIVE" and not self.health_failed
-            return (200 if ok else 503), "text/plain", f"{state if not self.health_failed else 'HEALTH_CHECK_FAILED'}\n"
+            # A failed health check reads as DRAINING, Envoy's server state for it.
+            return (200 if ok else 503), TEXT, f"{'DRAINING' if self.health_failed else state}\n"
         if path == "/server_info":
             info = {
                 "version": f"pyevent-envoy/{__version__}",
@@ -164,21 +169,21 @@ class AdminHandler:
                 "uptime_current_epoch": f"{int(time.monotonic() - self.started)}s",
                 "command_line_options": {"concurrency": self.server.concurrency},
             }
-            return 200, "application/json", json.dumps(info, indent=2) + "\n"
+            return 200, JSON, json.dumps(info, indent=2) + "\n"
         if path in ("/stats", "/stats/prometheus"):
             return self._stats(path, query)
         if path == "/quitquitquit":
             self.server.main.post(self.server.shutdown)
-            return 200, "text/plain", "OK\n"
+            return 200, TEXT, "OK\n"
         if path == "/healthcheck/fail":
             self.health_failed = True
-            return 200, "text/plain", "OK\n"
+            return 200, TEXT, "OK\n"
         if path == "/healthcheck/ok":
             self.health_failed = False
-            return 200, "text/plain", "OK\n"
+            return 200, TEXT, "OK\n"
         if path == "/drain_listeners":
             self.server.main.post(lambda: self.server.drain(exit_when_drained=False))
-            return 200, "text/plain", "OK\n"
+            return 200, TEXT, "OK\n"
         if path == "/":
             return 200, HTML, render_home(COMMANDS)
         if path == "/help":
@@ -248,7 +253,7 @@ class AdminHandler:
             try:
                 dump = select_resource(dump, params["resource"][-1])
             except ConfigDumpError as exc:
-                return exc.status, TEXT, f"{exc}\n"
+                return exc.status, _CONFIG_DUMP_ERROR_FIELDS, f"{exc}\n"
         return 200, JSON, to_json(dump)
 
     def _logging(self, query: str) -> Answer:
@@ -263,19 +268,19 @@ class AdminHandler:
         params = urllib.parse.parse_qs(query, keep_blank_values=True)
         fmt = "prometheus" if path == "/stats/prometheus" else params.get("format", ["text"])[-1]
         if fmt not in ("text", "json", "prometheus"):
-            return 400, "text/plain", f"usage: /stats?format=(text|json|prometheus), got {fmt!r}\n"
+            return 400, TEXT, f"usage: /stats?format=(text|json|prometheus), got {fmt!r}\n"
         store = self.server.stats_store
         query_filter = params["filter"][-1] if "filter" in params else None
         try:
             stats = select(store.snapshot(), filter=query_filter, used_only="usedonly" in params)
             histograms = select(store.histograms(), filter=query_filter, used_only="usedonly" in params)
         except StatsQueryError as exc:
-            return 400, "text/plain", f"{exc}\n"
+            return 400, TEXT, f"{exc}\n"
         if fmt == "json":
-            return 200, "application/json", render_json(stats, histograms)
+            return 200, JSON, render_json(stats, histograms)
         if fmt == "prometheus":
-            return 200, "text/plain; charset=UTF-8", render_prometheus(stats, histograms)
-        return 200, "text/plain; charset=UTF-8", render_text(stats, histograms)
+            return 200, TEXT, render_prometheus(stats, histograms)
+        return 200, TEXT, render_text(stats, histograms)
 
 
 def _param(query: str, name: str) -> str | None:
@@ -350,8 +355,18 @@ class AdminFilter(StreamDecoderFilter):
         self.handler.handle(headers.get(":method") or "", headers.get(":path") or "/", self._respond)
         return FilterHeadersStatus.STOP_ITERATION
 
-    def _respond(self, status: int, content_type: str, body: str) -> None:
-        # A late answer (``/clusters``) to a stream that is gone is dropped by send_local_reply.
-        reply = HeaderMap()
-        reply.set("content-type", content_type)
-        self.stream.send_local_reply(status, body, details="admin_filter_response", headers=reply)
+    def _respond(self, status: int, content_type: str | list[tuple[str, str]], body: str) -> None:
+        # As Envoy's admin: its caching and sniffing headers, and the body
+        # streamed (chunked), not sized.  A late answer (``/clusters``) to a
+        # stream that is gone is dropped by the stream.
+        self.stream.stream_info.response_code_details = "admin_filter_response"
+        own_fields = [("content-type", content_type)] if isinstance(content_type, str) else content_type
+        reply = HeaderMap(
+            [(":status", str(status))]
+            + own_fields
+            + [("cache-control", "no-cache, max-age=0"), ("x-content-type-options", "nosniff")]
+        )
+        payload = body.encode()
+        self.stream.encode_headers(reply, not payload)
+        if payload:
+            self.stream.encode_data(payload, True)

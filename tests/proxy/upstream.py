@@ -5,6 +5,8 @@
 - ``/bytes/<n>``: ``n`` bytes of a repeating pattern (Content-Length).
 - ``/chunked/<n>``: ``n`` bytes, chunked.
 - ``/status/<code>``: that status, empty body.
+- ``/informational/<code>``: an interim (1xx) response with that status,
+  then 200 ``final``.
 - ``/close``: answers with ``Connection: close``.
 - ``/die/<n>``: announces 1,000,000 bytes, sends ``n``, then closes.
 - ``/flaky/<key>/<failures>/<how>``: counts the requests for ``key`` (any
@@ -167,6 +169,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.connection.shutdown(2)
         elif path.startswith("/status/"):
             self._send(int(path.split("/")[2]), b"")
+        elif path.startswith("/informational/"):
+            self.wfile.write(b"HTTP/1.1 %s Interim\r\n\r\n" % path.split("/")[2].encode())
+            self._send(200, b"final")
         elif path.startswith("/close"):
             self.close_connection = True
             self._send(200, b"closing", {"connection": "close"})

@@ -87,6 +87,19 @@ def _uuid4(rng: Any) -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
+class _NeverDrain:
+    """The drain decision of a connection manager that no drain reaches (the admin's)."""
+
+    __slots__ = ()
+    active = False
+
+    def drain_close(self) -> bool:
+        return False
+
+
+_NO_DRAIN = _NeverDrain()
+
+
 class ConnectionManagerConfig:
     """What every connection of one HTTP connection manager shares (immutable).
 
@@ -98,6 +111,11 @@ class ConnectionManagerConfig:
     ``internal_address_config`` is the HCM's
     :class:`~pyevent_envoy.config.bootstrap.InternalAddressConfig` (``None``:
     no client address is internal, Envoy 1.40's default).
+    ``drain_decision`` is the server's drain manager: ``active`` (an
+    attribute: True while draining or health-check failed, the one thing
+    read per response otherwise) and ``drain_close()`` (close this
+    connection after the response now being sent?), both read from the
+    workers; ``None``: never drained.
     """
 
     __slots__ = (
@@ -119,6 +137,7 @@ class ConnectionManagerConfig:
         "access_logs",
         "upgrade_map",
         "internal_networks",
+        "drain_decision",
         "stats",
     )
 
@@ -143,6 +162,7 @@ class ConnectionManagerConfig:
         access_logs: tuple = (),
         upgrade_configs: tuple = (),
         internal_address_config: Any = None,
+        drain_decision: Any = None,
     ) -> None:
         self.stat_prefix = stat_prefix
         self.route_table = route_table
@@ -171,6 +191,7 @@ class ConnectionManagerConfig:
             )
             for r in (internal_address_config.cidr_ranges if internal_address_config is not None else ())
         )
+        self.drain_decision = drain_decision if drain_decision is not None else _NO_DRAIN
         self.stats = None
 
 
@@ -475,12 +496,17 @@ class ActiveStream:
         for flt in self._encoder_filters:
             if flt.encode_headers(headers, end_stream) is FilterHeadersStatus.STOP_ITERATION:
                 return
-        config = self._manager.config
+        manager = self._manager
+        config = manager.config
         # (The proxy's own values, checked once: no per-response checks.)
         headers._set_trusted("date", _date.get())
         if config.server_name:
             headers._set_trusted("server", config.server_name)
-        if self._manager.draining or not self.request_complete:
+        if not manager.draining and config.drain_decision.active and config.drain_decision.drain_close():
+            # The server is draining (Envoy's drain manager says this one goes).
+            manager.stats.downstream_cx_drain_close += 1
+            manager.draining = True
+        if manager.draining or not self.request_complete:
             # Draining, or a response that overtakes its request's body: the
             # codec cannot find the next request after unread bytes.  Except
             # a 101 that switches protocols: its request is a tunnel that

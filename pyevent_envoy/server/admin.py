@@ -17,9 +17,13 @@ Served by the same connection manager as the proxy, with an
   ``filter`` and ``usedonly`` too;
 - ``POST /quitquitquit``: stop the server;
 - ``POST /healthcheck/fail`` / ``/healthcheck/ok``: flip the health state
-  ``/ready`` reports;
-- ``POST /drain_listeners``: stop accepting and drain the connections; the
-  process keeps running (SIGTERM drains and exits);
+  ``/ready`` reports; while failed, every proxied response closes its
+  connection, as Envoy's drain manager decides;
+- ``POST /drain_listeners``: stop accepting and start Envoy's drain
+  sequence (responses close their connections with a probability growing
+  over ``--drain-time-s``); ``?graceful`` stops accepting only when the
+  drain time is over, ``?skip_exit`` never; ``?inboundonly`` only stops
+  listeners with ``traffic_direction: INBOUND`` (none here).  The process keeps running (SIGTERM drains and exits);
 - ``GET /`` (an HTML page) and ``GET /help`` (text): the commands;
 - ``GET /clusters``: each cluster's circuit breakers and each host's
   counters, health flags and weight, as Envoy's text or ``?format=json``;
@@ -94,7 +98,16 @@ COMMANDS: tuple[AdminCommand, ...] = (
         ("filter", "Regular expression (Google re2) for filtering clusters by name"),
     )),
     AdminCommand("/config_dump", "dump current Envoy configs", params=(("resource", "The resource to dump"),)),
-    AdminCommand("/drain_listeners", "drain listeners", mutates=True),
+    AdminCommand("/drain_listeners", "drain listeners", mutates=True, params=(
+        ("graceful", "When draining listeners, enter a graceful drain period prior to closing listeners. This behaviour"
+                     " and duration is configurable via server options or CLI"),
+        ("skip_exit", "When draining listeners, drain the connections but never stop the listeners. The graceful"
+                      " parameter has no effect when this is set, since the drain period only delays stopping the"
+                      " listeners"),
+        ("inboundonly", "Drains all inbound listeners. traffic_direction field in"
+                        " envoy_v3_api_msg_config.listener.v3.Listener is used to determine whether a listener is"
+                        " inbound or outbound."),
+    )),
     AdminCommand("/healthcheck/fail", "cause the server to fail health checks", mutates=True),
     AdminCommand("/healthcheck/ok", "cause the server to pass health checks", mutates=True),
     AdminCommand("/help", "print out list of admin commands"),
@@ -175,14 +188,15 @@ class AdminHandler:
         if path == "/quitquitquit":
             self.server.main.post(self.server.shutdown)
             return 200, TEXT, "OK\n"
-        if path == "/healthcheck/fail":
-            self.health_failed = True
-            return 200, TEXT, "OK\n"
-        if path == "/healthcheck/ok":
-            self.health_failed = False
+        if path in ("/healthcheck/fail", "/healthcheck/ok"):
+            self.health_failed = path == "/healthcheck/fail"
+            self.server.drain_manager.health_check_failed = self.health_failed
             return 200, TEXT, "OK\n"
         if path == "/drain_listeners":
-            self.server.main.post(lambda: self.server.drain(exit_when_drained=False))
+            params = urllib.parse.parse_qs(query, keep_blank_values=True)
+            self.server.drain_listeners(
+                graceful="graceful" in params, skip_exit="skip_exit" in params, inbound_only="inboundonly" in params
+            )
             return 200, TEXT, "OK\n"
         if path == "/":
             return 200, HTML, render_home(COMMANDS)

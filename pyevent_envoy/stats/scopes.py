@@ -184,6 +184,7 @@ class HttpConnManagerStats(StatsScope):
         "downstream_cx_destroy",
         "downstream_cx_protocol_error",
         "downstream_cx_idle_timeout",
+        "downstream_cx_drain_close",
         "downstream_rq_total",
         "downstream_rq_http1_total",
         "downstream_rq_completed",

@@ -276,6 +276,7 @@ class ClusterTrafficStats(StatsScope):
         "upstream_rq_completed",
         "upstream_rq_pending_total",
         "upstream_rq_pending_overflow",
+        "upstream_rq_active_overflow",
         "upstream_rq_pending_failure_eject",
         "upstream_rq_timeout",
         "upstream_rq_per_try_timeout",

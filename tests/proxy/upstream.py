@@ -29,6 +29,9 @@
   ``(method, path, headers)`` and ``Upstream.health_ports`` the client
   port of each (one port: one connection).
 
+- ``/hold/<key>``: waits until ``Upstream.release(key)``, then 200
+  ``released``; ``Upstream.held(key)`` is how many wait now.
+
 ``Upstream.fail_with`` (settable while running; None by default) makes every
 other request answer that status with an empty body, whatever its path.
 """
@@ -111,6 +114,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self._send(int(how), b"attempt %d failed" % attempt, {"x-attempt": str(attempt)})
 
+    def _hold(self, key: str) -> None:
+        with self.server.lock:
+            release = self.server.releases.setdefault(key, threading.Event())
+            self.server.held[key] = self.server.held.get(key, 0) + 1
+        try:
+            release.wait(timeout=60)
+        finally:
+            with self.server.lock:
+                self.server.held[key] -= 1
+        self._send(200, b"released")
+
     def _health(self) -> None:
         with self.server.lock:
             self.server.health_checks += 1
@@ -139,7 +153,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.server.fail_with is not None:
             self._send(int(self.server.fail_with), b"")
             return
-        if path.startswith("/flaky/"):
+        if path.startswith("/hold/"):
+            self._hold(path.split("/")[2])
+        elif path.startswith("/flaky/"):
             self._flaky(body)
         elif path.startswith("/attempts/"):
             self._send(200, str(self.server.attempts.get(path.split("/")[2], 0)).encode())
@@ -203,6 +219,8 @@ class Upstream:
         self.server.name = name
         self.server.requests = []
         self.server.attempts = {}
+        self.server.releases = {}
+        self.server.held = {}
         self.server.lock = threading.Lock()
         self.server.health = 200
         self.server.fail_with = None
@@ -221,6 +239,16 @@ class Upstream:
     def attempts(self, key: str) -> int:
         """How many requests ``/flaky/<key>/...`` has had."""
         return self.server.attempts.get(key, 0)
+
+    def held(self, key: str) -> int:
+        """How many ``/hold/<key>`` requests are waiting."""
+        with self.server.lock:
+            return self.server.held.get(key, 0)
+
+    def release(self, key: str) -> None:
+        """Answer every waiting ``/hold/<key>`` request, and the later ones at once."""
+        with self.server.lock:
+            self.server.releases.setdefault(key, threading.Event()).set()
 
     @property
     def health(self):
@@ -257,5 +285,8 @@ class Upstream:
 
     def stop(self) -> None:
         self.server.stopping = True
+        with self.server.lock:
+            for release in self.server.releases.values():
+                release.set()
         self.server.shutdown()
         self.server.server_close()

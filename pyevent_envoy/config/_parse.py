@@ -2151,7 +2151,7 @@ def _thresholds(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Thresholds, 
         path,
         raw,
         "Thresholds",
-        {"priority", "max_connections", "max_pending_requests", "max_requests", "max_retries"},
+        {"priority", "max_connections", "max_pending_requests", "max_requests", "max_retries", "track_remaining"},
     )
     if m is None:
         return None
@@ -2161,6 +2161,7 @@ def _thresholds(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Thresholds, 
         max_pending_requests=m.uint32("max_pending_requests", 1024),
         max_requests=m.uint32("max_requests", 1024),
         max_retries=m.uint32("max_retries", 3),
+        track_remaining=m.boolean("track_remaining"),
     )
     return (t, m.at("priority")) if ctx.clean_since(mark) else None
 

@@ -710,6 +710,7 @@ class Thresholds:
     max_pending_requests: int = 1024
     max_requests: int = 1024
     max_retries: int = 3
+    track_remaining: bool = False
 
 
 @dataclass(frozen=True, slots=True)

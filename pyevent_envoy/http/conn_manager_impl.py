@@ -40,7 +40,7 @@ import time
 from typing import Any, Optional
 
 from pyevent_envoy.event.dispatcher import Dispatcher
-from pyevent_envoy.http.codec import CodecProtocolError, Http1Settings, ResponseEncoder
+from pyevent_envoy.http.codec import CodecProtocolError, Http1Settings, ResponseEncoder, reason_phrase
 from pyevent_envoy.http.codec import ServerConnectionImpl as Http1ServerCodec
 from pyevent_envoy.http.filter import FilterDataStatus, FilterHeadersStatus, ServerState
 from pyevent_envoy.http.header_map import HeaderMap
@@ -56,21 +56,6 @@ __all__ = ["ActiveStream", "ConnectionManagerConfig", "ConnectionManagerImpl"]
 _log = logging.getLogger("pyevent_envoy.http")
 
 _NEVER = math.inf
-
-_STATUS_TEXT = {
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    408: "Request Timeout",
-    413: "Payload Too Large",
-    426: "Upgrade Required",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
 
 
 class _DateCache:
@@ -103,6 +88,19 @@ def _uuid4(rng: Any) -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
+class _NeverDrain:
+    """The drain decision of a connection manager that no drain reaches (the admin's)."""
+
+    __slots__ = ()
+    active = False
+
+    def drain_close(self) -> bool:
+        return False
+
+
+_NO_DRAIN = _NeverDrain()
+
+
 class ConnectionManagerConfig:
     """What every connection of one HTTP connection manager shares (immutable).
 
@@ -122,6 +120,11 @@ class ConnectionManagerConfig:
     :class:`~pyevent_envoy.http.filter.ServerState`: while it fails health
     checks, every response closes its connection (``connection: close``),
     as Envoy's drain close does.
+    ``drain_decision`` is the server's drain manager: ``active`` (an
+    attribute: True while draining or health-check failed, the one thing
+    read per response otherwise) and ``drain_close()`` (close this
+    connection after the response now being sent?), both read from the
+    workers; ``None``: never drained.
     """
 
     __slots__ = (
@@ -145,6 +148,7 @@ class ConnectionManagerConfig:
         "internal_networks",
         "local_address",
         "server_state",
+        "drain_decision",
         "stats",
     )
 
@@ -171,6 +175,7 @@ class ConnectionManagerConfig:
         internal_address_config: Any = None,
         local_address: Optional[str] = None,
         server_state: Optional[ServerState] = None,
+        drain_decision: Any = None,
     ) -> None:
         self.stat_prefix = stat_prefix
         self.route_table = route_table
@@ -184,7 +189,9 @@ class ConnectionManagerConfig:
         self.idle_timeout = idle_timeout
         self.drain_timeout = drain_timeout
         self.delayed_close_timeout = delayed_close_timeout
-        self.codec_settings = Http1Settings(max_request_headers_kb=max_request_headers_kb, auto_resume=True)
+        self.codec_settings = Http1Settings(
+            max_request_headers_kb=max_request_headers_kb, accept_http_10=accept_http_10, auto_resume=True
+        )
         self.accept_http_10 = accept_http_10
         self.default_host_for_http_10 = default_host_for_http_10
         self.access_logs = access_logs
@@ -199,6 +206,7 @@ class ConnectionManagerConfig:
         )
         self.local_address = local_address if local_address is not None else get_local_address()
         self.server_state = server_state if server_state is not None else ServerState()
+        self.drain_decision = drain_decision if drain_decision is not None else _NO_DRAIN
         self.stats = None
 
 
@@ -374,10 +382,6 @@ class ActiveStream:
         self._refresh_idle_timer()
         if end_stream:
             self._on_request_complete()
-        if self._encoder.protocol == "HTTP/1.0" and not config.accept_http_10:
-            manager.stats.downstream_cx_protocol_error += 1  # Envoy's codec refuses it as one
-            self.send_local_reply(426, "", details="low_version", flag=ResponseFlag.DOWNSTREAM_PROTOCOL_ERROR)
-            return
         if (headers._get("expect") or "").lower() == "100-continue":
             # Envoy's default (proxy_100_continue off): answer it here, strip it upstream.
             headers.remove("expect")
@@ -525,7 +529,7 @@ class ActiveStream:
                 self.stats.downstream_rq_too_large += 1
                 self._decoder_buffer = None
                 self._decoder_buffered = 0
-                self.send_local_reply(413, _STATUS_TEXT[413], details="request_payload_too_large")
+                self.send_local_reply(413, reason_phrase(413), details="request_payload_too_large")
             elif not self._decoder_read_disabled:
                 self._decoder_read_disabled = True
                 self.connection.read_disable(True)
@@ -649,17 +653,22 @@ class ActiveStream:
         for flt in self._encoder_filters:
             if flt.encode_headers(headers, end_stream) is FilterHeadersStatus.STOP_ITERATION:
                 return
-        config = self._manager.config
+        manager = self._manager
+        config = manager.config
         # (The proxy's own values, checked once: no per-response checks.)
         headers._set_trusted("date", _date.get())
         if config.server_name:
             headers._set_trusted("server", config.server_name)
-        if self._manager.draining or not self.request_complete or config.server_state.health_check_failed:
-            # Draining (or failing health checks, which Envoy's drain manager
-            # treats as draining), or a response that overtakes its request's
-            # body: the codec cannot find the next request after unread bytes.
-            # Except a 101 that switches protocols: its request is a tunnel
-            # that ends with the connection anyway, and it keeps Connection: upgrade.
+        if not manager.draining and config.drain_decision.active and config.drain_decision.drain_close():
+            # The server is draining, or failing health checks (Envoy's drain
+            # manager says this connection goes).
+            manager.stats.downstream_cx_drain_close += 1
+            manager.draining = True
+        if manager.draining or not self.request_complete:
+            # Draining, or a response that overtakes its request's body: the
+            # codec cannot find the next request after unread bytes.  Except
+            # a 101 that switches protocols: its request is a tunnel that
+            # ends with the connection anyway, and it keeps Connection: upgrade.
             if not (headers._get(":status") == "101" and "upgrade" in headers):
                 headers._set_trusted("connection", "close")
                 self._manager._close_after_response = True
@@ -737,9 +746,9 @@ class ActiveStream:
         payload = body.encode() if isinstance(body, str) else body
         reply = headers if headers is not None else HeaderMap()
         reply.set(":status", str(status))
+        reply.set("content-length", str(len(payload)))  # before content-type, in Envoy's order
         if payload and "content-type" not in reply:
             reply.set("content-type", "text/plain")
-        reply.set("content-length", str(len(payload)))
         is_head = getattr(self._encoder, "is_head_request", False)
         self.encode_headers(reply, not payload or is_head)
         if payload and not is_head and not self._destroyed:
@@ -1018,7 +1027,8 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
                 stream.stream_info.set_response_flag(ResponseFlag.DOWNSTREAM_PROTOCOL_ERROR)
             stream._local_reply_sent = False
             status = error.status
-            stream.send_local_reply(status, _STATUS_TEXT.get(status, "Bad Request"), details=error.details)
+            # Envoy's codec answers its errors with the status's reason phrase as the body.
+            stream.send_local_reply(status, reason_phrase(status), details=error.details)
         self._close_after_response = True
         if self.connection.state is ConnectionState.OPEN:
             self.connection.close(ConnectionCloseType.FLUSH_WRITE_AND_DELAY)

@@ -7,7 +7,10 @@ A request (``new_stream``) gets a ready client at once, or waits in the
 pending queue while a client connects; it fails with a
 :class:`PoolFailureReason` when the connect fails or times out, or at once
 when the cluster's circuit breakers say no (``max_pending_requests``,
-``max_requests``).  ``max_connections`` bounds the clients of the pool.
+``max_requests``).  ``max_connections`` bounds new connections, except that
+a pool with none may always open one (as Envoy: its pending requests would
+otherwise wait for nothing).  The breakers count the cluster as a whole,
+over every worker and host (``cluster_info.resource_manager``).
 
 A :class:`CodecClient` is one upstream connection with its HTTP/1.1 client
 codec.  After a response it goes back to *ready*, unless the codec says the
@@ -293,7 +296,8 @@ class Http1ConnPool:
     Args:
         dispatcher: the worker's dispatcher; every method runs on its thread.
         host: the upstream host (``host.address``).
-        cluster_info: connect timeout, buffer limits and circuit breakers.
+        cluster_info: connect timeout, buffer limits and the circuit
+            breakers' shared counters (``resource_manager``).
         host_stats: this worker's counters for the host (``rq_active`` feeds
             LEAST_REQUEST), or None.
         cluster_stats: this worker's ``cluster.<name>.`` traffic stats
@@ -313,10 +317,13 @@ class Http1ConnPool:
         self._connecting: set[CodecClient] = set()
         self._pending: collections.deque[_Pending] = collections.deque()
         self._draining = False
-        thresholds = cluster_info.circuit_breakers
-        self._max_connections = thresholds.max_connections
-        self._max_pending = thresholds.max_pending_requests
-        self._max_requests = thresholds.max_requests
+        self._closed = False
+        resources = cluster_info.resource_manager
+        self._connections = resources.connections
+        self._pending_requests = resources.pending_requests
+        self._requests = resources.requests
+        self._connection_pools = resources.connection_pools
+        self._connection_pools.inc()
         self.stats = cluster_stats if cluster_stats is not None else ClusterTrafficStats()
 
     def __repr__(self) -> str:
@@ -336,17 +343,15 @@ class Http1ConnPool:
         when none can be had.  Returns a handle whose ``cancel()`` gives up
         waiting, or None when the callback already ran.
         """
-        if len(self._busy) >= self._max_requests:
-            self.stats.upstream_rq_pending_overflow += 1
-            callbacks.on_pool_failure(PoolFailureReason.OVERFLOW, "")
-            return None
         while self._ready:
             client = self._ready.pop()
             if client.closed:
                 continue
-            self._attach(client, decoder, callbacks)
+            if not self._attach(client, decoder, callbacks):
+                self._ready.append(client)  # still idle: the request overflowed
             return None
-        if len(self._pending) >= self._max_pending:
+        pending_requests = self._pending_requests
+        if pending_requests.count >= pending_requests.max:
             self.stats.upstream_rq_pending_overflow += 1
             callbacks.on_pool_failure(PoolFailureReason.OVERFLOW, "")
             return None
@@ -354,18 +359,21 @@ class Http1ConnPool:
             self._drop_cancelled()
         pending = _Pending(decoder, callbacks)
         self._pending.append(pending)
+        pending_requests.inc()
         self.stats.upstream_rq_pending_total += 1
         self.stats.upstream_rq_pending_active += 1
         if self.host_stats is not None:
             self.host_stats.rq_pending_active += 1
         if len(self._connecting) < len(self._pending):
-            if self._num_clients() < self._max_connections:
+            can_create = self._connections.can_create()
+            if not can_create:
+                self.stats.upstream_cx_overflow += 1  # counted even when the rule below opens one
+            if can_create or not self._num_clients():
                 self._new_client()
-            else:
-                self.stats.upstream_cx_overflow += 1
         return pending
 
     def _new_client(self) -> None:
+        self._connections.inc()
         self.stats.upstream_cx_total += 1
         self.stats.upstream_cx_active += 1
         if self.host_stats is not None:
@@ -373,8 +381,17 @@ class Http1ConnPool:
             self.host_stats.cx_active += 1
         self._connecting.add(CodecClient(self))
 
-    def _attach(self, client: CodecClient, decoder: Any, callbacks: Any) -> None:
+    def _attach(self, client: CodecClient, decoder: Any, callbacks: Any) -> bool:
+        """Start the request on ``client``; False (and the request failed) when the
+        cluster's ``max_requests`` is reached, which Envoy checks here, once a
+        connection is at hand (``upstream_rq_active_overflow``)."""
+        requests = self._requests
+        if requests.count >= requests.max:
+            self.stats.upstream_rq_active_overflow += 1
+            callbacks.on_pool_failure(PoolFailureReason.OVERFLOW, "max_requests")
+            return False
         self._busy.add(client)
+        requests.inc()
         self.stats.upstream_rq_total += 1
         self.stats.upstream_rq_active += 1
         if self.host_stats is not None:
@@ -382,10 +399,12 @@ class Http1ConnPool:
             self.host_stats.rq_total += 1
         encoder = client.start_stream(decoder, callbacks)
         callbacks.on_pool_ready(encoder, client)
+        return True
 
     def _next_pending(self) -> Optional[_Pending]:
         while self._pending:
             pending = self._pending.popleft()
+            self._pending_requests.dec()
             self.stats.upstream_rq_pending_active -= 1
             if self.host_stats is not None:
                 self.host_stats.rq_pending_active -= 1
@@ -398,6 +417,8 @@ class Http1ConnPool:
         dropped = len(self._pending) - len(live)
         if dropped:
             self._pending = live
+            for _ in range(dropped):
+                self._pending_requests.dec()
             self.stats.upstream_rq_pending_active -= dropped
             if self.host_stats is not None:
                 self.host_stats.rq_pending_active -= dropped
@@ -407,10 +428,12 @@ class Http1ConnPool:
         self._on_client_idle(client)
 
     def _on_client_idle(self, client: CodecClient) -> None:
-        pending = self._next_pending()
-        if pending is not None:
-            self._attach(client, pending.decoder, pending.callbacks)
-        elif self._draining:
+        while (pending := self._next_pending()) is not None:
+            if self._attach(client, pending.decoder, pending.callbacks):
+                return
+            if client.closed:
+                return
+        if self._draining:
             client.close()
         else:
             self._ready.append(client)
@@ -418,6 +441,7 @@ class Http1ConnPool:
     def _release_busy(self, client: CodecClient) -> None:
         if client in self._busy:
             self._busy.discard(client)
+            self._requests.dec()
             self.stats.upstream_rq_active -= 1
             if self.host_stats is not None:
                 self.host_stats.rq_active -= 1
@@ -462,6 +486,7 @@ class Http1ConnPool:
             self._ready.remove(client)
         except ValueError:
             pass  # it was connecting or busy, not idle
+        self._connections.dec()
         stats = self.stats
         stats.upstream_cx_active -= 1
         stats.upstream_cx_destroy += 1
@@ -480,11 +505,15 @@ class Http1ConnPool:
             client.close()
 
     def close(self) -> None:
-        """Close every connection now (worker shutdown)."""
+        """Close every connection now (worker shutdown); gives back the pool's circuit-breaker places."""
         self._draining = True
         for pending in list(self._pending):
             pending.cancel()
+            self._pending_requests.dec()
         self.stats.upstream_rq_pending_active -= len(self._pending)
         self._pending.clear()
+        if not self._closed:
+            self._closed = True
+            self._connection_pools.dec()
         for client in list(self._ready) + list(self._busy) + list(self._connecting):
             client.close()

@@ -17,9 +17,13 @@ Served by the same connection manager as the proxy, with an
   ``filter`` and ``usedonly`` too;
 - ``POST /quitquitquit``: stop the server;
 - ``POST /healthcheck/fail`` / ``/healthcheck/ok``: flip the health state
-  ``/ready`` reports;
-- ``POST /drain_listeners``: stop accepting and drain the connections; the
-  process keeps running (SIGTERM drains and exits);
+  ``/ready`` reports; while failed, every proxied response closes its
+  connection, as Envoy's drain manager decides;
+- ``POST /drain_listeners``: stop accepting and start Envoy's drain
+  sequence (responses close their connections with a probability growing
+  over ``--drain-time-s``); ``?graceful`` stops accepting only when the
+  drain time is over, ``?skip_exit`` never; ``?inboundonly`` only stops
+  listeners with ``traffic_direction: INBOUND`` (none here).  The process keeps running (SIGTERM drains and exits);
 - ``GET /`` (an HTML page) and ``GET /help`` (text): the commands;
 - ``GET /clusters``: each cluster's circuit breakers and each host's
   counters, health flags and weight, as Envoy's text or ``?format=json``;
@@ -74,10 +78,14 @@ from pyevent_envoy.upstream.cluster import CircuitBreakerThresholds
 
 __all__ = ["AdminFilter", "AdminHandler", "COMMANDS"]
 
-#: ``(status, content type, body)``: one admin answer.
-Answer = tuple[int, str, str]
+#: ``(status, content type, body)``: one admin answer.  Instead of a content
+#: type, the fields the endpoint sets itself, which go first (as in Envoy,
+#: whose admin then adds its own).
+Answer = tuple[int, "str | list[tuple[str, str]]", str]
 #: Called once with the answer's three parts.
-Respond = Callable[[int, str, str], None]
+Respond = Callable[[int, "str | list[tuple[str, str]]", str], None]
+# Envoy's config dump sets these on its errors, before the admin's own fields.
+_CONFIG_DUMP_ERROR_FIELDS = [("x-content-type-options", "nosniff"), ("content-type", "text/plain")]
 
 TEXT = "text/plain; charset=UTF-8"
 JSON = "application/json"
@@ -90,7 +98,16 @@ COMMANDS: tuple[AdminCommand, ...] = (
         ("filter", "Regular expression (Google re2) for filtering clusters by name"),
     )),
     AdminCommand("/config_dump", "dump current Envoy configs", params=(("resource", "The resource to dump"),)),
-    AdminCommand("/drain_listeners", "drain listeners", mutates=True),
+    AdminCommand("/drain_listeners", "drain listeners", mutates=True, params=(
+        ("graceful", "When draining listeners, enter a graceful drain period prior to closing listeners. This behaviour"
+                     " and duration is configurable via server options or CLI"),
+        ("skip_exit", "When draining listeners, drain the connections but never stop the listeners. The graceful"
+                      " parameter has no effect when this is set, since the drain period only delays stopping the"
+                      " listeners"),
+        ("inboundonly", "Drains all inbound listeners. traffic_direction field in"
+                        " envoy_v3_api_msg_config.listener.v3.Listener is used to determine whether a listener is"
+                        " inbound or outbound."),
+    )),
     AdminCommand("/healthcheck/fail", "cause the server to fail health checks", mutates=True),
     AdminCommand("/healthcheck/ok", "cause the server to pass health checks", mutates=True),
     AdminCommand("/help", "print out list of admin commands"),
@@ -153,9 +170,10 @@ class AdminHandler:
 
     def _answer(self, path: str, query: str) -> Answer:
         if path == "/ready":
-            # Envoy 1.40 answers DRAINING (503) while it fails health checks, too.
-            state = "DRAINING" if self.server.server_state.health_check_failed else self.state()
-            return (200 if state == "LIVE" else 503), "text/plain", f"{state}\n"
+            state = self.state()
+            failed = self.server.server_state.health_check_failed
+            # A failed health check reads as DRAINING, Envoy's server state for it.
+            return (200 if state == "LIVE" and not failed else 503), TEXT, f"{'DRAINING' if failed else state}\n"
         if path == "/server_info":
             info = {
                 "version": f"pyevent-envoy/{__version__}",
@@ -163,21 +181,21 @@ class AdminHandler:
                 "uptime_current_epoch": f"{int(time.monotonic() - self.started)}s",
                 "command_line_options": {"concurrency": self.server.concurrency},
             }
-            return 200, "application/json", json.dumps(info, indent=2) + "\n"
+            return 200, JSON, json.dumps(info, indent=2) + "\n"
         if path in ("/stats", "/stats/prometheus"):
             return self._stats(path, query)
         if path == "/quitquitquit":
             self.server.main.post(self.server.shutdown)
-            return 200, "text/plain", "OK\n"
-        if path == "/healthcheck/fail":
-            self.server.server_state.health_check_failed = True
-            return 200, "text/plain", "OK\n"
-        if path == "/healthcheck/ok":
-            self.server.server_state.health_check_failed = False
-            return 200, "text/plain", "OK\n"
+            return 200, TEXT, "OK\n"
+        if path in ("/healthcheck/fail", "/healthcheck/ok"):
+            self.server.set_health_check_failed(path == "/healthcheck/fail")
+            return 200, TEXT, "OK\n"
         if path == "/drain_listeners":
-            self.server.main.post(lambda: self.server.drain(exit_when_drained=False))
-            return 200, "text/plain", "OK\n"
+            params = urllib.parse.parse_qs(query, keep_blank_values=True)
+            self.server.drain_listeners(
+                graceful="graceful" in params, skip_exit="skip_exit" in params, inbound_only="inboundonly" in params
+            )
+            return 200, TEXT, "OK\n"
         if path == "/":
             return 200, HTML, render_home(COMMANDS)
         if path == "/help":
@@ -254,7 +272,7 @@ class AdminHandler:
             try:
                 dump = select_resource(dump, params["resource"][-1])
             except ConfigDumpError as exc:
-                return exc.status, TEXT, f"{exc}\n"
+                return exc.status, _CONFIG_DUMP_ERROR_FIELDS, f"{exc}\n"
         return 200, JSON, to_json(dump)
 
     def _logging(self, query: str) -> Answer:
@@ -269,19 +287,19 @@ class AdminHandler:
         params = urllib.parse.parse_qs(query, keep_blank_values=True)
         fmt = "prometheus" if path == "/stats/prometheus" else params.get("format", ["text"])[-1]
         if fmt not in ("text", "json", "prometheus"):
-            return 400, "text/plain", f"usage: /stats?format=(text|json|prometheus), got {fmt!r}\n"
+            return 400, TEXT, f"usage: /stats?format=(text|json|prometheus), got {fmt!r}\n"
         store = self.server.stats_store
         query_filter = params["filter"][-1] if "filter" in params else None
         try:
             stats = select(store.snapshot(), filter=query_filter, used_only="usedonly" in params)
             histograms = select(store.histograms(), filter=query_filter, used_only="usedonly" in params)
         except StatsQueryError as exc:
-            return 400, "text/plain", f"{exc}\n"
+            return 400, TEXT, f"{exc}\n"
         if fmt == "json":
-            return 200, "application/json", render_json(stats, histograms)
+            return 200, JSON, render_json(stats, histograms)
         if fmt == "prometheus":
-            return 200, "text/plain; charset=UTF-8", render_prometheus(stats, histograms)
-        return 200, "text/plain; charset=UTF-8", render_text(stats, histograms)
+            return 200, TEXT, render_prometheus(stats, histograms)
+        return 200, TEXT, render_text(stats, histograms)
 
 
 def _param(query: str, name: str) -> str | None:
@@ -356,8 +374,18 @@ class AdminFilter(StreamDecoderFilter):
         self.handler.handle(headers.get(":method") or "", headers.get(":path") or "/", self._respond)
         return FilterHeadersStatus.STOP_ITERATION
 
-    def _respond(self, status: int, content_type: str, body: str) -> None:
-        # A late answer (``/clusters``) to a stream that is gone is dropped by send_local_reply.
-        reply = HeaderMap()
-        reply.set("content-type", content_type)
-        self.stream.send_local_reply(status, body, details="admin_filter_response", headers=reply)
+    def _respond(self, status: int, content_type: str | list[tuple[str, str]], body: str) -> None:
+        # As Envoy's admin: its caching and sniffing headers, and the body
+        # streamed (chunked), not sized.  A late answer (``/clusters``) to a
+        # stream that is gone is dropped by the stream.
+        self.stream.stream_info.response_code_details = "admin_filter_response"
+        own_fields = [("content-type", content_type)] if isinstance(content_type, str) else content_type
+        reply = HeaderMap(
+            [(":status", str(status))]
+            + own_fields
+            + [("cache-control", "no-cache, max-age=0"), ("x-content-type-options", "nosniff")]
+        )
+        payload = body.encode()
+        self.stream.encode_headers(reply, not payload)
+        if payload:
+            self.stream.encode_data(payload, True)

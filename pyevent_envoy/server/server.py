@@ -46,6 +46,7 @@ from pyevent_envoy.network.listener_impl import create_listen_socket
 from pyevent_envoy.network.utility import get_local_address
 from pyevent_envoy.server.admin import AdminFilter, AdminHandler
 from pyevent_envoy.server.connection_handler import ConnectionHandlerImpl
+from pyevent_envoy.server.drain_manager import DrainManager
 from pyevent_envoy.server.worker_impl import WorkerImpl
 from pyevent_envoy.stats import GAUGE, ServerStats, Stat, StatsStore
 from pyevent_envoy.thread_local.thread_local_impl import InstanceImpl
@@ -91,8 +92,11 @@ def _access_logs(configs: Any, path: str) -> tuple:
     return tuple(logs)
 
 
-def _hcm_config(hcm: Any, path: str, context: FilterFactoryContext, local_address: str) -> ConnectionManagerConfig:
+def _hcm_config(
+    hcm: Any, path: str, context: FilterFactoryContext, local_address: str, drain_manager: DrainManager
+) -> ConnectionManagerConfig:
     return ConnectionManagerConfig(
+        drain_decision=drain_manager,
         access_logs=_access_logs(hcm.access_log, f"{path}.access_log"),
         stat_prefix=hcm.stat_prefix,
         route_table=RouteTable(hcm.route_config),
@@ -159,6 +163,9 @@ class Server:
         self._signals: list[Any] = []
         self._drain_timer: Any = None
         self._drain_deadline = 0.0
+        #: Envoy's drain manager: ``/drain_listeners``' drain sequence and the health-check state.
+        self.drain_manager = DrainManager(drain_time_s)
+        self._listeners_stop_timer: Any = None
         self._draining = False
         self._exit_when_drained = False
         self._started_workers = 0
@@ -202,7 +209,7 @@ class Server:
                 local_cluster_name=self.bootstrap.node.cluster,
             )
             plan = _ListenerPlan(
-                listener.name, address, _hcm_config(hcm, hcm_path, context, self.local_address), listener.per_connection_buffer_limit_bytes
+                listener.name, address, _hcm_config(hcm, hcm_path, context, self.local_address, self.drain_manager), listener.per_connection_buffer_limit_bytes
             )
             self._plans.append(plan)
 
@@ -342,13 +349,56 @@ class Server:
         if exit_when_drained:
             # Going away: fail health checks so that load balancers stop sending (Envoy's
             # /drain_listeners keeps passing them, and so does drain(exit_when_drained=False)).
-            self.server_state.health_check_failed = True
+            self.set_health_check_failed(True)
         if self._draining:
             return
         self._draining = True
         _log.info("draining (at most %g s)", self.drain_time_s)
         for index, worker in enumerate(self.workers):
             worker.dispatcher.post(lambda index=index: self._drain_worker(index))
+
+    def set_health_check_failed(self, failed: bool) -> None:
+        """Fail (or pass again) health checks: admin ``/healthcheck/fail`` and ``/ok``, and a drain before exiting.
+
+        The health check filter then answers 503, ``/ready`` says DRAINING,
+        and every response closes its connection (Envoy's drain manager
+        counts a failed health check as draining).  Main thread; workers only read.
+        """
+        self.server_state.health_check_failed = failed
+        self.drain_manager.health_check_failed = failed
+
+    def drain_listeners(self, *, graceful: bool = False, skip_exit: bool = False, inbound_only: bool = False) -> None:
+        """Admin ``/drain_listeners``, as Envoy 1.40 does it (main thread).
+
+        Starts the drain sequence (``drain_time_s``), during which responses
+        close their connections with a growing probability
+        (:class:`~pyevent_envoy.server.drain_manager.DrainManager`); the
+        process keeps running and ``/ready`` stays LIVE.  The listeners stop
+        accepting now; with ``graceful``, when the drain time is over (a
+        later graceful call while draining changes nothing); with
+        ``skip_exit``, never.  ``inbound_only`` drains only the listeners
+        whose ``traffic_direction`` is INBOUND: none, as that field is not
+        supported (Envoy leaves the same listeners alone: nothing happens).
+        """
+        if inbound_only:
+            return
+        if graceful or skip_exit:
+            if not self.drain_manager.start_drain_sequence() or skip_exit:
+                return
+            self._listeners_stop_timer = self.main.create_timer(self._stop_listeners)
+            self._listeners_stop_timer.enable_timer(self.drain_time_s)
+            return
+        self.drain_manager.start_drain_sequence()
+        self._stop_listeners()
+
+    def _stop_listeners(self) -> None:
+        for index, worker in enumerate(self.workers):
+            worker.dispatcher.post(lambda index=index: self._stop_worker_listeners(index))
+
+    def _stop_worker_listeners(self, index: int) -> None:
+        handler = self.handlers[index]
+        if handler is not None:
+            handler.stop_listeners()
 
     def _drain_worker(self, index: int) -> None:
         handler = self.handlers[index]
@@ -402,6 +452,9 @@ class Server:
             self._admin_handler.shutdown()
         if self._admin_socket is not None:
             self._admin_socket.close()
+        if self._listeners_stop_timer is not None:
+            self._listeners_stop_timer.close()
+            self._listeners_stop_timer = None
         if self._drain_timer is not None:
             self._drain_timer.close()
         if self._flush_timer is not None:

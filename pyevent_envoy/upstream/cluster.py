@@ -53,6 +53,7 @@ from pyevent_envoy.upstream.dns import DnsLookupFamily, DnsResolverImpl, Resolut
 from pyevent_envoy.upstream.health_checker import HealthState, HealthTransition
 from pyevent_envoy.upstream.host import HealthFlag, HostImpl, HostSet, LogicalHost
 from pyevent_envoy.upstream.load_balancer import DEFAULT_CHOICE_COUNT, LbPolicy
+from pyevent_envoy.upstream.resource_manager import ResourceManagerImpl
 
 __all__ = [
     "CircuitBreakerThresholds",
@@ -90,18 +91,26 @@ class DiscoveryType(enum.Enum):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CircuitBreakerThresholds:
-    """``CircuitBreakers.Thresholds`` of the DEFAULT priority, with Envoy's defaults.
+    """``CircuitBreakers.Thresholds`` of one priority, with Envoy's defaults.
 
-    Enforced by the connection pool and router, not here.
+    Counted over every worker by the cluster's
+    :class:`~pyevent_envoy.upstream.resource_manager.ResourceManagerImpl`
+    (``ClusterInfo.resource_manager``), enforced by the connection pools
+    and the router.  ``track_remaining`` adds Envoy's ``remaining_*`` gauges.
     """
 
     max_connections: int = 1024
     max_pending_requests: int = 1024
     max_requests: int = 1024
     max_retries: int = 3
+    track_remaining: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.track_remaining, bool):
+            raise ValueError(f"circuit breaker track_remaining must be a bool, got {self.track_remaining!r}")
         for field in dataclasses.fields(self):
+            if field.name == "track_remaining":
+                continue
             value = getattr(self, field.name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"circuit breaker {field.name} must be an int >= 0, got {value!r}")
@@ -133,6 +142,11 @@ class ClusterInfo:
         per_connection_buffer_limit_bytes: the upstream connections' buffer
             watermark (Envoy's default 1 MiB).
         circuit_breakers: the DEFAULT-priority thresholds.
+        high_priority_circuit_breakers: the HIGH-priority thresholds.
+        resource_manager: the DEFAULT priority's circuit-breaker counters,
+            shared by every thread (made here, not compared).
+        high_priority_resource_manager: the HIGH priority's (no route
+            selects that priority here: only its gauges show).
         dns_refresh_rate: seconds between lookups (DNS types).
         dns_lookup_family: which address family to use (DNS types).
         least_request_choice_count: LEAST_REQUEST's sample size.
@@ -149,11 +163,14 @@ class ClusterInfo:
     lb_policy: LbPolicy = LbPolicy.ROUND_ROBIN
     per_connection_buffer_limit_bytes: int = DEFAULT_BUFFER_LIMIT_BYTES
     circuit_breakers: CircuitBreakerThresholds = CircuitBreakerThresholds()
+    high_priority_circuit_breakers: CircuitBreakerThresholds = CircuitBreakerThresholds()
     dns_refresh_rate: float = DEFAULT_DNS_REFRESH_RATE
     dns_lookup_family: DnsLookupFamily = DnsLookupFamily.AUTO
     least_request_choice_count: int = DEFAULT_CHOICE_COUNT
     health_checks: tuple[Any, ...] = ()
     outlier_detection: Any = None
+    resource_manager: ResourceManagerImpl = dataclasses.field(init=False, compare=False, repr=False)
+    high_priority_resource_manager: ResourceManagerImpl = dataclasses.field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "health_checks", tuple(self.health_checks))
@@ -174,8 +191,11 @@ class ClusterInfo:
             raise ValueError("per_connection_buffer_limit_bytes must be >= 0")
         if int(self.least_request_choice_count) < 2:
             raise ValueError("least_request_choice_count must be >= 2")
-        if not isinstance(self.circuit_breakers, CircuitBreakerThresholds):
-            raise TypeError("circuit_breakers must be CircuitBreakerThresholds")
+        for thresholds in (self.circuit_breakers, self.high_priority_circuit_breakers):
+            if not isinstance(thresholds, CircuitBreakerThresholds):
+                raise TypeError("circuit breakers must be CircuitBreakerThresholds")
+        object.__setattr__(self, "resource_manager", ResourceManagerImpl(self.circuit_breakers))
+        object.__setattr__(self, "high_priority_resource_manager", ResourceManagerImpl(self.high_priority_circuit_breakers))
 
 
 class Endpoint(NamedTuple):
@@ -717,7 +737,7 @@ def from_config(cluster_config: Any) -> tuple[ClusterInfo, tuple[Endpoint, ...]]
     Reads the fields by name, so any object with Envoy's field names works:
     ``name``, ``type``, ``connect_timeout`` (seconds), ``lb_policy``,
     ``per_connection_buffer_limit_bytes``, ``circuit_breakers``
-    (``for_priority()`` or ``thresholds``), ``dns_refresh_rate``,
+    (``thresholds``, each with a ``priority``), ``dns_refresh_rate``,
     ``dns_lookup_family``, ``health_checks``, ``outlier_detection`` and ``lb_endpoints`` (each with
     ``address.address``, ``address.port_value``, ``load_balancing_weight``).
     Enum fields are matched by member name.  Use it as
@@ -727,7 +747,7 @@ def from_config(cluster_config: Any) -> tuple[ClusterInfo, tuple[Endpoint, ...]]
         ValueError: a cluster type, policy or lookup family not implemented here.
     """
     get = getattr
-    thresholds = _default_thresholds(get(cluster_config, "circuit_breakers", None))
+    breakers = get(cluster_config, "circuit_breakers", None)
     info = ClusterInfo(
         name=cluster_config.name,
         type=get(cluster_config, "type", DiscoveryType.STATIC),
@@ -736,7 +756,8 @@ def from_config(cluster_config: Any) -> tuple[ClusterInfo, tuple[Endpoint, ...]]
         per_connection_buffer_limit_bytes=int(
             get(cluster_config, "per_connection_buffer_limit_bytes", DEFAULT_BUFFER_LIMIT_BYTES)
         ),
-        circuit_breakers=thresholds,
+        circuit_breakers=_thresholds(breakers, "DEFAULT"),
+        high_priority_circuit_breakers=_thresholds(breakers, "HIGH"),
         dns_refresh_rate=float(get(cluster_config, "dns_refresh_rate", DEFAULT_DNS_REFRESH_RATE)),
         dns_lookup_family=get(cluster_config, "dns_lookup_family", DnsLookupFamily.AUTO),
         health_checks=tuple(get(cluster_config, "health_checks", ())),
@@ -749,22 +770,20 @@ def from_config(cluster_config: Any) -> tuple[ClusterInfo, tuple[Endpoint, ...]]
     return info, endpoints
 
 
-def _default_thresholds(circuit_breakers: Any) -> CircuitBreakerThresholds:
+def _thresholds(circuit_breakers: Any, priority: str) -> CircuitBreakerThresholds:
+    """The thresholds of ``priority`` (``"DEFAULT"`` or ``"HIGH"``) in a parsed ``CircuitBreakers``."""
     if circuit_breakers is None:
         return CircuitBreakerThresholds()
-    for_priority = getattr(circuit_breakers, "for_priority", None)
-    if for_priority is not None:
-        chosen = for_priority()
-    else:
-        chosen = None
-        for candidate in getattr(circuit_breakers, "thresholds", ()):
-            priority = getattr(candidate, "priority", "DEFAULT")
-            if getattr(priority, "name", priority) in ("DEFAULT", 0):
-                chosen = candidate
-                break
-        if chosen is None:
-            return CircuitBreakerThresholds()
+    chosen = None
+    for candidate in getattr(circuit_breakers, "thresholds", ()):
+        candidate_priority = getattr(candidate, "priority", "DEFAULT")
+        if getattr(candidate_priority, "name", candidate_priority) in (priority, 0 if priority == "DEFAULT" else 1):
+            chosen = candidate
+            break
+    if chosen is None:
+        return CircuitBreakerThresholds()
     defaults = CircuitBreakerThresholds()
+    values = {f.name: getattr(chosen, f.name, getattr(defaults, f.name)) for f in dataclasses.fields(defaults)}
     return CircuitBreakerThresholds(
-        **{f.name: int(getattr(chosen, f.name, getattr(defaults, f.name))) for f in dataclasses.fields(defaults)}
+        **{name: (bool(value) if name == "track_remaining" else int(value)) for name, value in values.items()}
     )

@@ -99,22 +99,19 @@ class ThreadLocalCluster:
         stats: this thread's ``cluster.<name>.`` traffic stats (written by
             this thread's pools and router filters only), registered with the
             snapshot's stats store until the cluster goes away.
-        retries_active: this thread's retries holding a place in the
-            ``max_retries`` circuit breaker (kept by the router's retry states).
         outlier: this thread's consecutive-error counts
             (:class:`~pyevent_envoy.upstream.outlier_detection.OutlierMonitors`)
             when the cluster has outlier detection, else None; the router
             records each attempt's outcome there.
     """
 
-    __slots__ = ("_snapshot", "_lb", "_panic", "_rng", "conn_pools", "host_stats", "stats", "retries_active", "outlier")
+    __slots__ = ("_snapshot", "_lb", "_panic", "_rng", "conn_pools", "host_stats", "stats", "outlier")
 
     def __init__(self, snapshot: ClusterSnapshot, rng: random.Random | None = None) -> None:
         self._rng = rng if rng is not None else random.Random()
         self.conn_pools: dict[HostImpl, Any] = {}
         self.host_stats = HostStatsMap()
         self.stats = ClusterTrafficStats()
-        self.retries_active = 0
         detector = snapshot.outlier_detector
         self.outlier = OutlierMonitors(detector) if detector is not None else None
         if snapshot.stats_store is not None:
@@ -360,8 +357,9 @@ class ClusterManagerImpl:
         ``cluster_manager.*``, each cluster's ``membership_change``,
         ``membership_degraded``, ``membership_excluded``,
         ``membership_healthy`` and ``membership_total`` (the DNS ``update_*``
-        counters are left out: their counting differs from Envoy's), and
-        the ``health_check.*`` and ``outlier_detection.*`` stats of the
+        counters are left out: their counting differs from Envoy's), the
+        ``circuit_breakers.{default,high}.*`` gauges (counted over every
+        thread), and the ``health_check.*`` and ``outlier_detection.*`` stats of the
         clusters that have them.
         """
         out = []
@@ -381,6 +379,10 @@ class ClusterManagerImpl:
                 value = stats.get(prefix + stat, 0)
                 # Envoy sets the membership gauges when the cluster is created: always used.
                 out.append(Stat(prefix + stat, kind, value, kind == GAUGE or value > 0))
+            info = entry.cluster.info
+            for priority, resources in (("default", info.resource_manager), ("high", info.high_priority_resource_manager)):
+                for stat, value, used in resources.gauges(f"{prefix}circuit_breakers.{priority}."):
+                    out.append(Stat(stat, GAUGE, value, used))
             for scope_name, owner in (("health_check", "health_checker"), ("outlier_detection", "outlier_detector")):
                 component = getattr(entry.cluster, owner, None)
                 if component is not None:

@@ -146,9 +146,13 @@ def with_admin(config: str, admin_port: int) -> str:
 
 
 class ProxyProcess:
-    """pyevent-envoy (``kind="pyevent-envoy"``) or Envoy (``kind="envoy"``) on a config text."""
+    """pyevent-envoy (``kind="pyevent-envoy"``) or Envoy (``kind="envoy"``) on a config text.
 
-    def __init__(self, kind: str, config: str, port: int, concurrency: int = 1) -> None:
+    ``drain_time_s`` is passed to both as ``--drain-time-s`` (by default,
+    5 s for pyevent-envoy's SIGTERM drain and Envoy's own default).
+    """
+
+    def __init__(self, kind: str, config: str, port: int, concurrency: int = 1, drain_time_s: int | None = None) -> None:
         self.kind = kind
         self.port = port
         self._dir = tempfile.TemporaryDirectory()
@@ -159,7 +163,10 @@ class ProxyProcess:
             cmd = [ENVOY, "-c", path, "--concurrency", str(concurrency), "-l", "error", "--base-id", str(random.randrange(1, 1 << 30)),
                    "--disable-hot-restart"]
         else:
-            cmd = [sys.executable, "-m", "pyevent_envoy", "-c", path, "--concurrency", str(concurrency), "-l", "warning", "--drain-time-s", "5"]
+            cmd = [sys.executable, "-m", "pyevent_envoy", "-c", path, "--concurrency", str(concurrency), "-l", "warning",
+                   "--drain-time-s", str(5 if drain_time_s is None else drain_time_s)]
+        if kind == "envoy" and drain_time_s is not None:
+            cmd += ["--drain-time-s", str(drain_time_s)]
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=raise_fd_limit
         )

@@ -83,14 +83,20 @@ static_resources:
 MUTATING = ("/reset_counters", "/logging", "/healthcheck/fail", "/healthcheck/ok", "/drain_listeners", "/quitquitquit")
 
 
-def _request(port: int, method: str, path: str) -> tuple[int, str, str]:
+def _exchange(port: int, method: str, path: str) -> tuple[tuple[int, str, str], list[tuple[str, str]]]:
+    """``(status, content type, body)`` and the response's fields but ``date``, in order."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request(method, path)
         response = conn.getresponse()
-        return response.status, response.getheader("content-type", ""), response.read().decode()
+        fields = [(name.lower(), value) for name, value in response.getheaders() if name.lower() != "date"]
+        return (response.status, response.getheader("content-type", ""), response.read().decode()), fields
     finally:
         conn.close()
+
+
+def _request(port: int, method: str, path: str) -> tuple[int, str, str]:
+    return _exchange(port, method, path)[0]
 
 
 def _drive_traffic(port: int, kind: str) -> None:
@@ -134,6 +140,7 @@ class _Run:
         config = CONFIG.format(listen_port=self.listen_port, hcm=HCM, router=ROUTER, app_port=app_port, down_port=down_port)
         self.process = ProxyProcess(kind, with_admin(config, self.admin_port), self.listen_port)
         self.answers: dict[tuple[str, str], tuple[int, str, str]] = {}
+        self.fields: dict[tuple[str, str], list[tuple[str, str]]] = {}
         try:
             _drive_traffic(self.listen_port, kind)
             _wait_idle(self.admin_port)
@@ -157,12 +164,19 @@ class _Run:
             self.clusters_after_reset = self.get("/clusters", "GET", key="/clusters after reset")[2]
             self.rss = rss_kb(self.process.proc.pid) * 1024
             self.memory = json.loads(self.get("/memory", key="/memory again")[2])
+            for path in ("/ready", "/server_info", "/stats?format=json", "/stats/prometheus"):
+                self.get(path)
+            self.get("/healthcheck/fail", "POST")
+            self.get("/ready", key="/ready failed")
+            self.get("/healthcheck/ok", "POST")
+            self.get("/ready", key="/ready ok again")
         finally:
             self.code = self.process.stop()
 
     def get(self, path: str, method: str = "GET", key: str | None = None) -> tuple[int, str, str]:
-        answer = _request(self.admin_port, method, path)
+        answer, fields = _exchange(self.admin_port, method, path)
         self.answers[(method, key or path)] = answer
+        self.fields[(method, key or path)] = fields
         return answer
 
     def answer(self, path: str, method: str = "GET") -> tuple[int, str, str]:
@@ -448,3 +462,24 @@ def test_runtime_matches_envoy(ours, envoy):
     assert json.loads(ours.answer("/runtime")[2]) == json.loads(envoy.answer("/runtime")[2]) == {
         "entries": {}, "layers": []
     }
+
+
+def test_every_answer_has_envoys_header_fields(ours, envoy):
+    """Content type, Envoy's admin caching and sniffing headers, chunked framing, in Envoy's order."""
+    assert ours.fields.keys() == envoy.fields.keys()
+    differences = {key: (fields, envoy.fields[key]) for key, fields in ours.fields.items() if fields != envoy.fields[key]}
+    assert differences == {}, "\n".join(f"{key}: ours {a}, envoy {b}" for key, (a, b) in differences.items())
+    assert ours.fields[("GET", "/ready")] == [
+        ("content-type", "text/plain; charset=UTF-8"),
+        ("cache-control", "no-cache, max-age=0"),
+        ("x-content-type-options", "nosniff"),
+        ("server", "envoy"),
+        ("transfer-encoding", "chunked"),
+    ]
+
+
+def test_ready_follows_the_health_check_state_as_envoy_does(ours, envoy):
+    for run in (ours, envoy):
+        assert run.answer("/healthcheck/fail", "POST")[::2] == (200, "OK\n")
+        assert run.answer("/ready failed")[::2] == (503, "DRAINING\n")
+        assert run.answer("/ready ok again")[::2] == (200, "LIVE\n")

@@ -11,6 +11,8 @@
   (Content-Encoding), ``vary``; ``status`` (default 200); ``chunked=<size>``
   sends it chunked, one flushed chunk of that size at a time, instead of
   with a Content-Length, ``pause=<seconds>`` apart.
+- ``/informational/<code>``: an interim (1xx) response with that status,
+  then 200 ``final``.
 - ``/close``: answers with ``Connection: close``.
 - ``/die/<n>``: announces 1,000,000 bytes, sends ``n``, then closes.
 - ``/flaky/<key>/<failures>/<how>``: counts the requests for ``key`` (any
@@ -33,6 +35,9 @@
   counts the requests it had; ``Upstream.health_requests`` keeps them as
   ``(method, path, headers)`` and ``Upstream.health_ports`` the client
   port of each (one port: one connection).
+
+- ``/hold/<key>``: waits until ``Upstream.release(key)``, then 200
+  ``released``; ``Upstream.held(key)`` is how many wait now.
 
 ``Upstream.fail_with`` (settable while running; None by default) makes every
 other request answer that status with an empty body, whatever its path;
@@ -163,6 +168,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
 
+    def _hold(self, key: str) -> None:
+        with self.server.lock:
+            release = self.server.releases.setdefault(key, threading.Event())
+            self.server.held[key] = self.server.held.get(key, 0) + 1
+        try:
+            release.wait(timeout=60)
+        finally:
+            with self.server.lock:
+                self.server.held[key] -= 1
+        self._send(200, b"released")
+
     def _health(self) -> None:
         with self.server.lock:
             self.server.health_checks += 1
@@ -197,7 +213,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if fail:
                 self._send(int(self.server.fail_with), b"")
                 return
-        if path.startswith("/flaky/"):
+        if path.startswith("/hold/"):
+            self._hold(path.split("/")[2])
+        elif path.startswith("/flaky/"):
             self._flaky(body)
         elif path.startswith("/attempts/"):
             self._send(200, str(self.server.attempts.get(path.split("/")[2], 0)).encode())
@@ -229,6 +247,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._content()
         elif path.startswith("/status/"):
             self._send(int(path.split("/")[2]), b"")
+        elif path.startswith("/informational/"):
+            self.wfile.write(b"HTTP/1.1 %s Interim\r\n\r\n" % path.split("/")[2].encode())
+            self._send(200, b"final")
         elif path.startswith("/close"):
             self.close_connection = True
             self._send(200, b"closing", {"connection": "close"})
@@ -260,6 +281,8 @@ class Upstream:
         self.server.name = name
         self.server.requests = []
         self.server.attempts = {}
+        self.server.releases = {}
+        self.server.held = {}
         self.server.lock = threading.Lock()
         self.server.health = 200
         self.server.fail_with = None
@@ -280,6 +303,16 @@ class Upstream:
     def attempts(self, key: str) -> int:
         """How many requests ``/flaky/<key>/...`` has had."""
         return self.server.attempts.get(key, 0)
+
+    def held(self, key: str) -> int:
+        """How many ``/hold/<key>`` requests are waiting."""
+        with self.server.lock:
+            return self.server.held.get(key, 0)
+
+    def release(self, key: str) -> None:
+        """Answer every waiting ``/hold/<key>`` request, and the later ones at once."""
+        with self.server.lock:
+            self.server.releases.setdefault(key, threading.Event()).set()
 
     @property
     def health(self):
@@ -327,5 +360,8 @@ class Upstream:
 
     def stop(self) -> None:
         self.server.stopping = True
+        with self.server.lock:
+            for release in self.server.releases.values():
+                release.set()
         self.server.shutdown()
         self.server.server_close()

@@ -387,10 +387,12 @@ def test_from_config_reads_a_duck_typed_cluster():
         lb_policy=LbPolicy.RANDOM,
         per_connection_buffer_limit_bytes=32768,
         circuit_breakers=CircuitBreakerThresholds(max_connections=7, max_retries=1),
+        high_priority_circuit_breakers=CircuitBreakerThresholds(max_connections=1),
         dns_refresh_rate=2.0,
         dns_lookup_family=DnsLookupFamily.V4_ONLY,
     )
     assert endpoints == (Endpoint("backend.svc", 8080, 4),)
+    assert (info.resource_manager.connections.max, info.high_priority_resource_manager.connections.max) == (7, 1)
 
 
 def test_from_config_reads_the_config_model():

@@ -24,6 +24,7 @@ from pyevent_envoy.http.codec.http1 import ClientConnectionImpl as ClientConnect
 from pyevent_envoy.http.codec.http1 import RequestEncoderImpl as RequestEncoderImpl
 from pyevent_envoy.http.codec.http1 import ResponseEncoderImpl as ResponseEncoderImpl
 from pyevent_envoy.http.codec.http1 import ServerConnectionImpl as ServerConnectionImpl
+from pyevent_envoy.http.codec.http1 import reason_phrase as reason_phrase
 
 __all__ = [
     "ClientConnection",
@@ -44,4 +45,5 @@ __all__ = [
     "ServerConnectionImpl",
     "Sink",
     "StreamEncoder",
+    "reason_phrase",
 ]

@@ -66,6 +66,9 @@ class Http1Settings:
         allow_absolute_url: accept absolute-form request targets
             (``GET http://host/path``), whose authority replaces ``Host``
             (RFC 9112 section 3.2.2).  Envoy's ``allow_absolute_url``.
+        accept_http_10: accept HTTP/1.0 requests; otherwise (Envoy's
+            default) each is a protocol error answered 426 ``Upgrade
+            Required``.  Envoy's ``http_protocol_options.accept_http_10``.
         auto_resume: when a response completes while pipelined requests wait,
             parse them at once, inside the ``encode_*`` call that completed
             it.  False leaves that to the owner's :meth:`ServerConnection.resume`
@@ -81,6 +84,7 @@ class Http1Settings:
     max_response_headers_count: int = 100
     enable_trailers: bool = True
     allow_absolute_url: bool = True
+    accept_http_10: bool = False
     auto_resume: bool = True
 
     def __post_init__(self) -> None:

@@ -64,7 +64,6 @@ event on the hot path.
 
 from __future__ import annotations
 
-import http
 import re
 import threading
 from typing import Any, Callable, List, Optional, Tuple
@@ -92,6 +91,7 @@ __all__ = [
     "RequestEncoderImpl",
     "ResponseEncoderImpl",
     "ServerConnectionImpl",
+    "reason_phrase",
 ]
 
 # Size limits
@@ -181,26 +181,40 @@ _LLHTTP_UPGRADE_PAUSE = "Pause on CONNECT/Upgrade"
 _TRAILER_PREFIX = b"POST / HTTP/1.1\r\n"
 
 
-# Where Envoy's reason phrase (CodeUtility::toString) is not Python's.
+# The reason phrases Envoy 1.40's HTTP/1.1 codec writes (``CodeUtility::toString``):
+# its own table, not the IANA registry nor Python's ``http.HTTPStatus`` (whose
+# phrases change between Python versions).  Every other code is "Unknown" --
+# 418 and 451 included -- and 599 has the name of Envoy's enum value.
 _ENVOY_REASON_PHRASES = {
-    413: "Payload Too Large",
-    414: "URI Too Long",
-    416: "Range Not Satisfiable",
-    418: "Unknown",
-    451: "Unknown",
+    100: "Continue", 101: "Switching Protocols",
+    200: "OK", 201: "Created", 202: "Accepted", 203: "Non-Authoritative Information",
+    204: "No Content", 205: "Reset Content", 206: "Partial Content", 207: "Multi-Status",
+    208: "Already Reported", 226: "IM Used",
+    300: "Multiple Choices", 301: "Moved Permanently", 302: "Found", 303: "See Other",
+    304: "Not Modified", 305: "Use Proxy", 307: "Temporary Redirect", 308: "Permanent Redirect",
+    400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
+    404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
+    407: "Proxy Authentication Required", 408: "Request Timeout", 409: "Conflict", 410: "Gone",
+    411: "Length Required", 412: "Precondition Failed", 413: "Payload Too Large",
+    414: "URI Too Long", 415: "Unsupported Media Type", 416: "Range Not Satisfiable",
+    417: "Expectation Failed", 421: "Misdirected Request", 422: "Unprocessable Entity",
+    423: "Locked", 424: "Failed Dependency", 425: "Too Early", 426: "Upgrade Required",
+    428: "Precondition Required", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
+    500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
+    503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
+    506: "Variant Also Negotiates", 507: "Insufficient Storage", 508: "Loop Detected",
+    510: "Not Extended", 511: "Network Authentication Required",
     599: "Last Unassigned Server Error Code",
 }
 
 
+def reason_phrase(status: int) -> str:
+    """The reason phrase Envoy 1.40 writes for ``status`` ("Unknown" when its table lacks it)."""
+    return _ENVOY_REASON_PHRASES.get(status, "Unknown")
+
+
 def _status_lines() -> dict:
-    lines = {}
-    for code in range(100, 600):
-        try:
-            phrase = _ENVOY_REASON_PHRASES.get(code) or http.HTTPStatus(code).phrase
-        except ValueError:
-            phrase = "Unknown"
-        lines[code] = f"HTTP/1.1 {code} {phrase}\r\n"
-    return lines
+    return {code: f"HTTP/1.1 {code} {reason_phrase(code)}\r\n" for code in range(100, 600)}
 
 
 _STATUS_LINES = _status_lines()
@@ -210,7 +224,7 @@ _STATUS_BY_VALUE = {str(code): (code, line) for code, line in _STATUS_LINES.item
 
 def _status_line(status: int) -> str:
     line = _STATUS_LINES.get(status)
-    return line if line is not None else f"HTTP/1.1 {status} Unknown\r\n"
+    return line if line is not None else f"HTTP/1.1 {status} {reason_phrase(status)}\r\n"
 
 
 def _parse_status(value: Optional[str]) -> Tuple[int, str]:
@@ -1049,18 +1063,17 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
                 head += "content-length: 0\r\n"
                 self._mode = _MODE_LENGTH
             elif self.protocol == _HTTP11:
-                head += "transfer-encoding: chunked\r\n"
                 self._mode = _MODE_CHUNKED
             else:
                 # An HTTP/1.0 client and no length: the close ends the body.
                 self._mode = _MODE_RAW
                 self._close = True
             if self._close:
-                head += "connection: close\r\n\r\n"
+                head += "connection: close\r\n"
             elif self.protocol == _HTTP10:
-                head += "connection: keep-alive\r\n\r\n"
-            else:
-                head += "\r\n"
+                head += "connection: keep-alive\r\n"
+            # Framing last, after ``connection``, as Envoy's codec writes it.
+            head += "transfer-encoding: chunked\r\n\r\n" if self._mode == _MODE_CHUNKED else "\r\n"
             self._sink(head.encode("latin-1"))
         else:
             self._encode_other_headers(status, line, names, values, end_stream)
@@ -1110,6 +1123,7 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
                 # The request side was a tunnel that was not accepted: its bytes
                 # cannot be told apart from a next request.
                 close = True
+            chunked = False
             if self.is_head_request or status == 304 or status == 204 or status < 200:
                 self._mode = _MODE_NONE
             elif length is not None:
@@ -1119,7 +1133,7 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
                 parts.append("content-length: 0\r\n")
                 self._mode = _MODE_LENGTH
             elif self.protocol == _HTTP11:
-                parts.append("transfer-encoding: chunked\r\n")
+                chunked = True
                 self._mode = _MODE_CHUNKED
             else:
                 self._mode = _MODE_RAW
@@ -1128,6 +1142,9 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
                 parts.append("connection: close\r\n")
             elif self.protocol == _HTTP10:
                 parts.append("connection: keep-alive\r\n")
+            if chunked:
+                # Last, after ``connection``, as Envoy's codec writes it.
+                parts.append("transfer-encoding: chunked\r\n")
         self._close = close
         parts.append("\r\n")
         self._sink("".join(parts).encode("latin-1"))
@@ -1375,6 +1392,10 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
         else:
             method, target, http11, names, values = self._parse_request_head(head)
             special = -1  # not known: look
+        if not http11 and not self._settings.accept_http_10:
+            # Envoy refuses it here, in the codec: a protocol error answered by
+            # a fresh HTTP/1.1 encoder, before the method (HEAD?) counts.
+            raise CodecProtocolError("Upgrade required for HTTP/1.0 or HTTP/0.9", 426, "low_version")
 
         host = None
         length = 0

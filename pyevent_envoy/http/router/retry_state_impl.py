@@ -322,10 +322,11 @@ class RetryStateImpl:
             stats.upstream_rq_retry_limit_exceeded += 1
             return RetryStatus.NO_RETRY_LIMIT_EXCEEDED
         self.retries_remaining -= 1
-        if cluster.retries_active >= cluster.info.circuit_breakers.max_retries:
+        retries = cluster.info.resource_manager.retries  # the cluster's, over every worker
+        if retries.count >= retries.max:
             stats.upstream_rq_retry_overflow += 1
             return RetryStatus.NO_OVERFLOW
-        cluster.retries_active += 1
+        retries.inc()
         self._holds_retry = True
         self._callback = callback
         if self._timer is None:
@@ -347,7 +348,7 @@ class RetryStateImpl:
     def _reset_retry(self) -> None:
         if self._holds_retry:
             self._holds_retry = False
-            self._cluster.retries_active -= 1
+            self._cluster.info.resource_manager.retries.dec()
         self._callback = None
 
     def close(self) -> None:

@@ -185,9 +185,10 @@ class UpstreamRequest:
     # ResponseDecoder (through the pool's CodecClient)
 
     def decode_1xx_headers(self, headers: HeaderMap) -> None:
+        # Not relayed, as with Envoy's default (proxy_100_continue off): the
+        # connection manager answered an ``Expect: 100-continue`` itself, and a
+        # client that did not ask must not get one.
         self._router._on_upstream_1xx_headers(self)
-        if headers.get(":status") == "100":
-            self._router.stream.encode_100_continue()
 
     def decode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
         self.response_started = True
@@ -638,7 +639,7 @@ class RouterFilter(StreamDecoderFilter):
         )
 
     def _on_upstream_1xx_headers(self, upstream: UpstreamRequest) -> None:
-        # As Envoy: once a 1xx went downstream, the request is not retried.
+        # As Envoy: once the upstream sent a 1xx, the request is not retried.
         if upstream is self._upstream and self._retry_state is not None:
             self._set_retry_state(None)
 

@@ -46,6 +46,10 @@ class ServerOwner:
         self.encoders: list = []
         self.errors: list = []
         self.written: List[bytes] = []
+        # HTTP/1.0 accepted unless a test says otherwise: most cases here test
+        # how it is parsed and answered, not Envoy's default refusal of it.
+        if settings is None:
+            settings = Http1Settings(accept_http_10=True)
         self.codec = ServerConnectionImpl(self, self.written.append, settings)
 
     # ServerConnectionCallbacks

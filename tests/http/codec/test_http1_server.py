@@ -228,6 +228,19 @@ def test_server_connection_close_honoured():
     assert len(owner.encoders) == 1
 
 
+@pytest.mark.parametrize("method", [b"GET", b"HEAD"])
+def test_server_refuses_http10_by_default_as_envoy_does(method):
+    owner = ServerOwner(Http1Settings())
+    owner.codec.dispatch(method + b" / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    assert owner.events == [("error", 426, "low_version")]
+    encoder = owner.errors[0][1]
+    assert (encoder.protocol, encoder.is_head_request) == ("HTTP/1.1", False)
+    encoder.encode_headers(HeaderMap([(":status", "426"), ("content-length", "16")]), False)
+    encoder.encode_data(b"Upgrade Required", True)
+    assert owner.output.endswith(b"connection: close\r\n\r\nUpgrade Required")
+    assert owner.codec.should_close
+
+
 def test_server_http10_closes_unless_keep_alive():
     owner = ServerOwner()
     owner.codec.dispatch(b"GET / HTTP/1.0\r\n\r\n")
@@ -420,23 +433,21 @@ def test_server_encoder_skips_hop_by_hop_fields_of_the_owner():
     assert owner.output == b"HTTP/1.1 200 OK\r\nx: y\r\ncontent-length: 0\r\n\r\n"
 
 
-def test_server_unknown_status_gets_a_reason_phrase():
-    owner = ServerOwner()
-    owner.codec.dispatch(GET)
-    owner.encoders[0].encode_headers(HeaderMap([(":status", "598")]), True)
-    assert owner.output.startswith(b"HTTP/1.1 598 Unknown\r\n")
-
-
 @pytest.mark.parametrize(
-    "status,line",
-    [(413, b"413 Payload Too Large"), (418, b"418 Unknown"), (599, b"599 Last Unassigned Server Error Code")],
+    "status, line",
+    [
+        ("598", b"HTTP/1.1 598 Unknown\r\n"),
+        ("418", b"HTTP/1.1 418 Unknown\r\n"),  # not in Envoy's table
+        ("599", b"HTTP/1.1 599 Last Unassigned Server Error Code\r\n"),
+        ("413", b"HTTP/1.1 413 Payload Too Large\r\n"),
+        ("700", b"HTTP/1.1 700 Unknown\r\n"),
+    ],
 )
-def test_server_reason_phrases_are_envoys(status, line):
-    # Where Python's phrase differs (tests/proxy/test_fault.py compares every status with Envoy's).
+def test_server_status_gets_envoys_reason_phrase(status, line):
     owner = ServerOwner()
     owner.codec.dispatch(GET)
-    owner.encoders[0].encode_headers(HeaderMap([(":status", str(status))]), True)
-    assert owner.output.startswith(b"HTTP/1.1 " + line + b"\r\n")
+    owner.encoders[0].encode_headers(HeaderMap([(":status", status)]), True)
+    assert owner.output.startswith(line)
 
 
 def test_server_encode_usage_errors():
@@ -516,7 +527,7 @@ def test_server_1xx_headers():
     owner.codec.dispatch(GET)
     enc = owner.encoders[0]
     enc.encode_1xx_headers(HeaderMap([(":status", "103"), ("link", "</s.css>; rel=preload")]))
-    assert owner.output == b"HTTP/1.1 103 Early Hints\r\nlink: </s.css>; rel=preload\r\n\r\n"
+    assert owner.output == b"HTTP/1.1 103 Unknown\r\nlink: </s.css>; rel=preload\r\n\r\n"  # Envoy's phrase
     with pytest.raises(CodecUsageError):
         enc.encode_1xx_headers(HeaderMap([(":status", "200")]))
     with pytest.raises(CodecUsageError):

@@ -40,6 +40,7 @@ from pyevent_envoy.http.router.retry_state_impl import (
     parse_unsigned,
 )
 from pyevent_envoy.stats import ClusterTrafficStats
+from pyevent_envoy.upstream.cluster import CircuitBreakerThresholds, ClusterInfo
 
 
 class FakeTimer:
@@ -77,12 +78,21 @@ class FakeDispatcher:
         return timer
 
 
+class _Cluster:
+    """A thread-local cluster as the retry state sees it: its stats and its (shared) info."""
+
+    def __init__(self, max_retries: int) -> None:
+        self.stats = ClusterTrafficStats()
+        self.info = ClusterInfo("c", circuit_breakers=CircuitBreakerThresholds(max_retries=max_retries))
+
+    @property
+    def retries_active(self) -> int:
+        """Retries holding a place in the cluster's ``max_retries`` breaker."""
+        return self.info.resource_manager.retries.count
+
+
 def cluster(max_retries: int = 3) -> Any:
-    return types.SimpleNamespace(
-        stats=ClusterTrafficStats(),
-        retries_active=0,
-        info=types.SimpleNamespace(circuit_breakers=types.SimpleNamespace(max_retries=max_retries)),
-    )
+    return _Cluster(max_retries)
 
 
 def policy(retry_on: str = "5xx", **kwargs: Any) -> RetryPolicyImpl:

@@ -388,7 +388,7 @@ class Http1ConnPool:
         requests = self._requests
         if requests.count >= requests.max:
             self.stats.upstream_rq_active_overflow += 1
-            callbacks.on_pool_failure(PoolFailureReason.OVERFLOW, "max_requests")
+            callbacks.on_pool_failure(PoolFailureReason.OVERFLOW, "")
             return False
         self._busy.add(client)
         requests.inc()

@@ -2044,11 +2044,12 @@ def _network_filter(ctx: _Ctx, path: str, raw: Any) -> Optional[b.NetworkFilter]
 
 def _filter_chain(ctx: _Ctx, path: str, raw: Any) -> Optional[b.FilterChain]:
     mark = ctx.mark()
-    m = _msg(ctx, path, raw, "FilterChain", {"filters", "name"})
+    m = _msg(ctx, path, raw, "FilterChain", {"filters", "name", "transport_socket"})
     if m is None:
         return None
     name = m.string("name")
     filters = m.repeated("filters", _network_filter)
+    tls = _transport_socket(m, downstream=True)
     if ctx.clean_since(mark):
         if not filters:
             m.error(
@@ -2063,7 +2064,7 @@ def _filter_chain(ctx: _Ctx, path: str, raw: Any) -> Optional[b.FilterChain]:
             )
     if not ctx.clean_since(mark):
         return None
-    return b.FilterChain(filters=filters, name=name)
+    return b.FilterChain(filters=filters, name=name, transport_socket=tls)
 
 
 def _listener(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Listener, _Msg]]:
@@ -2091,6 +2092,13 @@ def _listener(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Listener, _Msg
     if not ctx.clean_since(mark) or address is None:
         return None
     return b.Listener(name=name, address=address, filter_chains=chains, per_connection_buffer_limit_bytes=buffer_limit), m
+
+
+def _transport_socket(m: _Msg, *, downstream: bool) -> Optional[b.TlsContext]:
+    """A filter chain's (``downstream``) or cluster's ``transport_socket``: see :mod:`._tls`."""
+    from pyevent_envoy.config._tls import transport_socket  # it imports this module's helpers
+
+    return m.message("transport_socket", lambda c, p, r: transport_socket(c, p, r, downstream=downstream))
 
 
 # ------------------------------------------------------------------------------------------

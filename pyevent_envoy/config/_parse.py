@@ -2598,6 +2598,7 @@ def _cluster(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Cluster, _Msg]]
             "typed_extension_protocol_options",
             "health_checks",
             "outlier_detection",
+            "transport_socket",
         },
     )
     if m is None:
@@ -2634,6 +2635,7 @@ def _cluster(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Cluster, _Msg]]
     http1 = m.message("typed_extension_protocol_options", _upstream_protocol_options)
     health_checks = _health_checks(ctx, m)
     outlier_detection = m.message("outlier_detection", _outlier_detection)
+    tls = _transport_socket(m, downstream=False)
     if not ctx.clean_since(mark):
         return None
     cluster = b.Cluster(
@@ -2649,6 +2651,7 @@ def _cluster(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Cluster, _Msg]]
         http_protocol_options=http1,
         health_checks=health_checks,
         outlier_detection=outlier_detection,
+        transport_socket=tls,
     )
     return cluster, m
 

@@ -63,6 +63,7 @@ __all__ = [
     "SslServerConnectionImpl",
     "TLS_VERSIONS",
     "TlsContextError",
+    "client_connection",
     "make_ssl_context",
     "ssl_context_for",
 ]
@@ -77,9 +78,10 @@ TLS_VERSIONS = {
     "TLSv1_2": ssl.TLSVersion.TLSv1_2,
     "TLSv1_3": ssl.TLSVersion.TLSv1_3,
 }
-# Envoy 1.40's defaults: TLS 1.2 to 1.3 for servers and clients.
+# Envoy 1.40's defaults: TLS 1.2 to 1.3 for servers, TLS 1.2 only for clients (upstream).
 _DEFAULT_MIN = ssl.TLSVersion.TLSv1_2
-_DEFAULT_MAX = ssl.TLSVersion.TLSv1_3
+_DEFAULT_SERVER_MAX = ssl.TLSVersion.TLSv1_3
+_DEFAULT_CLIENT_MAX = ssl.TLSVersion.TLSv1_2
 
 _EAGAIN = lib.EAGAIN
 _EOF = lib.PE_IO_EOF
@@ -136,7 +138,8 @@ def make_ssl_context(
     ``certificates`` are ``(PEM chain, PEM private key)`` pairs (at most one
     is supported); ``trusted_ca`` PEM turns peer verification on (without it a
     client does not verify the server, as in Envoy); versions are Envoy's
-    ``TlsProtocol`` names (None: Envoy's default); ``cipher_suites`` are
+    ``TlsProtocol`` names (None: Envoy's default, 1.2 to 1.3 for a server,
+    1.2 for a client); ``cipher_suites`` are
     OpenSSL/BoringSSL cipher names for TLS 1.2 and below.
 
     Raises:
@@ -144,10 +147,13 @@ def make_ssl_context(
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = TLS_VERSIONS[min_version] if min_version else _DEFAULT_MIN
-    context.maximum_version = TLS_VERSIONS[max_version] if max_version else _DEFAULT_MAX
+    default_max = _DEFAULT_SERVER_MAX if server else _DEFAULT_CLIENT_MAX
+    context.maximum_version = TLS_VERSIONS[max_version] if max_version else default_max
     if context.minimum_version > context.maximum_version:
         raise TlsContextError(
-            "tls_params", f"tls_minimum_protocol_version {min_version} is above tls_maximum_protocol_version {max_version or 'TLSv1_3'}"
+            "tls_params",
+            f"tls_minimum_protocol_version {min_version} is above tls_maximum_protocol_version "
+            f"{max_version or ('TLSv1_3' if server else 'TLSv1_2')}",
         )
     if not server:
         context.check_hostname = False  # Envoy checks SANs only when told to (match_subject_alt_names)
@@ -182,12 +188,26 @@ def make_ssl_context(
     return context
 
 
+#: BoringSSL's packed error codes (ERR_PACK(ERR_LIB_SSL, reason)) of the reasons Envoy's
+#: failure text names most often, so that the text is Envoy's word for word.
+_BORINGSSL_CODES = {"CERTIFICATE_VERIFY_FAILED": 268435581}
+
+
 def _failure_reason(exc: ssl.SSLError) -> str:
-    """Envoy's transport failure text: ``TLS_error:|<code>:<library>:<reason>``-like, from OpenSSL."""
+    """Envoy's transport failure reason for a failed handshake (``TLS_error:|...:TLS_error_end``).
+
+    A certificate verification failure reads as Envoy 1.40 writes it, with
+    depth 0 (the ssl module does not report the depth; it is 0 for the usual
+    case, a leaf the trusted CAs did not sign).  Other failures carry
+    OpenSSL's reason, in BoringSSL's layout.
+    """
     reason = exc.reason or str(exc)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS_error:|{exc.verify_message}:TLS_error_end"
-    return f"TLS_error:|{reason}:TLS_error_end"
+    code = _BORINGSSL_CODES.get(reason)
+    head = f"{code}:SSL routines:OPENSSL_internal:{reason}" if code is not None else f"SSL routines:{reason}"
+    verify_message = getattr(exc, "verify_message", None)
+    if verify_message:
+        head += f":verify cert failed: X509_verify_cert: certificate verification error at depth 0: {verify_message}"
+    return f"TLS_error:|{head}:TLS_error_end"
 
 
 def ssl_context_for(tls: Any) -> ssl.SSLContext:
@@ -505,3 +525,14 @@ class SslClientConnectionImpl(SslConnectionImpl, ClientConnectionImpl):
     def _on_handshake_ready(self) -> bool:
         self._raise_event(ConnectionEvent.CONNECTED)
         return self._state is not _CLOSED_STATE
+
+
+def client_connection(
+    dispatcher: Dispatcher, remote: Address, ssl_context: Optional[ssl.SSLContext], stats: Any = None, server_name: str = ""
+) -> ClientConnectionImpl:
+    """A plaintext client connection, or a TLS one when ``ssl_context`` is set (Envoy's cluster
+    transport socket): ``stats`` its :class:`~pyevent_envoy.stats.SslStats`, ``server_name`` the SNI (empty: none)."""
+    if ssl_context is None:
+        return ClientConnectionImpl(dispatcher, remote)
+    return SslClientConnectionImpl(dispatcher, remote, ssl_context, stats, server_name or None)
+

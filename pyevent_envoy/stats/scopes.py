@@ -317,6 +317,7 @@ class ClusterTrafficStats(StatsScope):
         "external_upstream_rq_time",
         "internal_upstream_rq_time",
         "connection_stats",
+        "ssl",
     )
 
     def __init__(self) -> None:
@@ -332,6 +333,8 @@ class ClusterTrafficStats(StatsScope):
         self.external_upstream_rq_time = HistogramRecorder()
         self.internal_upstream_rq_time = HistogramRecorder()
         self.connection_stats = ConnectionStats()
+        #: The ``ssl.`` stats of a TLS cluster (:class:`SslStats`, set by its owner), else None.
+        self.ssl: Any = None
 
     def charge_response(self, code: int) -> None:
         """The router got (or made, for an upstream failure) response ``code`` (Envoy's ``chargeUpstreamCode``)."""
@@ -358,6 +361,9 @@ class ClusterTrafficStats(StatsScope):
     def values(self) -> Iterator[tuple]:
         yield from super().values()
         yield from _code_stats("", self.upstream_rq_code, self.upstream_rq_xx)
+        if self.ssl is not None:
+            for name, kind, value in self.ssl.values():
+                yield f"ssl.{name}", kind, value
         if self.retry_rq_completed:
             yield "retry.upstream_rq_completed", COUNTER, self.retry_rq_completed
             yield from _code_stats("retry.", self.retry_rq_code, self.retry_rq_xx)

@@ -87,6 +87,10 @@ if OPENSSL is not None:
                 "typed_config": {"@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer"},
             }
         ),
+        "upstream-no-verification": _up(),
+        "upstream-verify-and-sni": _up({"validation_context": _CA_VALIDATION}, sni="localhost"),
+        "upstream-client-certificate": _up({"tls_certificates": [_certificate()], "validation_context": _CA_VALIDATION}),
+        "upstream-alpn": _up({"alpn_protocols": ["http/1.1"]}),
     }
 
     INVALID = {
@@ -122,9 +126,23 @@ if OPENSSL is not None:
             ),
             DOWN_TLS + ".@type",
         ),
+        "upstream-missing-ca-file": (
+            _up({"validation_context": {"trusted_ca": {"filename": os.path.join(_DIR, "missing-ca.pem")}}}),
+            UP_TLS + ".common_tls_context.validation_context.trusted_ca.filename",
+        ),
+        "upstream-sni-too-long": (_up(sni="a" * 256), UP_TLS + ".sni"),
     }
 
     STRICTER = {
+        # Envoy accepts these and then fails every handshake, or asks for a certificate it cannot check.
+        "downstream-minimum-above-maximum": (
+            _down(_params(tls_minimum_protocol_version="TLSv1_3", tls_maximum_protocol_version="TLSv1_2")),
+            DOWN_TLS + ".common_tls_context.tls_params",
+        ),
+        "downstream-mtls-without-ca": (
+            _down(require_client_certificate=True),
+            DOWN_TLS + ".require_client_certificate",
+        ),
         "downstream-alpn-h2": (
             _down({"tls_certificates": [_certificate()], "alpn_protocols": ["h2", "http/1.1"]}),
             DOWN_TLS + ".common_tls_context.alpn_protocols[0]",
@@ -146,5 +164,9 @@ if OPENSSL is not None:
             DOWN_TLS + ".common_tls_context.tls_params.ecdh_curves",
         ),
         "downstream-require-sni": (_down(require_sni=True), DOWN_TLS + ".require_sni"),
-        "upstream-tls": (_up(), CLUSTER_PATH + ".transport_socket"),
+        "upstream-match-subject-alt-names": (
+            _up({"validation_context": {"trusted_ca": {"filename": _CA.cert}, "match_typed_subject_alt_names": [
+                {"san_type": "DNS", "matcher": {"exact": "localhost"}}]}}),
+            UP_TLS + ".common_tls_context.validation_context.match_typed_subject_alt_names",
+        ),
     }

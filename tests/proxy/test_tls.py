@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from harness import KINDS, ProxyProcess, bootstrap_yaml, free_port, rss_kb, with_admin
+from harness import KINDS, ProxyProcess, access_log_block, bootstrap_yaml, free_port, rss_kb, with_admin
 from tls_certs import OPENSSL, CertificateAuthority
 from upstream import Upstream, pattern_bytes
 
@@ -296,13 +296,11 @@ def test_connection_close_ends_with_close_notify(kind, upstream, certs, start):
     assert head.startswith(b"HTTP/1.1 200") and body == pattern_bytes(100000)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_large_download_over_tls_in_constant_memory(kind, upstream, certs, start):
-    proxy = tls_proxy(start, kind, upstream, certs)
-    size = 64 * 1024 * 1024
-    conn = http.client.HTTPSConnection("localhost", proxy.port, context=client_context(certs), timeout=60)
-    before = rss_kb(proxy.process.proc.pid)
-    peak = before
+def download_and_check(proxy: Proxy, certs: Certs, size: int) -> None:
+    """GET ``/bytes/<size>`` over TLS and check every byte; for pyevent-envoy, that its
+    resident set stays within its buffer limits meanwhile (sampled every 8 MiB)."""
+    conn = http.client.HTTPSConnection("localhost", proxy.port, context=client_context(certs), timeout=120)
+    before = peak = rss_kb(proxy.process.proc.pid)
     digest = hashlib.sha256()
     received = 0
     try:
@@ -318,6 +316,156 @@ def test_large_download_over_tls_in_constant_memory(kind, upstream, certs, start
         conn.close()
     assert received == size
     assert digest.hexdigest() == hashlib.sha256(pattern_bytes(size)).hexdigest()
-    if kind == "pyevent-envoy":
+    if proxy.kind == "pyevent-envoy":
         # Flow control bounds what the proxy holds to about its buffer limits (1 MiB each way).
         assert peak - before < 24 * 1024, f"RSS grew by {peak - before} KiB"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_large_download_over_tls_in_constant_memory(kind, upstream, certs, start):
+    download_and_check(tls_proxy(start, kind, upstream, certs), certs, 64 * 1024 * 1024)
+
+
+# ------------------------------------------------------------------------------------------
+# Upstream: a cluster's UpstreamTlsContext.
+
+
+def upstream_tls(common: str = "", sni: str = "") -> str:
+    """A cluster's ``transport_socket:`` YAML (``common`` is the ``common_tls_context`` body)."""
+    return (
+        "transport_socket:\n"
+        "  name: envoy.transport_sockets.tls\n"
+        "  typed_config:\n"
+        '    "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n'
+        + (f"    sni: {sni}\n" if sni else "")
+        + ("    common_tls_context:\n" + "".join(f"      {line}\n" for line in common.splitlines()) if common else "")
+    )
+
+
+def tls_upstream_server(certs: Certs, *, pair=None, client_ca: str | None = None) -> Upstream:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    pair = pair or certs.server
+    context.load_cert_chain(pair.cert, pair.key)
+    context.set_alpn_protocols(["http/1.1"])
+    if client_ca is not None:
+        context.load_verify_locations(client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return Upstream("tls-app", tls=context)
+
+
+@pytest.fixture
+def tls_upstreams():
+    made: list[Upstream] = []
+
+    def make(*args, **kwargs) -> Upstream:
+        server = tls_upstream_server(*args, **kwargs)
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.stop()
+
+
+def plain_proxy_to(start, kind, upstream_port: int, cluster_tls: str, hcm_extra: str = "") -> Proxy:
+    return start(kind, lambda port: bootstrap_yaml(port, {"app": [upstream_port]}, VIRTUAL_HOSTS, hcm_extra, cluster_extra=cluster_tls))
+
+
+def plain_get(port: int, path: str) -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_upstream_tls_verified_with_sni_and_alpn(kind, certs, start, tls_upstreams):
+    server = tls_upstreams(certs)
+    common = f'alpn_protocols: ["http/1.1"]\nvalidation_context:\n  trusted_ca: {{filename: {certs.ca.cert}}}'
+    proxy = plain_proxy_to(start, kind, server.port, upstream_tls(common, sni="localhost"))
+    status, _, body = plain_get(proxy.port, "/echo/up")
+    assert status == 200 and json.loads(body)["upstream"] == "tls-app"
+    assert server.sni == ["localhost"] and server.alpn == ["http/1.1"]
+    stats = ssl_stats(proxy.admin_port, "cluster.app.")
+    assert {name: stats[name] for name in COUNTED} == {
+        "connection_error": 0, "handshake": 1, "session_reused": 0, "no_certificate": 0, "fail_verify_no_cert": 0, "fail_verify_error": 0
+    }
+    # Envoy's upstream default is TLS 1.2 only.
+    assert stats["versions.TLSv1.2"] == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_upstream_tls_without_validation_context_does_not_verify(kind, certs, start, tls_upstreams):
+    """As in Envoy: no validation context, no verification (a certificate of an unknown CA passes); no SNI."""
+    stranger = certs.other_ca.issue("upstream-stranger", ("localhost",))
+    server = tls_upstreams(certs, pair=stranger)
+    proxy = plain_proxy_to(start, kind, server.port, upstream_tls())
+    status, _, _ = plain_get(proxy.port, "/echo/unverified")
+    assert status == 200
+    assert server.sni == [None]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_upstream_verification_failure_is_envoys_503(kind, certs, start, tls_upstreams, tmp_path):
+    server = tls_upstreams(certs)
+    common = f"validation_context:\n  trusted_ca: {{filename: {certs.other_ca.cert}}}"
+    log = tmp_path / f"{kind}.log"
+    logging = access_log_block(str(log), text="%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %UPSTREAM_TRANSPORT_FAILURE_REASON%\\n")
+    proxy = plain_proxy_to(start, kind, server.port, upstream_tls(common), logging)
+    status, _, body = plain_get(proxy.port, "/echo/refused")
+    assert status == 503
+    assert body == b"upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
+    deadline = time.monotonic() + 5
+    while not log.exists() or not log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    reason = (
+        "TLS_error:|268435581:SSL_routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED:verify_cert_failed:_X509_verify_cert:"
+        "_certificate_verification_error_at_depth_0:_unable_to_get_local_issuer_certificate:TLS_error_end"
+    )
+    assert log.read_text() == f"503 UF upstream_reset_before_response_started{{remote_connection_failure|{reason}}} {reason}\n"
+    stats = ssl_stats(proxy.admin_port, "cluster.app.")
+    assert (stats["handshake"], stats["fail_verify_error"], stats["connection_error"]) == (0, 1, 0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_upstream_client_certificate(kind, certs, start, tls_upstreams):
+    server = tls_upstreams(certs, client_ca=certs.ca.cert)
+    with_cert = (
+        f"tls_certificates:\n- certificate_chain: {{filename: {certs.client.cert}}}\n  private_key: {{filename: {certs.client.key}}}\n"
+        f"validation_context:\n  trusted_ca: {{filename: {certs.ca.cert}}}"
+    )
+    proxy = plain_proxy_to(start, kind, server.port, upstream_tls(with_cert))
+    assert plain_get(proxy.port, "/echo/client-cert")[0] == 200
+    without = plain_proxy_to(start, kind, server.port, upstream_tls(f"validation_context:\n  trusted_ca: {{filename: {certs.ca.cert}}}"))
+    assert plain_get(without.port, "/echo/no-client-cert")[0] == 503
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_config_dump_redacts_the_private_key(kind, upstream, certs, start):
+    proxy = tls_proxy(start, kind, upstream, certs)
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.admin_port, timeout=10)
+    try:
+        conn.request("GET", "/config_dump?resource=static_listeners")
+        dump = json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+    chain = dump["configs"][0]["listener"]["filter_chains"][0]
+    certificate = chain["transport_socket"]["typed_config"]["common_tls_context"]["tls_certificates"][0]
+    assert certificate == {"certificate_chain": {"filename": certs.server.cert}, "private_key": {"filename": "[redacted]"}}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_large_download_from_a_tls_upstream_through_a_tls_listener(kind, certs, start, tls_upstreams):
+    """TLS on both sides: 64 MiB decrypted from the upstream and encrypted again, flow-controlled."""
+    server = tls_upstreams(certs)
+    common = f"validation_context:\n  trusted_ca: {{filename: {certs.ca.cert}}}"
+    proxy = start(
+        kind,
+        lambda port: with_listener_tls(
+            bootstrap_yaml(port, {"app": [server.port]}, VIRTUAL_HOSTS, cluster_extra=upstream_tls(common)), downstream_tls(certs)
+        ),
+    )
+    download_and_check(proxy, certs, 64 * 1024 * 1024)

@@ -354,6 +354,43 @@ _ENVOY_FIELDS_TEXT = {
     "FractionalPercent": (
         "numerator denominator "
     ),
+    # TLS: the transport socket envoy.transport_sockets.tls.
+    "TransportSocket": (
+        "name typed_config "
+    ),
+    "DownstreamTlsContext": (
+        "common_tls_context require_client_certificate require_sni session_ticket_keys "
+        "session_ticket_keys_sds_secret_config disable_stateless_session_resumption "
+        "disable_stateful_session_resumption session_timeout ocsp_staple_policy "
+        "full_scan_certs_on_sni_mismatch prefer_client_ciphers "
+    ),
+    "UpstreamTlsContext": (
+        "common_tls_context sni auto_host_sni auto_sni_san_validation allow_renegotiation "
+        "max_session_keys enforce_rsa_key_usage "
+    ),
+    "CommonTlsContext": (
+        "tls_params tls_certificates tls_certificate_sds_secret_configs "
+        "tls_certificate_provider_instance custom_tls_certificate_selector "
+        "tls_certificate_certificate_provider tls_certificate_certificate_provider_instance "
+        "validation_context validation_context_sds_secret_config combined_validation_context "
+        "validation_context_certificate_provider validation_context_certificate_provider_instance "
+        "alpn_protocols custom_handshaker key_log "
+    ),
+    "TlsParameters": (
+        "tls_minimum_protocol_version tls_maximum_protocol_version cipher_suites ecdh_curves "
+        "signature_algorithms compliance_policies "
+    ),
+    "TlsCertificate": (
+        "certificate_chain private_key pkcs12 watched_directory private_key_provider password "
+        "ocsp_staple signed_certificate_timestamp "
+    ),
+    "CertificateValidationContext": (
+        "trusted_ca ca_certificate_provider_instance system_root_certs watched_directory "
+        "verify_certificate_spki verify_certificate_hash match_typed_subject_alt_names "
+        "match_subject_alt_names require_signed_certificate_timestamp crl "
+        "allow_expired_certificate trust_chain_verification custom_validator_config "
+        "only_verify_leaf_cert_crl max_verify_depth "
+    ),
 }
 
 ENVOY_FIELDS: dict[str, frozenset[str]] = {

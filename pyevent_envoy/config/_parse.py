@@ -2044,11 +2044,12 @@ def _network_filter(ctx: _Ctx, path: str, raw: Any) -> Optional[b.NetworkFilter]
 
 def _filter_chain(ctx: _Ctx, path: str, raw: Any) -> Optional[b.FilterChain]:
     mark = ctx.mark()
-    m = _msg(ctx, path, raw, "FilterChain", {"filters", "name"})
+    m = _msg(ctx, path, raw, "FilterChain", {"filters", "name", "transport_socket"})
     if m is None:
         return None
     name = m.string("name")
     filters = m.repeated("filters", _network_filter)
+    tls = _transport_socket(m, downstream=True)
     if ctx.clean_since(mark):
         if not filters:
             m.error(
@@ -2063,7 +2064,7 @@ def _filter_chain(ctx: _Ctx, path: str, raw: Any) -> Optional[b.FilterChain]:
             )
     if not ctx.clean_since(mark):
         return None
-    return b.FilterChain(filters=filters, name=name)
+    return b.FilterChain(filters=filters, name=name, transport_socket=tls)
 
 
 def _listener(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Listener, _Msg]]:
@@ -2091,6 +2092,13 @@ def _listener(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Listener, _Msg
     if not ctx.clean_since(mark) or address is None:
         return None
     return b.Listener(name=name, address=address, filter_chains=chains, per_connection_buffer_limit_bytes=buffer_limit), m
+
+
+def _transport_socket(m: _Msg, *, downstream: bool) -> Optional[b.TlsContext]:
+    """A filter chain's (``downstream``) or cluster's ``transport_socket``: see :mod:`._tls`."""
+    from pyevent_envoy.config._tls import transport_socket  # it imports this module's helpers
+
+    return m.message("transport_socket", lambda c, p, r: transport_socket(c, p, r, downstream=downstream))
 
 
 # ------------------------------------------------------------------------------------------
@@ -2590,6 +2598,7 @@ def _cluster(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Cluster, _Msg]]
             "typed_extension_protocol_options",
             "health_checks",
             "outlier_detection",
+            "transport_socket",
         },
     )
     if m is None:
@@ -2626,6 +2635,7 @@ def _cluster(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Cluster, _Msg]]
     http1 = m.message("typed_extension_protocol_options", _upstream_protocol_options)
     health_checks = _health_checks(ctx, m)
     outlier_detection = m.message("outlier_detection", _outlier_detection)
+    tls = _transport_socket(m, downstream=False)
     if not ctx.clean_since(mark):
         return None
     cluster = b.Cluster(
@@ -2641,6 +2651,7 @@ def _cluster(ctx: _Ctx, path: str, raw: Any) -> Optional[tuple[b.Cluster, _Msg]]
         http_protocol_options=http1,
         health_checks=health_checks,
         outlier_detection=outlier_detection,
+        transport_socket=tls,
     )
     return cluster, m
 

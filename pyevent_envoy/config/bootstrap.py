@@ -51,6 +51,8 @@ __all__ = [
     "DiscoveryType",
     "DnsLookupFamily",
     "FilterChain",
+    "TlsCertificate",
+    "TlsContext",
     "HeaderAppendAction",
     "HeaderMatcher",
     "HeaderValueOption",
@@ -651,10 +653,14 @@ class NetworkFilter:
 
 @dataclass(frozen=True, slots=True)
 class FilterChain:
-    """``listener.v3.FilterChain`` (without ``filter_chain_match``: a listener has one)."""
+    """``listener.v3.FilterChain`` (without ``filter_chain_match``: a listener has one).
+
+    ``transport_socket`` is the chain's TLS context (None: plaintext).
+    """
 
     filters: tuple[NetworkFilter, ...]
     name: str = ""
+    transport_socket: Optional["TlsContext"] = None
 
     @property
     def http_connection_manager(self) -> HttpConnectionManager:
@@ -672,6 +678,38 @@ class Listener:
     address: SocketAddress
     filter_chains: tuple[FilterChain, ...]
     per_connection_buffer_limit_bytes: int = DEFAULT_BUFFER_LIMIT_BYTES
+
+
+# --------------------------------------------------------------------------------------------
+# TLS (the transport socket envoy.transport_sockets.tls).
+
+
+@dataclass(frozen=True, slots=True)
+class TlsCertificate:
+    """``extensions.transport_sockets.tls.v3.TlsCertificate``: PEM bytes, read from the file or inline."""
+
+    certificate_chain: bytes
+    private_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TlsContext:
+    """A ``DownstreamTlsContext`` (``downstream``) or ``UpstreamTlsContext``, the supported subset.
+
+    Versions are Envoy's ``TlsProtocol`` names (``TLSv1_2``...; None: Envoy's
+    default).  ``trusted_ca`` (PEM) is the validation context: without it a
+    client does not verify its server, as in Envoy.
+    """
+
+    downstream: bool
+    tls_certificates: tuple[TlsCertificate, ...] = ()
+    trusted_ca: Optional[bytes] = None
+    require_client_certificate: bool = False
+    alpn_protocols: tuple[str, ...] = ()
+    tls_minimum_protocol_version: Optional[str] = None
+    tls_maximum_protocol_version: Optional[str] = None
+    cipher_suites: tuple[str, ...] = ()
+    sni: str = ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -832,6 +870,8 @@ class Cluster:
     http_protocol_options: Optional[Http1ProtocolOptions] = None
     health_checks: tuple[HealthCheck, ...] = ()
     outlier_detection: Optional[OutlierDetection] = None
+    #: The cluster's upstream TLS context (None: plaintext).
+    transport_socket: Optional["TlsContext"] = None
 
     @property
     def lb_endpoints(self) -> tuple[LbEndpoint, ...]:

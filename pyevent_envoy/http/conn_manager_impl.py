@@ -597,13 +597,14 @@ class ActiveStream:
                 headers._set_trusted("x-forwarded-for", f"{existing},{hop}" if existing else hop)
                 internal = existing is None and _is_internal(client_ip, config.internal_networks)
             edge = not internal
-            headers._set_trusted("x-forwarded-proto", "http")
-            proto = "http"
+            # Envoy: https when the downstream connection is TLS (a class attribute: no per-request cost).
+            proto = "https" if self._manager.connection.is_tls else "http"
+            headers._set_trusted("x-forwarded-proto", proto)
         else:
             proto = headers._get("x-forwarded-proto")
             if proto is None:
-                headers._set_trusted("x-forwarded-proto", "http")
-                proto = "http"
+                proto = "https" if self._manager.connection.is_tls else "http"
+                headers._set_trusted("x-forwarded-proto", proto)
         if config.xff_num_trusted_hops:
             # The client is the (hops + 1)-th address from the right of x-forwarded-for
             # (after our own append with use_remote_address), as Envoy reads it.

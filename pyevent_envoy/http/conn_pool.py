@@ -34,6 +34,7 @@ from pyevent_envoy.http.header_map import HeaderMap
 from pyevent_envoy.network.buffer import OwnedBuffer
 from pyevent_envoy.network.connection import ConnectionCallbacks, ConnectionCloseType, ConnectionEvent
 from pyevent_envoy.network.connection_impl import ClientConnectionImpl
+from pyevent_envoy.network.ssl_socket import client_connection
 from pyevent_envoy.network.filter import FilterStatus, ReadFilter
 from pyevent_envoy.stats import ClusterTrafficStats
 
@@ -146,7 +147,13 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
         self._pool = pool
         #: When the connect began (the approximate monotonic clock): upstream_cx_connect_ms and _length_ms count from it.
         self.created_at = pool.dispatcher.approximate_monotonic_time()
-        self.connection = ClientConnectionImpl(pool.dispatcher, pool.host.address)
+        info = pool.cluster_info
+        ssl_context = getattr(info, "ssl_context", None)
+        if ssl_context is None:
+            self.connection = ClientConnectionImpl(pool.dispatcher, pool.host.address)
+        else:
+            ssl_stats = pool.stats.ssl if pool.stats is not None else None
+            self.connection = client_connection(pool.dispatcher, pool.host.address, ssl_context, ssl_stats, info.tls_sni)
         self.connection.set_buffer_limits(pool.cluster_info.per_connection_buffer_limit_bytes)
         if pool.stats is not None:  # None for a health check's client: it counts in no traffic stats
             self.connection.set_connection_stats(pool.stats.connection_stats)

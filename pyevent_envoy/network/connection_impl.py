@@ -127,6 +127,10 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         "__weakref__",
     )
 
+    #: Whether the bytes go through TLS (Envoy's ``connection.ssl() != nullptr``); a class
+    #: attribute, so plaintext connections pay nothing for it.
+    is_tls = False
+
     def __init__(
         self,
         dispatcher: Dispatcher,
@@ -295,12 +299,8 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
     def _on_read_ready(self, until_eof: bool = False) -> None:
         if self._read_disable_count:
             return
-        if self._dispatch_buffered:
-            self._dispatch_buffered = False
-            if self._read_buffer:
-                self._on_read(self._read_end_stream)
-                if self._state is _CLOSED_STATE or self._read_disable_count:
-                    return
+        if self._dispatch_buffered and not self._dispatch_buffered_reads():
+            return
         if self._read_end_stream:
             return
         io = self._io
@@ -345,6 +345,17 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
             self._on_read(eof)
         if eof and self._state is not _CLOSED_STATE and (not self._half_close or self._write_end_stream):
             self._close_socket(ConnectionEvent.REMOTE_CLOSE)
+
+    def _dispatch_buffered_reads(self) -> bool:
+        """Hand the filters what read_disable(False) found buffered; False: stop reading for now.
+
+        Only after a read-disable (rare), so the common read path pays one flag test."""
+        self._dispatch_buffered = False
+        if self._read_buffer:
+            self._on_read(self._read_end_stream)
+            if self._state is _CLOSED_STATE or self._read_disable_count:
+                return False
+        return True
 
     def write(self, data: bytes, end_stream: bool = False) -> None:
         if self._state is not _OPEN or self._write_end_stream:

@@ -28,6 +28,7 @@ only right with the schemas).
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime
 from typing import Any, Mapping, Optional
@@ -123,13 +124,35 @@ def _route_configs(listeners: list) -> list:
     return out
 
 
+#: The TLS fields Envoy marks sensitive: their values are redacted in the dump, as Envoy's are.
+_SENSITIVE = frozenset(("private_key", "privateKey", "password"))
+_REDACTED = "[redacted]"
+_REDACTED_BYTES = base64.b64encode(_REDACTED.encode()).decode()
+
+
+def _redact(tree: Any, sensitive: bool = False) -> Any:
+    """``tree`` with every value under a sensitive field replaced (in place), as Envoy's ``MessageUtil::redact``."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if sensitive and isinstance(value, str):
+                tree[key] = _REDACTED_BYTES if key in ("inline_bytes", "inlineBytes") else _REDACTED
+            else:
+                tree[key] = _redact(value, sensitive or key in _SENSITIVE)
+    elif isinstance(tree, list):
+        for index, value in enumerate(tree):
+            tree[index] = _redact(value, sensitive)
+    elif sensitive and isinstance(tree, str):
+        return _REDACTED
+    return tree
+
+
 def build_config_dump(source: Optional[Mapping], loaded_at: float) -> dict:
     """The whole dump of the bootstrap tree ``source`` (see the module docstring), loaded at ``loaded_at`` (epoch s).
 
     ``source`` is not modified.  Empty repeated fields are left out, as
     proto JSON leaves them out.
     """
-    tree: dict = copy.deepcopy(dict(source)) if isinstance(source, Mapping) else {}
+    tree: dict = _redact(copy.deepcopy(dict(source))) if isinstance(source, Mapping) else {}
     when = timestamp(loaded_at)
     tree["node"] = _node(tree.get("node"))
     static = tree.get("static_resources")

@@ -25,7 +25,8 @@ from pyevent_envoy.network.address import Address
 from pyevent_envoy.network.connection import ConnectionCallbacks, ConnectionCloseType, ConnectionEvent, ConnectionState
 from pyevent_envoy.network.connection_impl import ServerConnectionImpl
 from pyevent_envoy.network.listener_impl import TcpListenerImpl
-from pyevent_envoy.stats import HttpConnManagerStats, ListenerStats, StatsStore, WorkerListenerStats, listener_stat_prefix
+from pyevent_envoy.network.ssl_socket import SslServerConnectionImpl
+from pyevent_envoy.stats import HttpConnManagerStats, ListenerStats, SslStats, StatsStore, WorkerListenerStats, listener_stat_prefix
 
 __all__ = ["ActiveTcpListener", "ConnectionHandlerImpl"]
 
@@ -57,6 +58,7 @@ class ActiveTcpListener:
         local_address: Address,
         hcm_config: ConnectionManagerConfig,
         buffer_limit: int,
+        ssl_context: Any = None,
     ) -> None:
         self.handler = handler
         self.name = name
@@ -67,10 +69,15 @@ class ActiveTcpListener:
         self.connections: set[_ActiveConnection] = set()
         self.stats = ListenerStats()
         self.http_stats = HttpConnManagerStats()
+        #: The filter chain's TLS context (None: plaintext) and this worker's ``ssl.`` stats of it.
+        self.ssl_context = ssl_context
+        self.ssl_stats = SslStats() if ssl_context is not None else None
         store = handler.stats_store
         if store is not None:
             prefix = listener_stat_prefix(local_address.ip, local_address.port)
             store.register(prefix, self.stats)
+            if self.ssl_stats is not None:
+                store.register(f"{prefix}ssl.", self.ssl_stats)
             store.register(f"{prefix}{handler.dispatcher.name}.", WorkerListenerStats(self.stats))
             store.register(f"http.{hcm_config.stat_prefix}.", self.http_stats)
         for factory in hcm_config.filter_factories:
@@ -84,7 +91,10 @@ class ActiveTcpListener:
 
     def on_accept(self, fd: int, remote: Address) -> None:
         dispatcher = self.handler.dispatcher
-        connection = ServerConnectionImpl(dispatcher, fd, remote, self.local_address)
+        if self.ssl_context is None:
+            connection = ServerConnectionImpl(dispatcher, fd, remote, self.local_address)
+        else:
+            connection = SslServerConnectionImpl(dispatcher, fd, remote, self.local_address, self.ssl_context, self.ssl_stats)
         connection.set_buffer_limits(self.buffer_limit)
         manager = ConnectionManagerImpl(self.hcm_config, dispatcher, self.handler.cluster_manager, self.handler.rng, self.http_stats)
         active = _ActiveConnection(self, connection, manager, dispatcher.approximate_monotonic_time())
@@ -98,6 +108,9 @@ class ActiveTcpListener:
         stats.downstream_cx_active += 1
         http_stats.downstream_cx_total += 1
         http_stats.downstream_cx_active += 1
+        if self.ssl_context is not None:
+            http_stats.downstream_cx_ssl_total += 1
+            http_stats.downstream_cx_ssl_active += 1
         self.handler.num_connections += 1
 
     def _remove(self, active: _ActiveConnection) -> None:
@@ -108,6 +121,8 @@ class ActiveTcpListener:
             stats.downstream_cx_active -= 1
             http_stats.downstream_cx_destroy += 1
             http_stats.downstream_cx_active -= 1
+            if self.ssl_context is not None:
+                http_stats.downstream_cx_ssl_active -= 1
             # One measurement for both of Envoy's downstream_cx_length_ms (the
             # listener's and the connection manager's start and end together here).
             dispatcher = self.handler.dispatcher

@@ -43,6 +43,7 @@ from pyevent_envoy.http.filters import create_filter_factories
 from pyevent_envoy.http.router.config_impl import RouteTable
 from pyevent_envoy.network.address import Address
 from pyevent_envoy.network.listener_impl import create_listen_socket
+from pyevent_envoy.network.ssl_socket import ssl_context_for
 from pyevent_envoy.network.utility import get_local_address
 from pyevent_envoy.server.admin import AdminFilter, AdminHandler
 from pyevent_envoy.server.connection_handler import ConnectionHandlerImpl
@@ -72,14 +73,16 @@ class StartupError(PyEventEnvoyError):
 class _ListenerPlan:
     """One configured listener: its settings and one bound socket per worker."""
 
-    __slots__ = ("name", "address", "hcm_config", "buffer_limit", "sockets")
+    __slots__ = ("name", "address", "hcm_config", "buffer_limit", "sockets", "ssl_context")
 
-    def __init__(self, name: str, address: Address, hcm_config: ConnectionManagerConfig, buffer_limit: int) -> None:
+    def __init__(self, name: str, address: Address, hcm_config: ConnectionManagerConfig, buffer_limit: int, ssl_context: Any = None) -> None:
         self.name = name
         self.address = address
         self.hcm_config = hcm_config
         self.buffer_limit = buffer_limit
         self.sockets: list[Any] = []
+        #: The filter chain's ``ssl.SSLContext`` (None: plaintext), shared by the workers.
+        self.ssl_context = ssl_context
 
 
 def _access_logs(configs: Any, path: str) -> tuple:
@@ -208,8 +211,14 @@ class Server:
                 stats_store=self.stats_store,
                 local_cluster_name=self.bootstrap.node.cluster,
             )
+            tls = listener.filter_chains[0].transport_socket
+            ssl_context = ssl_context_for(tls) if tls is not None else None
             plan = _ListenerPlan(
-                listener.name, address, _hcm_config(hcm, hcm_path, context, self.local_address, self.drain_manager), listener.per_connection_buffer_limit_bytes
+                listener.name,
+                address,
+                _hcm_config(hcm, hcm_path, context, self.local_address, self.drain_manager),
+                listener.per_connection_buffer_limit_bytes,
+                ssl_context,
             )
             self._plans.append(plan)
 
@@ -311,7 +320,7 @@ class Server:
         worker = self.workers[index]
         handler = ConnectionHandlerImpl(worker.dispatcher, self.cluster_manager, self.stats_store)
         for plan in self._plans:
-            handler.add_listener(plan.name, plan.sockets[index], plan.address, plan.hcm_config, plan.buffer_limit)
+            handler.add_listener(plan.name, plan.sockets[index], plan.address, plan.hcm_config, plan.buffer_limit, ssl_context=plan.ssl_context)
         self.handlers[index] = handler
         self.main.post(self._on_worker_started)
 

@@ -23,6 +23,7 @@ from pyevent_envoy.stats.scopes import (
     ListenerStats,
     MainThreadStats,
     ServerStats,
+    SslStats,
     StatsScope,
     WorkerListenerStats,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "ParentHistogram",
     "PerThreadScopes",
     "ServerStats",
+    "SslStats",
     "Stat",
     "StatsQueryError",
     "StatsScope",

@@ -47,6 +47,7 @@ __all__ = [
     "ListenerStats",
     "MainThreadStats",
     "ServerStats",
+    "SslStats",
     "StatsScope",
     "WorkerListenerStats",
 ]
@@ -185,6 +186,7 @@ class HttpConnManagerStats(StatsScope):
         "downstream_cx_protocol_error",
         "downstream_cx_idle_timeout",
         "downstream_cx_drain_close",
+        "downstream_cx_ssl_total",
         "downstream_rq_total",
         "downstream_rq_http1_total",
         "downstream_rq_completed",
@@ -195,8 +197,12 @@ class HttpConnManagerStats(StatsScope):
         "rq_direct_response",
         "rq_total",
     )
-    GAUGES = ("downstream_cx_active", "downstream_rq_active")
-    GAUGE_USED_WITH = {"downstream_cx_active": "downstream_cx_total", "downstream_rq_active": "downstream_rq_total"}
+    GAUGES = ("downstream_cx_active", "downstream_cx_ssl_active", "downstream_rq_active")
+    GAUGE_USED_WITH = {
+        "downstream_cx_active": "downstream_cx_total",
+        "downstream_cx_ssl_active": "downstream_cx_ssl_total",
+        "downstream_rq_active": "downstream_rq_total",
+    }
     HISTOGRAMS = ("downstream_cx_length_ms", "downstream_rq_time")
 
     __slots__ = COUNTERS + GAUGES + HISTOGRAMS + ("downstream_rq_xx", "connection_stats", "filter_stats")
@@ -311,6 +317,7 @@ class ClusterTrafficStats(StatsScope):
         "external_upstream_rq_time",
         "internal_upstream_rq_time",
         "connection_stats",
+        "ssl",
     )
 
     def __init__(self) -> None:
@@ -326,6 +333,8 @@ class ClusterTrafficStats(StatsScope):
         self.external_upstream_rq_time = HistogramRecorder()
         self.internal_upstream_rq_time = HistogramRecorder()
         self.connection_stats = ConnectionStats()
+        #: The ``ssl.`` stats of a TLS cluster (:class:`SslStats`, set by its owner), else None.
+        self.ssl: Any = None
 
     def charge_response(self, code: int) -> None:
         """The router got (or made, for an upstream failure) response ``code`` (Envoy's ``chargeUpstreamCode``)."""
@@ -352,6 +361,9 @@ class ClusterTrafficStats(StatsScope):
     def values(self) -> Iterator[tuple]:
         yield from super().values()
         yield from _code_stats("", self.upstream_rq_code, self.upstream_rq_xx)
+        if self.ssl is not None:
+            for name, kind, value in self.ssl.values():
+                yield f"ssl.{name}", kind, value
         if self.retry_rq_completed:
             yield "retry.upstream_rq_completed", COUNTER, self.retry_rq_completed
             yield from _code_stats("retry.", self.retry_rq_code, self.retry_rq_xx)
@@ -366,6 +378,59 @@ class ClusterTrafficStats(StatsScope):
         ):
             if recorder.counts:
                 yield name, recorder
+
+
+class SslStats(StatsScope):
+    """One worker's ``ssl.`` stats of one TLS context (Envoy's ``SslStats``), under
+    ``listener.<address>.ssl.`` or ``cluster.<name>.ssl.``; written by the TLS connections.
+
+    The counters are the ones this implementation can count truthfully;
+    ``ssl.versions.<version>`` and ``ssl.ciphers.<name>`` are made on first use.
+    """
+
+    COUNTERS = ("connection_error", "handshake", "session_reused", "no_certificate", "fail_verify_no_cert", "fail_verify_error")
+
+    __slots__ = COUNTERS + ("versions", "ciphers")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.versions: dict[str, int] = {}
+        self.ciphers: dict[str, int] = {}
+
+    def values(self) -> Iterator[tuple]:
+        yield from super().values()
+        for version, count in list(self.versions.items()):
+            yield f"versions.{version}", COUNTER, count
+        for cipher, count in list(self.ciphers.items()):
+            yield f"ciphers.{cipher}", COUNTER, count
+
+    def record_handshake(self, sslobj: Any) -> None:
+        """A handshake finished: Envoy's ``logHandshake`` counters."""
+        self.handshake += 1
+        if sslobj.session_reused:
+            self.session_reused += 1
+        version = sslobj.version()
+        if version:
+            self.versions[version] = self.versions.get(version, 0) + 1
+        cipher = sslobj.cipher()
+        if cipher:
+            self.ciphers[cipher[0]] = self.ciphers.get(cipher[0], 0) + 1
+        if sslobj.getpeercert(binary_form=True) is None:
+            self.no_certificate += 1
+
+    def record_failure(self, exc: Any) -> None:
+        """A handshake failed with ``exc`` (an ``ssl.SSLError``).
+
+        As in Envoy, a peer certificate that is missing or fails verification
+        counts in its ``fail_verify_*`` counter only; any other failure (not
+        TLS, no shared version or cipher) is a ``connection_error``.
+        """
+        if (exc.reason or "") == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
+            self.fail_verify_no_cert += 1
+        elif getattr(exc, "verify_code", None) is not None:
+            self.fail_verify_error += 1
+        else:
+            self.connection_error += 1
 
 
 class ServerStats(StatsScope):

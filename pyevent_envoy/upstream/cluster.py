@@ -49,6 +49,7 @@ from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from pyevent_envoy.event.dispatcher import Dispatcher
 from pyevent_envoy.network.address import Address, parse_ip_address
+from pyevent_envoy.network.ssl_socket import ssl_context_for
 from pyevent_envoy.upstream.dns import DnsLookupFamily, DnsResolverImpl, ResolutionStatus
 from pyevent_envoy.upstream.health_checker import HealthState, HealthTransition
 from pyevent_envoy.upstream.host import HealthFlag, HostImpl, HostSet, LogicalHost
@@ -155,6 +156,9 @@ class ClusterInfo:
             :mod:`pyevent_envoy.upstream.health_checker` for the fields read).
         outlier_detection: the ``OutlierDetection``, or None (see
             :mod:`pyevent_envoy.upstream.outlier_detection`).
+        ssl_context: the ``ssl.SSLContext`` of the cluster's
+            ``UpstreamTlsContext``, or None (plaintext upstream connections).
+        tls_sni: the server name TLS connections send (empty: none).
     """
 
     name: str
@@ -169,6 +173,8 @@ class ClusterInfo:
     least_request_choice_count: int = DEFAULT_CHOICE_COUNT
     health_checks: tuple[Any, ...] = ()
     outlier_detection: Any = None
+    ssl_context: Any = dataclasses.field(default=None, compare=False)
+    tls_sni: str = ""
     resource_manager: ResourceManagerImpl = dataclasses.field(init=False, compare=False, repr=False)
     high_priority_resource_manager: ResourceManagerImpl = dataclasses.field(init=False, compare=False, repr=False)
 
@@ -738,7 +744,8 @@ def from_config(cluster_config: Any) -> tuple[ClusterInfo, tuple[Endpoint, ...]]
     ``name``, ``type``, ``connect_timeout`` (seconds), ``lb_policy``,
     ``per_connection_buffer_limit_bytes``, ``circuit_breakers``
     (``thresholds``, each with a ``priority``), ``dns_refresh_rate``,
-    ``dns_lookup_family``, ``health_checks``, ``outlier_detection`` and ``lb_endpoints`` (each with
+    ``dns_lookup_family``, ``health_checks``, ``outlier_detection``, ``transport_socket`` (a
+    :class:`~pyevent_envoy.config.bootstrap.TlsContext` or None) and ``lb_endpoints`` (each with
     ``address.address``, ``address.port_value``, ``load_balancing_weight``).
     Enum fields are matched by member name.  Use it as
     ``cluster_manager.add_cluster(*from_config(cluster))``.
@@ -748,6 +755,7 @@ def from_config(cluster_config: Any) -> tuple[ClusterInfo, tuple[Endpoint, ...]]
     """
     get = getattr
     breakers = get(cluster_config, "circuit_breakers", None)
+    tls = get(cluster_config, "transport_socket", None)
     info = ClusterInfo(
         name=cluster_config.name,
         type=get(cluster_config, "type", DiscoveryType.STATIC),
@@ -762,6 +770,8 @@ def from_config(cluster_config: Any) -> tuple[ClusterInfo, tuple[Endpoint, ...]]
         dns_lookup_family=get(cluster_config, "dns_lookup_family", DnsLookupFamily.AUTO),
         health_checks=tuple(get(cluster_config, "health_checks", ())),
         outlier_detection=get(cluster_config, "outlier_detection", None),
+        ssl_context=ssl_context_for(tls) if tls is not None else None,
+        tls_sni=tls.sni if tls is not None else "",
     )
     endpoints = tuple(
         Endpoint(e.address.address, int(e.address.port_value), int(get(e, "load_balancing_weight", 1) or 1))

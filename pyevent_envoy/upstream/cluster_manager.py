@@ -41,7 +41,7 @@ import threading
 from typing import Any, Callable, Iterable, Mapping
 
 from pyevent_envoy.event.dispatcher import Dispatcher
-from pyevent_envoy.stats import COUNTER, GAUGE, ClusterTrafficStats, Stat, StatsStore
+from pyevent_envoy.stats import COUNTER, GAUGE, ClusterTrafficStats, SslStats, Stat, StatsStore
 from pyevent_envoy.thread_local.thread_local import Instance, Slot
 from pyevent_envoy.upstream.cluster import (
     Cluster,
@@ -112,6 +112,8 @@ class ThreadLocalCluster:
         self.conn_pools: dict[HostImpl, Any] = {}
         self.host_stats = HostStatsMap()
         self.stats = ClusterTrafficStats()
+        if snapshot.info.ssl_context is not None:
+            self.stats.ssl = SslStats()
         detector = snapshot.outlier_detector
         self.outlier = OutlierMonitors(detector) if detector is not None else None
         if snapshot.stats_store is not None:

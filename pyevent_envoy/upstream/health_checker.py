@@ -81,6 +81,7 @@ from pyevent_envoy.http.router.config_impl import HeaderParser
 from pyevent_envoy.network.buffer import OwnedBuffer
 from pyevent_envoy.network.connection import ConnectionCallbacks, ConnectionCloseType, ConnectionEvent
 from pyevent_envoy.network.connection_impl import ClientConnectionImpl
+from pyevent_envoy.network.ssl_socket import client_connection
 from pyevent_envoy.network.filter import FilterStatus, ReadFilter
 from pyevent_envoy.stats.scopes import MainThreadStats
 from pyevent_envoy.upstream.host import HealthFlag, HostImpl
@@ -664,7 +665,9 @@ class TcpActiveHealthCheckSession(ActiveHealthCheckSession, ReadFilter, Connecti
     def on_interval(self) -> None:
         parent: TcpHealthCheckerImpl = self.parent  # type: ignore[assignment]
         if self._connection is None:
-            connection = ClientConnectionImpl(parent.dispatcher, self.host.address)
+            info = parent.cluster.info
+            # The cluster's transport socket, as Envoy's checks use it (no stats: checks count in none).
+            connection = client_connection(parent.dispatcher, self.host.address, info.ssl_context, None, info.tls_sni)
             connection.add_read_filter(self)
             connection.add_connection_callbacks(self)
             self._connection = connection

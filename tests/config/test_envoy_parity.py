@@ -19,6 +19,7 @@ import health_check_cases
 import http_filter_cases
 import outlier_detection_cases
 import pytest
+import tls_cases
 from config_helpers import (
     CLUSTER_PATH,
     ENDPOINT_PATH,
@@ -538,6 +539,7 @@ for _prefix, _cases in (
     ("outlier-detection", outlier_detection_cases),
     ("http-filter", http_filter_cases),
     ("filter-body", filter_body_cases),
+    ("tls", tls_cases),
 ):
     VALID.update({f"{_prefix}-{name}": case for name, case in _cases.VALID.items()})
     INVALID.update({f"{_prefix}-{name}": case for name, case in _cases.INVALID.items()})

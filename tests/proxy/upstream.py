@@ -43,6 +43,12 @@
 other request answer that status with an empty body, whatever its path;
 with ``Upstream.fail_one_in = n`` only every ``n``-th request (counted
 from when it is set) fails, the others are served as usual.
+
+``Upstream(tls=ssl_context)`` serves HTTPS with that server context; the
+handshake runs in the connection's own thread, so a client that never
+finishes one holds up nobody else.  ``Upstream.sni`` lists the server names
+its TLS clients sent (None when a client sent none) and
+``Upstream.alpn`` the ALPN protocol each negotiated.
 """
 
 from __future__ import annotations
@@ -266,6 +272,19 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
     request_queue_size = 1024  # bursts of connections must not overflow the listen backlog
 
+    def process_request_thread(self, request, client_address):
+        if self.tls is not None:
+            try:
+                request.settimeout(10)
+                request = self.tls.wrap_socket(request, server_side=True)
+                request.settimeout(None)
+            except OSError:
+                request.close()  # a failed handshake: the client sees it, the server goes on
+                return
+            with self.lock:
+                self.alpn.append(request.selected_alpn_protocol())
+        super().process_request_thread(request, client_address)
+
     def handle_error(self, request, client_address):
         # A proxy that gave up on a slow answer (a timeout) closed the
         # connection: writing the answer fails, which is expected here.
@@ -276,8 +295,13 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 class Upstream:
     """Starts on 127.0.0.1 with a free port; ``stop()`` shuts it down."""
 
-    def __init__(self, name: str = "upstream") -> None:
+    def __init__(self, name: str = "upstream", tls=None) -> None:
         self.server = _Server(("127.0.0.1", 0), _Handler)
+        self.server.tls = tls
+        self.server.sni = []
+        self.server.alpn = []
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: self.server.sni.append(name)
         self.server.name = name
         self.server.requests = []
         self.server.attempts = {}
@@ -357,6 +381,16 @@ class Upstream:
     def health_ports(self) -> list:
         """The client port of each ``/healthz`` request."""
         return self.server.health_ports
+
+    @property
+    def sni(self) -> list:
+        """The server name each TLS client sent (None: none), in order."""
+        return self.server.sni
+
+    @property
+    def alpn(self) -> list:
+        """The ALPN protocol each TLS connection negotiated (None: none), in order."""
+        return self.server.alpn
 
     def stop(self) -> None:
         self.server.stopping = True

@@ -442,7 +442,9 @@ def test_route_timeout_covers_the_back_off(proxies, upstream):
         attempts = upstream.attempts(key)
         assert attempts >= 1
         # Only the retries whose back-off ended count; the one cut short does not.
-        assert stats.get("cluster.app.upstream_rq_retry", 0) == attempts - 1, (kind, stats)
+        # A retry that started just before the timeout may not have reached the
+        # upstream yet (Envoy counts it then): one more than the attempts seen.
+        assert attempts - 1 <= stats.get("cluster.app.upstream_rq_retry", 0) <= attempts, (kind, stats)
         assert attempts - 1 <= stats.get("cluster.app.retry.upstream_rq_503", 0) <= attempts, (kind, stats)
 
 

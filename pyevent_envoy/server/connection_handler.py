@@ -80,13 +80,6 @@ class ActiveTcpListener:
                 store.register(f"{prefix}ssl.", self.ssl_stats)
             store.register(f"{prefix}{handler.dispatcher.name}.", WorkerListenerStats(self.stats))
             store.register(f"http.{hcm_config.stat_prefix}.", self.http_stats)
-        for factory in hcm_config.filter_factories:
-            # The HTTP filters' stats (pyevent_envoy.http.filters): one scope per worker.
-            new_stats = getattr(factory, "new_stats", None)
-            if new_stats is not None:
-                scope = self.http_stats.filter_stats[factory] = new_stats()
-                if store is not None:
-                    store.register(f"http.{hcm_config.stat_prefix}.{factory.stats_prefix}", scope)
         self.listener = TcpListenerImpl(handler.dispatcher, listen_socket, self)
 
     def on_accept(self, fd: int, remote: Address) -> None:

@@ -205,15 +205,12 @@ class HttpConnManagerStats(StatsScope):
     }
     HISTOGRAMS = ("downstream_cx_length_ms", "downstream_rq_time")
 
-    __slots__ = COUNTERS + GAUGES + HISTOGRAMS + ("downstream_rq_xx", "connection_stats", "filter_stats")
+    __slots__ = COUNTERS + GAUGES + HISTOGRAMS + ("downstream_rq_xx", "connection_stats")
 
     def __init__(self) -> None:
         super().__init__()
         self.downstream_rq_xx = _StatusClassCounters()
         self.connection_stats = ConnectionStats()
-        #: The HTTP filters' scopes on this worker, by filter config
-        #: (registered on their own, see pyevent_envoy.http.filters).
-        self.filter_stats: dict[Any, StatsScope] = {}
 
     def charge_response(self, code: Any) -> None:
         """A response's headers went downstream (Envoy's ``chargeStats``): completed, and its class."""

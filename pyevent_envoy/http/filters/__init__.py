@@ -7,59 +7,30 @@ connection manager on the main thread:
 returns the filter of one stream (on a worker).  A filter that is not
 configured costs nothing per request.
 
-A filter's *config* is built once, on the main thread, from its part of the
-bootstrap; it is immutable and shared by every worker.  A config that keeps
-per-worker stats says where and how:
-
-- ``stats_prefix``: the stats' prefix under the connection manager's
-  ``http.<stat_prefix>.`` (``"fault."``);
-- ``new_stats()``: a fresh :class:`~pyevent_envoy.stats.StatsScope`.
-
-Each worker's listener makes one scope per such config and registers it (so
-the admin sums them, and shows them from the start, as Envoy does);
-:func:`worker_stats` finds the stream's.
+A factory is immutable and shared by every worker.  A filter that keeps
+stats holds them in a :class:`~pyevent_envoy.stats.PerThreadScopes` on its
+factory: one scope per worker, registered with the context's stats store
+(and shown, as zeros, from the start, as Envoy shows them).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from pyevent_envoy.stats import StatsScope
+from pyevent_envoy.config import bootstrap as b
+from pyevent_envoy.http.filter import FilterFactoryContext
+from pyevent_envoy.http.filters.buffer import BufferFilterConfig
+from pyevent_envoy.http.filters.compressor import CompressorFilterConfig
+from pyevent_envoy.http.filters.fault import FaultFilterConfig
+from pyevent_envoy.http.filters.health_check import HealthCheckFilterFactory
+from pyevent_envoy.http.filters.local_ratelimit import LocalRateLimitFilterFactory
+from pyevent_envoy.http.router.router import RouterFilter
 
-__all__ = ["FILTER_FACTORIES", "create_filter_factories", "worker_stats"]
-
-
-def worker_stats(stream: Any, config: Any) -> StatsScope:
-    """This worker's stats scope of filter ``config``, for a filter of ``stream``.
-
-    Made here when the worker's listener did not make it (a connection
-    manager run without a stats store, as in tests and the admin).
-    """
-    scopes = stream.stats.filter_stats
-    scope = scopes.get(config)
-    if scope is None:
-        scope = scopes[config] = config.new_stats()
-    return scope
-
-
-# The filter modules import worker_stats from here: import them after it.
-from pyevent_envoy.config import bootstrap as b  # noqa: E402
-from pyevent_envoy.http.filter import FilterFactoryContext  # noqa: E402
-from pyevent_envoy.http.filters.buffer import BufferFilterConfig  # noqa: E402
-from pyevent_envoy.http.filters.compressor import CompressorFilterConfig  # noqa: E402
-from pyevent_envoy.http.filters.fault import FaultFilterConfig  # noqa: E402
-from pyevent_envoy.http.filters.health_check import HealthCheckFilterFactory  # noqa: E402
-from pyevent_envoy.http.filters.local_ratelimit import LocalRateLimitFilterFactory  # noqa: E402
-from pyevent_envoy.http.router.router import RouterFilter  # noqa: E402
+__all__ = ["FILTER_FACTORIES", "create_filter_factories"]
 
 
 def _router(http_filter: Any, context: FilterFactoryContext) -> Callable[[Any], RouterFilter]:
     return RouterFilter
-
-
-def _config_only(config_type: Callable[[Any], Any]) -> Callable[[Any, FilterFactoryContext], Any]:
-    """For a filter whose config object is its factory and needs only the typed config."""
-    return lambda http_filter, context: config_type(http_filter.typed_config)
 
 
 #: The factory maker of each supported HTTP filter, by the type of its config.
@@ -67,9 +38,9 @@ FILTER_FACTORIES: dict[type, Callable[[Any, FilterFactoryContext], Callable[[Any
     b.Router: _router,
     b.HealthCheckFilterConfig: HealthCheckFilterFactory,
     b.LocalRateLimit: LocalRateLimitFilterFactory,
-    b.Compressor: _config_only(CompressorFilterConfig),
-    b.Buffer: _config_only(BufferFilterConfig),
-    b.HttpFault: _config_only(FaultFilterConfig),
+    b.Compressor: lambda http_filter, context: CompressorFilterConfig(http_filter.typed_config, context),
+    b.Buffer: lambda http_filter, context: BufferFilterConfig(http_filter.typed_config),
+    b.HttpFault: lambda http_filter, context: FaultFilterConfig(http_filter.typed_config, context),
 }
 
 

@@ -44,9 +44,8 @@ from pyevent_envoy.http.filter import (
     StreamDecoderFilter,
     StreamEncoderFilter,
 )
-from pyevent_envoy.http.filters import worker_stats
 from pyevent_envoy.http.header_map import HeaderMap
-from pyevent_envoy.stats import StatsScope
+from pyevent_envoy.stats import PerThreadScopes, StatsScope
 
 __all__ = ["CompressorFilter", "CompressorFilterConfig", "CompressorStats", "EncodingDecision", "choose_encoding"]
 
@@ -217,7 +216,7 @@ class CompressorFilterConfig:
 
     encoding = "gzip"
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, context: Any) -> None:
         gzip = model.gzip
         self.library_name: str = model.library_name
         self.stats_prefix = f"compressor.{model.library_name}.gzip."
@@ -235,6 +234,8 @@ class CompressorFilterConfig:
         self.mem_level: int = gzip.memory_level
         self.strategy: int = gzip.compression_strategy
         self.chain: tuple = (self,)
+        #: Each worker's stats (``http.<stat_prefix>.compressor.<library>.gzip.``).
+        self.stats = PerThreadScopes(context.stats_store, f"http.{context.stat_prefix}.{self.stats_prefix}", self.new_stats)
 
     def new_stats(self) -> CompressorStats:
         return CompressorStats(self._response_prefix)
@@ -257,7 +258,7 @@ class CompressorFilter(StreamDecoderFilter, StreamEncoderFilter):
 
     def __init__(self, config: CompressorFilterConfig, stream: Any) -> None:
         self._config = config
-        self._stats: CompressorStats = worker_stats(stream, config)  # type: ignore[assignment]
+        self._stats: CompressorStats = config.stats.get()
         self._accept_encoding: Optional[str] = None
         self._compressor: Any = None
 

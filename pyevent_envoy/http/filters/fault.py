@@ -32,11 +32,10 @@ from __future__ import annotations
 from typing import Any, Iterator, Optional
 
 from pyevent_envoy.http.filter import FilterDataStatus, FilterHeadersStatus, StreamDecoderFilter
-from pyevent_envoy.http.filters import worker_stats
 from pyevent_envoy.http.header_map import HeaderMap
 from pyevent_envoy.http.router.config_impl import compile_header_matcher
 from pyevent_envoy.http.stream_info import ResponseFlag
-from pyevent_envoy.stats import StatsScope
+from pyevent_envoy.stats import PerThreadScopes, StatsScope
 from pyevent_envoy.stats.scopes import COUNTER, GAUGE
 
 __all__ = ["FaultFilter", "FaultFilterConfig", "FaultStats"]
@@ -95,7 +94,7 @@ class FaultFilterConfig:
 
     stats_prefix = "fault."
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, context: Any) -> None:
         abort, delay = model.abort, model.delay
         self.abort_status: Optional[int] = abort.http_status if abort is not None else None
         self.header_abort = abort is not None and abort.header_abort
@@ -111,6 +110,8 @@ class FaultFilterConfig:
         # Every worker's scope: active_faults is one gauge over all workers,
         # which max_active_faults reads (as fuzzily as Envoy: no lock).
         self._scopes: list[FaultStats] = []
+        #: Each worker's stats (``http.<stat_prefix>.fault.``).
+        self.stats = PerThreadScopes(context.stats_store, f"http.{context.stat_prefix}.{self.stats_prefix}", self.new_stats)
 
     def new_stats(self) -> FaultStats:
         scope = FaultStats()
@@ -132,7 +133,7 @@ class FaultFilter(StreamDecoderFilter):
     def __init__(self, config: FaultFilterConfig, stream: Any) -> None:
         self._config = config
         self._stream = stream
-        self._stats: FaultStats = worker_stats(stream, config)  # type: ignore[assignment]
+        self._stats: FaultStats = config.stats.get()
         self._timer: Any = None
         self._active = False
         self._downstream_cluster = ""

@@ -42,7 +42,7 @@ from typing import Any, Optional
 from pyevent_envoy.event.dispatcher import Dispatcher
 from pyevent_envoy.http.codec import CodecProtocolError, Http1Settings, ResponseEncoder, reason_phrase
 from pyevent_envoy.http.codec import ServerConnectionImpl as Http1ServerCodec
-from pyevent_envoy.http.filter import FilterDataStatus, FilterHeadersStatus, ServerState
+from pyevent_envoy.http.filter import FilterDataStatus, FilterHeadersStatus
 from pyevent_envoy.http.header_map import HeaderMap
 from pyevent_envoy.http.stream_info import ResponseFlag, StreamInfo
 from pyevent_envoy.network.buffer import OwnedBuffer
@@ -116,10 +116,6 @@ class ConnectionManagerConfig:
     address), which ``x-forwarded-for`` gets instead of a loopback client's;
     by default :func:`~pyevent_envoy.network.utility.get_local_address`
     finds it (a system call: a server finds it once and passes it to each).
-    ``server_state`` is the server's
-    :class:`~pyevent_envoy.http.filter.ServerState`: while it fails health
-    checks, every response closes its connection (``connection: close``),
-    as Envoy's drain close does.
     ``drain_decision`` is the server's drain manager: ``active`` (an
     attribute: True while draining or health-check failed, the one thing
     read per response otherwise) and ``drain_close()`` (close this
@@ -147,7 +143,6 @@ class ConnectionManagerConfig:
         "upgrade_map",
         "internal_networks",
         "local_address",
-        "server_state",
         "drain_decision",
         "stats",
     )
@@ -174,7 +169,6 @@ class ConnectionManagerConfig:
         upgrade_configs: tuple = (),
         internal_address_config: Any = None,
         local_address: Optional[str] = None,
-        server_state: Optional[ServerState] = None,
         drain_decision: Any = None,
     ) -> None:
         self.stat_prefix = stat_prefix
@@ -205,7 +199,6 @@ class ConnectionManagerConfig:
             for r in (internal_address_config.cidr_ranges if internal_address_config is not None else ())
         )
         self.local_address = local_address if local_address is not None else get_local_address()
-        self.server_state = server_state if server_state is not None else ServerState()
         self.drain_decision = drain_decision if drain_decision is not None else _NO_DRAIN
         self.stats = None
 

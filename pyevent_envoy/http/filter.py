@@ -49,11 +49,12 @@ class ServerState:
     """What the HTTP layer reads of the server's state, on any thread (Envoy's ``healthCheckFailed()``).
 
     ``health_check_failed`` is set on the main thread (admin
-    ``/healthcheck/fail``, a drain before exiting) and read by workers: a
-    plain attribute, whose old or new value a reader sees.  While it is
-    set, the connection manager closes every connection after its response
-    (Envoy's drain close for ``DEFAULT`` listeners) and the health check
-    filter fails health checks.
+    ``/healthcheck/fail``, a drain before exiting) and read by workers; while
+    it is set the health check filter fails health checks.  The server
+    passes its :class:`~pyevent_envoy.server.drain_manager.DrainManager`,
+    which has the same attribute and also closes every connection after its
+    response then (Envoy's drain close); this class is the stand-alone
+    state for a filter chain run without a server.
     """
 
     __slots__ = ("health_check_failed",)
@@ -75,7 +76,8 @@ class FilterFactoryContext:
         route_config: the connection manager's
             :class:`~pyevent_envoy.config.bootstrap.RouteConfiguration`
             (per-route filter configs live there).
-        server_state: the server's :class:`ServerState`.
+        server_state: what says whether the server fails health checks: the
+            server's drain manager, or a :class:`ServerState`.
         stats_store: where filters register their stats (``None``: kept,
             shown nowhere).
         local_cluster_name: the bootstrap's ``node.cluster``.
@@ -83,7 +85,7 @@ class FilterFactoryContext:
 
     stat_prefix: str
     route_config: Any = None
-    server_state: ServerState = field(default_factory=ServerState)
+    server_state: Any = field(default_factory=ServerState)
     stats_store: Optional[Any] = None
     local_cluster_name: str = ""
 

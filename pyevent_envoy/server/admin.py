@@ -171,7 +171,7 @@ class AdminHandler:
     def _answer(self, path: str, query: str) -> Answer:
         if path == "/ready":
             state = self.state()
-            failed = self.server.server_state.health_check_failed
+            failed = self.server.drain_manager.health_check_failed
             # A failed health check reads as DRAINING, Envoy's server state for it.
             return (200 if state == "LIVE" and not failed else 503), TEXT, f"{'DRAINING' if failed else state}\n"
         if path == "/server_info":

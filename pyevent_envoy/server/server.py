@@ -38,7 +38,7 @@ from pyevent_envoy.errors import PyEventEnvoyError
 from pyevent_envoy.event.dispatcher import RunType
 from pyevent_envoy.event.dispatcher_impl import DispatcherImpl
 from pyevent_envoy.http.conn_manager_impl import ConnectionManagerConfig
-from pyevent_envoy.http.filter import FilterFactoryContext, ServerState
+from pyevent_envoy.http.filter import FilterFactoryContext
 from pyevent_envoy.http.filters import create_filter_factories
 from pyevent_envoy.http.router.config_impl import RouteTable
 from pyevent_envoy.network.address import Address
@@ -119,7 +119,6 @@ def _hcm_config(
         upgrade_configs=hcm.upgrade_configs,
         internal_address_config=hcm.internal_address_config,
         local_address=local_address,
-        server_state=context.server_state,
     )
 
 
@@ -156,8 +155,6 @@ class Server:
         self.handlers: list[Optional[ConnectionHandlerImpl]] = [None] * concurrency
         #: Every stat the admin shows: the workers' scopes and the main thread's sources.
         self.stats_store = StatsStore()
-        #: Whether the server fails health checks (admin ``/healthcheck/fail``, a drain before exiting).
-        self.server_state = ServerState()
         self.stats_store.add_source(self._server_stats)
         self._server_scope = self.stats_store.register("server.", ServerStats())
         self._flush_timer: Any = None
@@ -166,7 +163,9 @@ class Server:
         self._signals: list[Any] = []
         self._drain_timer: Any = None
         self._drain_deadline = 0.0
-        #: Envoy's drain manager: ``/drain_listeners``' drain sequence and the health-check state.
+        #: Envoy's drain manager: ``/drain_listeners``' drain sequence and whether the
+        #: server fails health checks (admin ``/healthcheck/fail``, a drain before exiting);
+        #: the HTTP filters read the latter as their ``server_state``.
         self.drain_manager = DrainManager(drain_time_s)
         self._listeners_stop_timer: Any = None
         self._draining = False
@@ -207,7 +206,7 @@ class Server:
             context = FilterFactoryContext(
                 stat_prefix=hcm.stat_prefix,
                 route_config=hcm.route_config,
-                server_state=self.server_state,
+                server_state=self.drain_manager,
                 stats_store=self.stats_store,
                 local_cluster_name=self.bootstrap.node.cluster,
             )
@@ -275,7 +274,7 @@ class Server:
         return [
             Stat("server.concurrency", GAUGE, self.concurrency, True),
             # Envoy's server.live: 0 once the server fails health checks.
-            Stat("server.live", GAUGE, 0 if self._draining or self.server_state.health_check_failed else 1, True),
+            Stat("server.live", GAUGE, 0 if self._draining or self.drain_manager.health_check_failed else 1, True),
             Stat("server.uptime", GAUGE, int(time.monotonic() - self._started_at), True),
         ]
 
@@ -373,7 +372,6 @@ class Server:
         and every response closes its connection (Envoy's drain manager
         counts a failed health check as draining).  Main thread; workers only read.
         """
-        self.server_state.health_check_failed = failed
         self.drain_manager.health_check_failed = failed
 
     def drain_listeners(self, *, graceful: bool = False, skip_exit: bool = False, inbound_only: bool = False) -> None:

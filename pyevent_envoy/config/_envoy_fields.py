@@ -351,9 +351,6 @@ _ENVOY_FIELDS_TEXT = {
         "fixed_delay header_delay percentage "
     ),
     "FaultDelay.HeaderDelay": "",
-    "FractionalPercent": (
-        "numerator denominator "
-    ),
     # TLS: the transport socket envoy.transport_sockets.tls.
     "TransportSocket": (
         "name typed_config "

@@ -8,7 +8,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,4 +28,15 @@ def _check_libevent() -> None:
 # extension right away; check first, so the failure is this one message.
 _check_libevent()
 
-setup(cffi_modules=["csrc/ffi_build.py:build_ffi", "csrc/ffi_build.py:build_http1_ffi"])
+# The codec's head scanner and builder: a CPython extension, since what it
+# makes is Python objects (csrc/http1_module.c says why).  Sans-I/O: no
+# libevent here.
+HTTP1_EXTENSION = Extension(
+    "pyevent_envoy._http1",
+    sources=["csrc/http1_module.c", "csrc/http1_scan.c"],
+    depends=["csrc/http1_scan.h"],
+    include_dirs=["csrc"],
+    extra_compile_args=["-O2"],
+)
+
+setup(cffi_modules=["csrc/ffi_build.py:build_ffi"], ext_modules=[HTTP1_EXTENSION])

@@ -28,7 +28,6 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 MODULE_NAME = "pyevent_envoy._libevent"
-HTTP1_MODULE_NAME = "pyevent_envoy._http1"
 PREFIX_VAR = "PYEVENT_ENVOY_LIBEVENT_PREFIX"
 MIN_VERSION = "2.1"
 PKG_MODULES = ("libevent_core", "libevent_pthreads")
@@ -142,23 +141,5 @@ def build_ffi() -> FFI:
     return ffi
 
 
-def build_http1_ffi() -> FFI:
-    """Return the builder of ``pyevent_envoy._http1``: the codec's head scanner.
-
-    A module of its own, without libevent: the HTTP/1.1 codec is sans-I/O
-    and does not load the event layer's binding.
-    """
-    ffi = FFI()
-    ffi.cdef((HERE / "http1_scan.h").read_text())
-    ffi.set_source(
-        HTTP1_MODULE_NAME,
-        (HERE / "http1_scan.c").read_text(),
-        depends=[_relative(HERE / "http1_scan.h"), _relative(HERE / "http1_scan.c")],
-        extra_compile_args=["-O2"],
-    )
-    return ffi
-
-
 if __name__ == "__main__":
     build_ffi().compile(verbose=True)
-    build_http1_ffi().compile(verbose=True)

@@ -178,13 +178,7 @@ class HeaderMap:
         name = _check_name(name)
         value = _check_value(value)
         if name[0] == ":":
-            names = self._names
-            i = 0
-            n = len(names)
-            while i < n and names[i][0] == ":":
-                i += 1
-            names.insert(i, name)
-            self._values.insert(i, value)
+            self._insert_pseudo(name, value)
         else:
             self._names.append(name)
             self._values.append(value)
@@ -211,10 +205,20 @@ class HeaderMap:
             if names.count(name) > 1:
                 self._remove_after(name, first + 1)
         elif name[0] == ":":
-            self.add(name, value)
+            self._insert_pseudo(name, value)
         else:
             names.append(name)
             self._values.append(value)
+
+    def _insert_pseudo(self, name: str, value: str) -> None:
+        """Insert a pseudo-header after the ones already there, before the regular fields."""
+        names = self._names
+        i = 0
+        n = len(names)
+        while i < n and names[i][0] == ":":
+            i += 1
+        names.insert(i, name)
+        self._values.insert(i, value)
 
     def remove(self, name: str) -> int:
         """Remove every field named ``name``; return how many were removed."""

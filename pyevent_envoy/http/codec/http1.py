@@ -65,7 +65,6 @@ event on the hot path.
 from __future__ import annotations
 
 import re
-import threading
 from typing import Any, Callable, List, Optional, Tuple
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
@@ -83,7 +82,7 @@ from pyevent_envoy.http.codec.codec import (
     Sink,
 )
 from pyevent_envoy.http.codec.errors import CodecProtocolError, CodecUsageError
-from pyevent_envoy._http1 import ffi, lib
+from pyevent_envoy import _http1
 from pyevent_envoy.http.header_map import HeaderMap
 
 __all__ = [
@@ -265,6 +264,16 @@ def _serialize_fields(names: List[str], values: List[str]) -> str:
 _CRLFS = [["\r\n"] * n for n in range(128)]
 
 
+def _join_head(line: str, names: List[str], values: List[str], start: int, tail: str) -> bytes:
+    """``line``, then ``name: value CRLF`` for the fields from ``start``, then ``tail``, in latin-1.
+
+    ``_http1.encode_head`` builds the same in C in one pass; this is for what
+    it declines (a character beyond latin-1, which raises UnicodeEncodeError
+    here, as it should).
+    """
+    return (line + _serialize_fields(names[start:], values[start:]) + tail).encode("latin-1")
+
+
 def _tokens(values: List[str]) -> List[str]:
     """The lowercase, non-empty list elements of comma-separated field values."""
     out = []
@@ -278,9 +287,9 @@ def _tokens(values: List[str]) -> List[str]:
 
 # The scanner's special-field bits (csrc/http1_scan.c); with only these, the
 # codec's common path handles the head.
-_SPECIAL_HOST = lib.PE_SPECIAL_HOST
-_SPECIAL_CONTENT_LENGTH = lib.PE_SPECIAL_CONTENT_LENGTH
-_SPECIAL_CONNECTION = lib.PE_SPECIAL_CONNECTION
+_SPECIAL_HOST = _http1.SPECIAL_HOST
+_SPECIAL_CONTENT_LENGTH = _http1.SPECIAL_CONTENT_LENGTH
+_SPECIAL_CONNECTION = _http1.SPECIAL_CONNECTION
 _FAST_REQUEST_SPECIAL = _SPECIAL_HOST | _SPECIAL_CONTENT_LENGTH | _SPECIAL_CONNECTION
 _FAST_RESPONSE_SPECIAL = _SPECIAL_CONTENT_LENGTH | _SPECIAL_CONNECTION
 
@@ -452,21 +461,6 @@ def _decode_fields(
     return joined_names.lower().split("\0"), values
 
 
-# The scanner's output: at most the raw head limit's worth of pieces (a
-# longer head is declined and parsed by llhttp).
-_SCAN_CAPACITY = 64 * 1024
-_scan_local = threading.local()
-
-
-def _scan_cells() -> Tuple[Any, Any]:
-    """The calling thread's scanner output buffer and info cells."""
-    try:
-        return _scan_local.cells
-    except AttributeError:
-        _scan_local.cells = cells = (ffi.new("char[]", _SCAN_CAPACITY), ffi.new("long[8]"))
-        return cells
-
-
 class _ConnectionBase:
     """What the server and client codecs share: input buffering and body framing.
 
@@ -493,7 +487,7 @@ class _ConnectionBase:
         "_too_large_status",
         "_bad_status",
         "_collector",
-        "_scratch",
+        "_scanned_status",
     )
 
     def __init__(self, sink: Sink, settings: Optional[Http1Settings], server: bool) -> None:
@@ -521,7 +515,7 @@ class _ConnectionBase:
         self._raw_head_limit = kb * 1024 + 4 * count + _HEAD_FRAMING_ALLOWANCE
         self._too_large_status = status
         self._collector = _HeadCollector()
-        self._scratch: Any = None  # the scanner's output cells, on first use
+        self._scanned_status = 0
 
     def _parse_with_llhttp(self, parser_type: type, head: bytes, what: str) -> Any:
         """Run llhttp over a whole head into ``self._collector``; its refusal is this side's 400/502."""
@@ -539,27 +533,26 @@ class _ConnectionBase:
 
         The pieces are the start line's (method and target of a request)
         then each field's lowercase name and value; the special fields are
-        ``lib.PE_SPECIAL_*`` bits (Host, Content-Length, Connection...).  None when the scanner
+        ``_http1.SPECIAL_*`` bits (Host, Content-Length, Connection...).  None when the scanner
         declines the head: the caller parses it with llhttp, which decides
         on everything unusual.  The field limits are applied here as
-        :func:`_decode_fields` applies them.
+        :func:`_decode_fields` applies them.  A response's status is
+        ``self._scanned_status`` afterwards.
         """
-        scratch = self._scratch
-        if scratch is None:
-            scratch = self._scratch = _scan_cells()
-        out, info = scratch
-        if lib.pe_http1_scan_head(head, len(head), response, out, _SCAN_CAPACITY, info):
+        scanned = _http1.scan_head(head, response)
+        if scanned is None:
             return None
-        if info[0] > self._max_head_count:
+        pieces, http11, special, status, count, size = scanned
+        if count > self._max_head_count:
             raise CodecProtocolError(
                 "headers count exceeds limit", self._too_large_status, "http1.too_many_headers"
             )
-        if info[4] > self._max_head_bytes:
+        if size > self._max_head_bytes:
             raise CodecProtocolError(
                 "headers size exceeds limit", self._too_large_status, "http1.headers_too_large"
             )
-        size = info[1]
-        return (ffi.unpack(out, size).decode("latin-1").split("\0") if size else []), info[2] == 1, info[5]
+        self._scanned_status = status
+        return pieces, http11, special
 
     # Input
 
@@ -1043,9 +1036,6 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
         start = 0
         while start < n and names[start][0] == ":":
             start += 1
-        if start:
-            names = names[start:]
-            values = values[start:]
         if (
             status >= 200
             and status != 204
@@ -1054,13 +1044,14 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
             and _HOP_BY_HOP.isdisjoint(names)
         ):
             # The common response: regular fields, framing chosen here.
+            # (The pseudo-headers before ``start`` cannot match a field name.)
             self._started = True
-            head = line + _serialize_fields(names, values)
+            tail = ""
             if "content-length" in names:
                 self._remaining = _checked_length(names, values)
                 self._mode = _MODE_LENGTH
             elif end_stream:
-                head += "content-length: 0\r\n"
+                tail = "content-length: 0\r\n"
                 self._mode = _MODE_LENGTH
             elif self.protocol == _HTTP11:
                 self._mode = _MODE_CHUNKED
@@ -1069,14 +1060,14 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
                 self._mode = _MODE_RAW
                 self._close = True
             if self._close:
-                head += "connection: close\r\n"
+                tail += "connection: close\r\n"
             elif self.protocol == _HTTP10:
-                head += "connection: keep-alive\r\n"
+                tail += "connection: keep-alive\r\n"
             # Framing last, after ``connection``, as Envoy's codec writes it.
-            head += "transfer-encoding: chunked\r\n\r\n" if self._mode == _MODE_CHUNKED else "\r\n"
-            self._sink(head.encode("latin-1"))
+            tail += "transfer-encoding: chunked\r\n\r\n" if self._mode == _MODE_CHUNKED else "\r\n"
+            self._sink(_http1.encode_head(line, names, values, start, tail) or _join_head(line, names, values, start, tail))
         else:
-            self._encode_other_headers(status, line, names, values, end_stream)
+            self._encode_other_headers(status, line, names[start:], values[start:], end_stream)
         if end_stream:
             self._complete = True
             self._conn._on_response_complete(self)
@@ -1225,18 +1216,13 @@ class RequestEncoderImpl(_StreamEncoderBase, RequestEncoder):
         start = 0
         while start < n and names[start][0] == ":":
             start += 1
-        if start:
-            names = names[start:]
-            values = values[start:]
-        head = f"{method} {target} HTTP/1.1\r\nhost: {authority}\r\n"
+        line = f"{method} {target} HTTP/1.1\r\nhost: {authority}\r\n"
         upgrade_value = None
-        if _REQUEST_ENCODE_SKIP.isdisjoint(names):
-            head += _serialize_fields(names, values)
-        else:
+        if not _REQUEST_ENCODE_SKIP.isdisjoint(names):
             kept_names = []
             kept_values = []
             connection = []
-            for name, value in zip(names, values):
+            for name, value in zip(names[start:], values[start:]):
                 if name not in _REQUEST_ENCODE_SKIP:
                     kept_names.append(name)
                     kept_values.append(value)
@@ -1244,30 +1230,32 @@ class RequestEncoderImpl(_StreamEncoderBase, RequestEncoder):
                     connection.append(value)
                 elif name == "upgrade" and upgrade_value is None:
                     upgrade_value = value
-            names, values = kept_names, kept_values
-            head += _serialize_fields(names, values)
+            names, values, start = kept_names, kept_values, 0
             tokens = _tokens(connection)
             self._close = "close" in tokens
             if upgrade_value is not None and "upgrade" in tokens:
                 self.upgrade = True
+        # (The pseudo-headers before ``start`` cannot match a field name.)
+        tail = ""
         if self.upgrade or is_connect:
             # The body, if any, is a tunnel: raw bytes.
             self._mode = _MODE_RAW
             if self.upgrade:
-                head += f"connection: upgrade\r\nupgrade: {upgrade_value}\r\n"
+                tail = f"connection: upgrade\r\nupgrade: {upgrade_value}\r\n"
         elif "content-length" in names:
             self._mode = _MODE_LENGTH
             self._remaining = _checked_length(names, values)
         elif end_stream:
             self._mode = _MODE_LENGTH
             if method not in _BODILESS_METHODS:
-                head += "content-length: 0\r\n"
+                tail = "content-length: 0\r\n"
         else:
             self._mode = _MODE_CHUNKED
-            head += "transfer-encoding: chunked\r\n"
+            tail = "transfer-encoding: chunked\r\n"
         if self._close:
-            head += "connection: close\r\n"
-        self._sink((head + "\r\n").encode("latin-1"))
+            tail += "connection: close\r\n"
+        tail += "\r\n"
+        self._sink(_http1.encode_head(line, names, values, start, tail) or _join_head(line, names, values, start, tail))
         if end_stream:
             self._complete = True
             self._conn._on_request_complete(self)
@@ -1382,6 +1370,16 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
     # Input
 
     def _on_head(self, head: bytes) -> None:
+        common = _http1.parse_request(head, self._max_head_count, self._max_head_bytes)
+        if common is not None:
+            # The common request, whole in C (csrc/http1_module.c): HTTP/1.1,
+            # origin form, one valid Host, nothing special but a Content-Length
+            # and a simple Connection.
+            names, values, keep_alive, length = common
+            self._start_stream(
+                HeaderMap._trusted(names, values), values[0], True, keep_alive, False, False, False, False, length
+            )
+            return
         scanned = self._scan_head(head, 0)
         if scanned is not None:
             parts, http11, special = scanned
@@ -1511,7 +1509,31 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
 
         pseudo_names += names
         pseudo_values += values
-        headers = HeaderMap._trusted(pseudo_names, pseudo_values)
+        self._start_stream(
+            HeaderMap._trusted(pseudo_names, pseudo_values),
+            method,
+            http11,
+            keep_alive,
+            upgrade,
+            is_connect,
+            expect_continue,
+            chunked,
+            length,
+        )
+
+    def _start_stream(
+        self,
+        headers: HeaderMap,
+        method: str,
+        http11: bool,
+        keep_alive: bool,
+        upgrade: bool,
+        is_connect: bool,
+        expect_continue: bool,
+        chunked: bool,
+        length: int,
+    ) -> None:
+        """A request head is in: open its stream and deliver the headers."""
         encoder = ResponseEncoderImpl(
             self,
             _HTTP11 if http11 else _HTTP10,
@@ -1762,17 +1784,21 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
     # Input
 
     def _on_head(self, head: bytes) -> None:
+        stream = self._stream
+        assert stream is not None, "a response head is only parsed with a request out"
+        if not (stream.is_head_request or stream.upgrade or stream.is_connect_request) and self._on_common_head(
+            stream, head
+        ):
+            return
         scanned = self._scan_head(head, 1)
         if scanned is not None:
             parts, http11, special = scanned
-            status = self._scratch[1][3]
+            status = self._scanned_status
             names = parts[0::2]
             values = parts[1::2]
         else:
             status, http11, names, values = self._parse_response_head(head)
             special = -1  # not known: look
-        stream = self._stream
-        assert stream is not None, "a response head is only parsed with a request out"
         keep_alive = http11
         chunked = False
         length: Optional[int] = None
@@ -1883,6 +1909,42 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
             self._response_close = True
             self._state = _TUNNEL
             decoder.decode_headers(headers, False)
+
+    def _on_common_head(self, stream: RequestEncoderImpl, head: bytes) -> bool:
+        """The common final response to a plain request, whole in C; False to take the general path.
+
+        Common (csrc/http1_module.c): status 200-599, framed by one
+        Content-Length, one ``chunked`` or the close, nothing special but a
+        simple Connection; a 204 without a body.
+        """
+        common = _http1.parse_response(head, self._max_head_count, self._max_head_bytes)
+        if common is None:
+            return False
+        status, names, values, keep_alive, length, chunked = common
+        if status == 204:
+            if chunked or length > 0:
+                return False  # the general path refuses it
+            if length == 0:
+                _pop_all(names, values, "content-length")
+        self._response_close = not keep_alive or stream._close
+        headers = HeaderMap._trusted(names, values)
+        if status == 304 or status == 204:
+            self._end_with_headers(headers)
+        elif chunked:
+            self._state = _CHUNK_SIZE
+            self._decoder.decode_headers(headers, False)
+        elif length > 0:
+            self._remaining = length
+            self._state = _BODY
+            self._decoder.decode_headers(headers, False)
+        elif length == 0:
+            self._end_with_headers(headers)
+        else:
+            # Neither length nor chunked: the body ends when the upstream closes.
+            self._response_close = True
+            self._state = _TUNNEL
+            self._decoder.decode_headers(headers, False)
+        return True
 
     def _parse_response_head(self, head: bytes) -> Tuple[int, bool, List[str], List[str]]:
         """The general path, for heads the scanner declines: llhttp decides.

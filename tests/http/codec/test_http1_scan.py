@@ -61,7 +61,7 @@ def fast_response(codec, head):
     if scanned is None:
         return None
     parts, http11, _special = scanned
-    return codec._scratch[1][3], http11, parts[0::2], parts[1::2]
+    return codec._scanned_status, http11, parts[0::2], parts[1::2]
 
 
 # Pieces: mostly valid (valid choices are repeated so that about half of the
@@ -276,11 +276,11 @@ def test_response_heads_decode_the_same_with_and_without_the_scanner(version, st
     ],
 )
 def test_scanner_reports_the_special_fields(head, bits):
-    from pyevent_envoy._http1 import lib
+    from pyevent_envoy import _http1
 
     scanned = server_codec()._scan_head(head, 0)
     assert scanned is not None
     expected = 0
     for bit in bits:
-        expected |= getattr(lib, f"PE_SPECIAL_{bit}")
+        expected |= getattr(_http1, f"SPECIAL_{bit}")
     assert scanned[2] == expected

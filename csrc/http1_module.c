@@ -1,0 +1,530 @@
+/*
+ * pyevent-envoy: pyevent_envoy._http1, the HTTP/1.1 codec's heads in C.
+ *
+ * The codec (pyevent_envoy/http/codec/http1.py) spends most of a plain
+ * proxied request on its two heads in and its two heads out.  This module
+ * turns a whole head into the codec's lists of str, and a head's fields back
+ * into bytes, in one call each.  It is a CPython extension rather than a
+ * cffi module because its product is Python objects: cffi could only hand
+ * back bytes for Python to decode, split and slice, which is the work being
+ * removed.
+ *
+ * Every function handles the common case only and returns None for anything
+ * else, including everything invalid; the codec then takes its general
+ * path, which decides (with llhttp) and raises the codec's errors.  So the
+ * verdict on every unusual head stays the codec's, and this module only has
+ * to be right about what it accepts.  The scanner (http1_scan.c) defines
+ * the accepted subset of heads.
+ *
+ * Functions (all pure: no state, safe from any thread):
+ *   scan_head(head, response)
+ *       -> (pieces, http11, special, status, fields, field_bytes) | None
+ *   parse_request(head, max_count, max_bytes)
+ *       -> (names, values, keep_alive, length) | None
+ *   parse_response(head, max_count, max_bytes)
+ *       -> (status, names, values, keep_alive, length, chunked) | None
+ *   encode_head(line, names, values, start, tail) -> bytes | None
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#include "http1_scan.h"
+
+/* The scanner's info[] slots (http1_scan.h). */
+enum { INFO_FIELDS, INFO_OUT_LEN, INFO_VERSION, INFO_STATUS, INFO_FIELD_BYTES, INFO_SPECIAL, INFO_SIZE = 8 };
+
+#define FAST_REQUEST_SPECIAL (PE_SPECIAL_HOST | PE_SPECIAL_CONTENT_LENGTH | PE_SPECIAL_CONNECTION)
+#define FAST_RESPONSE_SPECIAL (PE_SPECIAL_CONTENT_LENGTH | PE_SPECIAL_TRANSFER_ENCODING | PE_SPECIAL_CONNECTION)
+
+/* Heads up to this size are scanned into a stack buffer. */
+#define STACK_OUT 4096
+#define STACK_SPANS 128
+
+typedef struct {
+    const char *p;
+    Py_ssize_t n;
+} span;
+
+/* Field names and values seen on almost every request or response: one
+ * shared (interned) str each instead of a new one per head.  Interned names
+ * also make the later dict and list lookups compare by identity. */
+static const char *const common_strings[] = {
+    ":method", ":path", ":authority", ":status",
+    "host", "user-agent", "accept", "accept-encoding", "accept-language", "accept-ranges",
+    "authorization", "cache-control", "connection", "content-encoding", "content-length",
+    "content-type", "cookie", "date", "etag", "expires", "last-modified", "location",
+    "origin", "pragma", "referer", "server", "set-cookie", "vary", "x-forwarded-for",
+    "x-forwarded-proto", "x-request-id", "if-none-match", "if-modified-since",
+    "x-envoy-upstream-service-time", "x-envoy-expected-rq-timeout-ms",
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "/",
+    "keep-alive", "close", "text/plain", "text/html", "application/json",
+    "application/octet-stream", "*/*", "gzip", "bytes", "nginx", "envoy",
+    NULL,
+};
+#define N_COMMON (sizeof(common_strings) / sizeof(common_strings[0]) - 1)
+static PyObject *common_objects[N_COMMON];
+static Py_ssize_t common_lengths[N_COMMON];
+enum { COMMON_METHOD, COMMON_PATH, COMMON_AUTHORITY, COMMON_STATUS };
+
+/* "100" .. "599", made on first use. */
+static PyObject *status_strings[600];
+
+/* The bytes of str pieces: ASCII (the scanner accepts nothing else). */
+static PyObject *make_str(const char *p, Py_ssize_t n)
+{
+    for (size_t i = 0; i < N_COMMON; i++) {
+        if (common_lengths[i] == n && memcmp(common_strings[i], p, (size_t)n) == 0) {
+            Py_INCREF(common_objects[i]);
+            return common_objects[i];
+        }
+    }
+    return PyUnicode_DecodeLatin1(p, n, NULL);
+}
+
+static PyObject *status_string(long status)
+{
+    if (status < 100 || status > 599)
+        return PyUnicode_FromFormat("%ld", status);
+    PyObject *s = status_strings[status];
+    if (s == NULL) {
+        s = PyUnicode_FromFormat("%ld", status);
+        if (s == NULL)
+            return NULL;
+        PyUnicode_InternInPlace(&s);
+        /* Two threads may both make it: keep the first, drop the other. */
+        if (status_strings[status] == NULL)
+            status_strings[status] = s;
+        else
+            Py_SETREF(s, status_strings[status]);
+    }
+    Py_INCREF(s);
+    return s;
+}
+
+/* A scanned head: the scanner's output split into spans (start-line pieces,
+ * then name and value per field).  Storage is on the caller's stack unless
+ * the head is large. */
+typedef struct {
+    long info[INFO_SIZE];
+    char stack_out[STACK_OUT];
+    span stack_spans[STACK_SPANS];
+    char *out;
+    span *spans;
+    Py_ssize_t n_spans;
+} scanned_head;
+
+static void scanned_release(scanned_head *s)
+{
+    if (s->out != s->stack_out)
+        PyMem_Free(s->out);
+    if (s->spans != s->stack_spans)
+        PyMem_Free(s->spans);
+}
+
+/* 1 scanned, 0 declined, -1 error set. */
+static int scan(const char *head, Py_ssize_t len, int response, scanned_head *s)
+{
+    s->out = s->stack_out;
+    s->spans = s->stack_spans;
+    s->n_spans = 0;
+    /* The pieces are never longer than the head. */
+    size_t cap = (size_t)len + 1;
+    if (cap > STACK_OUT) {
+        s->out = PyMem_Malloc(cap);
+        if (s->out == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    memset(s->info, 0, sizeof(s->info));
+    if (pe_http1_scan_head(head, (size_t)len, response, s->out, cap, s->info) != 0)
+        return 0;
+    Py_ssize_t want = 2 * s->info[INFO_FIELDS] + 2;
+    if (want > STACK_SPANS) {
+        s->spans = PyMem_Malloc((size_t)want * sizeof(span));
+        if (s->spans == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    long out_len = s->info[INFO_OUT_LEN];
+    if (out_len == 0 && s->info[INFO_FIELDS] == 0 && response)
+        return 1; /* a response without fields: no pieces */
+    const char *p = s->out;
+    const char *end = s->out + out_len;
+    for (;;) {
+        const char *z = memchr(p, '\0', (size_t)(end - p));
+        if (z == NULL)
+            z = end;
+        if (s->n_spans == want)
+            return 0; /* cannot happen: the scanner counted them */
+        s->spans[s->n_spans].p = p;
+        s->spans[s->n_spans].n = z - p;
+        s->n_spans++;
+        if (z >= end)
+            break;
+        p = z + 1;
+    }
+    return 1;
+}
+
+static int span_is(const span *sp, const char *text, size_t n)
+{
+    return (size_t)sp->n == n && memcmp(sp->p, text, n) == 0;
+}
+
+/* A Connection value's effect on keep-alive: 1 keep, 0 close, -1 not one of
+ * the simple values (the codec's token rules decide). */
+static int simple_connection(const span *value, int http11, int keep_alive)
+{
+    char lower[16];
+    if (value->n <= 0 || value->n >= (Py_ssize_t)sizeof(lower))
+        return -1;
+    for (Py_ssize_t i = 0; i < value->n; i++) {
+        char c = value->p[i];
+        lower[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    size_t n = (size_t)value->n;
+    if (n == 5 && memcmp(lower, "close", 5) == 0)
+        return 0;
+    if (n == 10 && memcmp(lower, "keep-alive", 10) == 0)
+        return http11 ? keep_alive : 1;
+    if (n == 7 && memcmp(lower, "upgrade", 7) == 0)
+        return keep_alive;
+    return -1;
+}
+
+/* RFC 3986 authority characters, as the codec's _AUTHORITY_CHARS. */
+static int valid_authority(const span *host)
+{
+    for (Py_ssize_t i = 0; i < host->n; i++) {
+        unsigned char c = (unsigned char)host->p[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+            continue;
+        if (strchr("-._~!$&'()*+,;=:[]%@", c) == NULL || c == 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* Set list[i] = str(span), taking common strings from the table. */
+static int put(PyObject *list, Py_ssize_t i, const span *sp)
+{
+    PyObject *s = make_str(sp->p, sp->n);
+    if (s == NULL)
+        return -1;
+    PyList_SET_ITEM(list, i, s);
+    return 0;
+}
+
+static int put_common(PyObject *list, Py_ssize_t i, int which)
+{
+    Py_INCREF(common_objects[which]);
+    PyList_SET_ITEM(list, i, common_objects[which]);
+    return 0;
+}
+
+static PyObject *scan_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "scan_head(head: bytes, response: int)");
+        return NULL;
+    }
+    int response = PyObject_IsTrue(args[1]);
+    if (response < 0)
+        return NULL;
+    scanned_head s;
+    int rc = scan(PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), response, &s);
+    if (rc <= 0) {
+        scanned_release(&s);
+        if (rc < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *pieces = PyList_New(s.n_spans);
+    if (pieces == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < s.n_spans; i++)
+        if (put(pieces, i, &s.spans[i]) < 0)
+            goto fail;
+    PyObject *result = Py_BuildValue(
+        "(NNllll)", pieces, PyBool_FromLong(s.info[INFO_VERSION] == 1), s.info[INFO_SPECIAL],
+        s.info[INFO_STATUS], s.info[INFO_FIELDS], s.info[INFO_FIELD_BYTES]);
+    scanned_release(&s);
+    return result;
+fail:
+    Py_XDECREF(pieces);
+    scanned_release(&s);
+    return NULL;
+}
+
+/* parse_request's and parse_response's arguments, then the scan: 1 scanned
+ * within the limits, 0 declined, -1 error set. */
+static int scan_limited(PyObject *const *args, Py_ssize_t nargs, int response, scanned_head *s)
+{
+    s->out = s->stack_out;
+    s->spans = s->stack_spans;
+    if (nargs != 3 || !PyBytes_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "%s(head: bytes, max_count: int, max_bytes: int)",
+                     response ? "parse_response" : "parse_request");
+        return -1;
+    }
+    long max_count = PyLong_AsLong(args[1]);
+    if (max_count == -1 && PyErr_Occurred())
+        return -1;
+    long max_bytes = PyLong_AsLong(args[2]);
+    if (max_bytes == -1 && PyErr_Occurred())
+        return -1;
+    int rc = scan(PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), response, s);
+    if (rc > 0 && (s->info[INFO_FIELDS] > max_count || s->info[INFO_FIELD_BYTES] > max_bytes))
+        return 0; /* over a limit: the general path's 431 or 502 */
+    return rc;
+}
+
+/* A Content-Length value: digits only, at most 18 (the scanner checked). */
+static long long span_digits(const span *v)
+{
+    long long n = 0;
+    for (Py_ssize_t i = 0; i < v->n; i++)
+        n = n * 10 + (v->p[i] - '0');
+    return n;
+}
+
+/* What parse_request and parse_response return when they decline. */
+static PyObject *declined(scanned_head *s, int rc)
+{
+    scanned_release(s);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *failed(scanned_head *s, PyObject *names, PyObject *values)
+{
+    Py_XDECREF(names);
+    Py_XDECREF(values);
+    scanned_release(s);
+    return NULL;
+}
+
+/* The common request: HTTP/1.1, an origin-form target, one valid Host, at
+ * most one Content-Length and one simple Connection, no other field the
+ * codec handles itself.  names/values start with :method, :path and
+ * :authority; Host and Connection are taken out. */
+static PyObject *parse_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    scanned_head s;
+    PyObject *names = NULL, *values = NULL;
+    int rc = scan_limited(args, nargs, 0, &s);
+    if (rc <= 0)
+        return declined(&s, rc);
+    long special = s.info[INFO_SPECIAL];
+    if (s.info[INFO_VERSION] != 1 || !(special & PE_SPECIAL_HOST) || (special & ~FAST_REQUEST_SPECIAL))
+        return declined(&s, 0);
+    /* Spans: method, target, then name/value pairs. */
+    Py_ssize_t host = -1, connection = -1, content_length = -1;
+    for (Py_ssize_t i = 2; i < s.n_spans; i += 2) {
+        const span *name = &s.spans[i];
+        if (span_is(name, "host", 4))
+            host = i;
+        else if (span_is(name, "connection", 10))
+            connection = i;
+        else if (span_is(name, "content-length", 14))
+            content_length = i;
+    }
+    if (host < 0 || !valid_authority(&s.spans[host + 1]))
+        return declined(&s, 0);
+    int keep_alive = 1;
+    if (connection >= 0 && (keep_alive = simple_connection(&s.spans[connection + 1], 1, 1)) < 0)
+        return declined(&s, 0);
+    long long length = content_length >= 0 ? span_digits(&s.spans[content_length + 1]) : 0;
+    Py_ssize_t fields = (s.n_spans - 2) / 2 - 1 - (connection >= 0);
+    names = PyList_New(3 + fields);
+    values = PyList_New(3 + fields);
+    if (names == NULL || values == NULL)
+        return failed(&s, names, values);
+    put_common(names, 0, COMMON_METHOD);
+    put_common(names, 1, COMMON_PATH);
+    put_common(names, 2, COMMON_AUTHORITY);
+    if (put(values, 0, &s.spans[0]) < 0 || put(values, 1, &s.spans[1]) < 0 || put(values, 2, &s.spans[host + 1]) < 0)
+        return failed(&s, names, values);
+    Py_ssize_t k = 3;
+    for (Py_ssize_t i = 2; i < s.n_spans; i += 2) {
+        if (i == host || i == connection)
+            continue;
+        if (put(names, k, &s.spans[i]) < 0 || put(values, k, &s.spans[i + 1]) < 0)
+            return failed(&s, names, values);
+        k++;
+    }
+    scanned_release(&s);
+    return Py_BuildValue("(NNNL)", names, values, PyBool_FromLong(keep_alive), length);
+}
+
+/* The common final response: status 200-599, at most one Content-Length or
+ * one "chunked" Transfer-Encoding, at most one simple Connection, no other
+ * field the codec handles itself.  names/values start with :status;
+ * Connection and Transfer-Encoding are taken out.  length is -1 without a
+ * Content-Length. */
+static PyObject *parse_response(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    scanned_head s;
+    PyObject *names = NULL, *values = NULL;
+    int rc = scan_limited(args, nargs, 1, &s);
+    if (rc <= 0)
+        return declined(&s, rc);
+    long special = s.info[INFO_SPECIAL];
+    long status = s.info[INFO_STATUS];
+    int http11 = s.info[INFO_VERSION] == 1;
+    if (status < 200 || (special & ~FAST_RESPONSE_SPECIAL))
+        return declined(&s, 0);
+    Py_ssize_t connection = -1, content_length = -1, transfer_encoding = -1;
+    for (Py_ssize_t i = 0; i < s.n_spans; i += 2) {
+        const span *name = &s.spans[i];
+        if (span_is(name, "connection", 10)) {
+            if (connection >= 0)
+                return declined(&s, 0); /* a second one: the token rules */
+            connection = i;
+        }
+        else if (span_is(name, "content-length", 14))
+            content_length = i;
+        else if (span_is(name, "transfer-encoding", 17))
+            transfer_encoding = i; /* exactly one "chunked", HTTP/1.1, no Content-Length: scanned */
+    }
+    int keep_alive = http11;
+    if (connection >= 0 && (keep_alive = simple_connection(&s.spans[connection + 1], http11, keep_alive)) < 0)
+        return declined(&s, 0);
+    long long length = content_length >= 0 ? span_digits(&s.spans[content_length + 1]) : -1;
+    Py_ssize_t fields = s.n_spans / 2 - (connection >= 0) - (transfer_encoding >= 0);
+    names = PyList_New(1 + fields);
+    values = PyList_New(1 + fields);
+    if (names == NULL || values == NULL)
+        return failed(&s, names, values);
+    put_common(names, 0, COMMON_STATUS);
+    PyObject *code = status_string(status);
+    if (code == NULL)
+        return failed(&s, names, values);
+    PyList_SET_ITEM(values, 0, code);
+    Py_ssize_t k = 1;
+    for (Py_ssize_t i = 0; i < s.n_spans; i += 2) {
+        if (i == connection || i == transfer_encoding)
+            continue;
+        if (put(names, k, &s.spans[i]) < 0 || put(values, k, &s.spans[i + 1]) < 0)
+            return failed(&s, names, values);
+        k++;
+    }
+    scanned_release(&s);
+    return Py_BuildValue("(lNNNLN)", status, names, values, PyBool_FromLong(keep_alive), length,
+                         PyBool_FromLong(transfer_encoding >= 0));
+}
+
+/* Latin-1 bytes of a str: its own buffer when it is a one-byte string. */
+static const char *latin1(PyObject *s, Py_ssize_t *n)
+{
+    if (!PyUnicode_Check(s) || PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND)
+        return NULL;
+    *n = PyUnicode_GET_LENGTH(s);
+    return (const char *)PyUnicode_1BYTE_DATA(s);
+}
+
+/* line + "name: value\r\n" for names[start:] + tail, as latin-1 bytes; None
+ * when an element is not a str of latin-1 characters (the codec's own join
+ * then raises as it always has). */
+static PyObject *encode_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyList_Check(args[1]) || !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "encode_head(line: str, names: list, values: list, start: int, tail: str)");
+        return NULL;
+    }
+    PyObject *names = args[1], *values = args[2];
+    Py_ssize_t start = PyLong_AsSsize_t(args[3]);
+    if (start == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(names);
+    if (PyList_GET_SIZE(values) != n || start < 0)
+        Py_RETURN_NONE;
+    Py_ssize_t line_len, tail_len, total;
+    const char *line = latin1(args[0], &line_len);
+    const char *tail = latin1(args[4], &tail_len);
+    if (line == NULL || tail == NULL)
+        Py_RETURN_NONE;
+    total = line_len + tail_len;
+    for (Py_ssize_t i = start; i < n; i++) {
+        Py_ssize_t a, b;
+        if (latin1(PyList_GET_ITEM(names, i), &a) == NULL || latin1(PyList_GET_ITEM(values, i), &b) == NULL)
+            Py_RETURN_NONE;
+        total += a + b + 4;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, total);
+    if (out == NULL)
+        return NULL;
+    char *o = PyBytes_AS_STRING(out);
+    memcpy(o, line, (size_t)line_len);
+    o += line_len;
+    for (Py_ssize_t i = start; i < n; i++) {
+        Py_ssize_t a, b;
+        const char *name = latin1(PyList_GET_ITEM(names, i), &a);
+        const char *value = latin1(PyList_GET_ITEM(values, i), &b);
+        memcpy(o, name, (size_t)a);
+        o += a;
+        *o++ = ':';
+        *o++ = ' ';
+        memcpy(o, value, (size_t)b);
+        o += b;
+        *o++ = '\r';
+        *o++ = '\n';
+    }
+    memcpy(o, tail, (size_t)tail_len);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"scan_head", (PyCFunction)(void (*)(void))scan_head, METH_FASTCALL,
+     "scan_head(head, response) -> (pieces, http11, special, status, fields, field_bytes) | None"},
+    {"parse_request", (PyCFunction)(void (*)(void))parse_request, METH_FASTCALL,
+     "parse_request(head, max_count, max_bytes) -> (names, values, keep_alive, length) | None"},
+    {"parse_response", (PyCFunction)(void (*)(void))parse_response, METH_FASTCALL,
+     "parse_response(head, max_count, max_bytes) -> (status, names, values, keep_alive, length, chunked) | None"},
+    {"encode_head", (PyCFunction)(void (*)(void))encode_head, METH_FASTCALL,
+     "encode_head(line, names, values, start, tail) -> bytes | None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    "pyevent_envoy._http1",
+    "The HTTP/1.1 codec's heads in C: scan and build the common heads in one call.",
+    -1,
+    methods,
+};
+
+PyMODINIT_FUNC PyInit__http1(void)
+{
+    PyObject *m = PyModule_Create(&module_def);
+    if (m == NULL)
+        return NULL;
+#ifdef Py_GIL_DISABLED
+    PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED);
+#endif
+    for (size_t i = 0; i < N_COMMON; i++) {
+        if (common_objects[i] == NULL) {
+            PyObject *s = PyUnicode_InternFromString(common_strings[i]);
+            if (s == NULL) {
+                Py_DECREF(m);
+                return NULL;
+            }
+            common_objects[i] = s;
+            common_lengths[i] = (Py_ssize_t)strlen(common_strings[i]);
+        }
+    }
+    if (PyModule_AddIntConstant(m, "SPECIAL_HOST", PE_SPECIAL_HOST) < 0
+        || PyModule_AddIntConstant(m, "SPECIAL_CONTENT_LENGTH", PE_SPECIAL_CONTENT_LENGTH) < 0
+        || PyModule_AddIntConstant(m, "SPECIAL_TRANSFER_ENCODING", PE_SPECIAL_TRANSFER_ENCODING) < 0
+        || PyModule_AddIntConstant(m, "SPECIAL_CONNECTION", PE_SPECIAL_CONNECTION) < 0
+        || PyModule_AddIntConstant(m, "SPECIAL_OTHER", PE_SPECIAL_OTHER) < 0
+        || PyModule_AddIntConstant(m, "SPECIAL_REPEATED", PE_SPECIAL_REPEATED) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,151 @@
+"""The common heads in C against the codec's general path: the same streams, the same errors.
+
+``pyevent_envoy._http1`` (``csrc/http1_module.c``) parses the common request
+and response heads whole and builds outgoing heads; for anything else it
+returns None and the codec takes its general path.  These tests run each
+generated head through a codec twice, once as it is and once with the C
+function declining everything, and compare what the owner sees: the
+headers, whether the message ended with them, the framing that follows
+(state and remaining body), keep-alive, and any error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pyevent_envoy import _http1
+from pyevent_envoy.http.codec import ClientConnectionImpl, CodecProtocolError, ServerConnectionImpl
+from pyevent_envoy.http.codec import http1
+from pyevent_envoy.http.header_map import HeaderMap
+
+from .test_http1_scan import FIELDS, METHODS, SPECIAL_VALUES, TARGETS, VERSIONS, _ResponseRecorder, build_head, mostly
+
+
+@contextlib.contextmanager
+def declined(name):
+    """``_http1.<name>`` returns None (declines) inside the block."""
+    real = getattr(_http1, name)
+    setattr(_http1, name, lambda *args: None)
+    try:
+        yield
+    finally:
+        setattr(_http1, name, real)
+
+
+def serve(head):
+    owner = _ResponseRecorder()  # (headers as they are, without the encoder's state)
+    codec = ServerConnectionImpl(owner, lambda data: None)
+    try:
+        codec.dispatch(head)
+    except CodecProtocolError as err:
+        owner.events.append(("raised", err.status, err.details))
+    encoder = getattr(owner, "encoder", None)
+    stream = None
+    if encoder is not None:
+        stream = (encoder.protocol, encoder.keep_alive, encoder.upgrade, encoder.is_head_request, encoder.expect_continue)
+    return owner.events, stream, codec._state, codec._remaining, codec._paused
+
+
+def fetch(request_method, head):
+    owner = _ResponseRecorder()
+    codec = ClientConnectionImpl(owner, lambda data: None)
+    encoder = codec.new_stream(owner)
+    encoder.encode_headers(HeaderMap([(":method", request_method), (":path", "/"), (":authority", "a")]), True)
+    try:
+        codec.dispatch(head)
+    except CodecProtocolError as err:
+        owner.events.append(("raised", err.status, err.details))
+    return owner.events, codec._state, codec._remaining, codec._response_close, codec._should_close
+
+
+# Most requests get one Host (the C path needs one), at a random place.
+HOSTS = st.one_of(
+    st.none(),
+    mostly(["a", "example.com:80", "[::1]:8080", "127.0.0.1"], ["a b", "", "a/b", "a#b", '"a"'], 4),
+    mostly(["a", "example.com:80", "[::1]:8080", "127.0.0.1"], ["a b", "", "a/b", "a#b", '"a"'], 4),
+)
+
+
+# Heads near the common case: plain fields, with the odd framing or
+# connection field whose value may be anything (so that C sees them often).
+PLAIN_FIELDS = st.lists(
+    st.one_of(
+        st.tuples(st.text("abcxyz-", min_size=1, max_size=6), st.text("abc XYZ/=;,", max_size=8), st.just(" ")),
+        st.tuples(st.sampled_from(["Content-Length", "Connection", "connection", "Transfer-Encoding"]), SPECIAL_VALUES, st.just(" ")),
+    ),
+    max_size=5,
+)
+NEAR_COMMON = st.tuples(
+    st.sampled_from(["GET", "HEAD", "POST", "PUT", "OPTIONS"]),
+    st.builds(lambda rest: "/" + rest, st.text("abc/?=&%.", max_size=10)),
+    mostly(["HTTP/1.1"], ["HTTP/1.0"], 6),
+    PLAIN_FIELDS,
+)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.tuples(METHODS, TARGETS, VERSIONS, FIELDS), NEAR_COMMON), HOSTS, st.integers(min_value=0, max_value=5))
+def test_common_requests_match_the_general_path(request, host, at):
+    method, target, version, fields = request
+    if host is not None:
+        fields = fields[:at] + [("Host", host, " ")] + fields[at:]
+    head = build_head(f"{method} {target} {version}", fields)
+    fast = serve(head)
+    with declined("parse_request"):
+        general = serve(head)
+    assert fast == general
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["GET", "GET", "GET", "HEAD", "POST"]),
+    VERSIONS,
+    mostly(["200", "204", "304", "404", "503"], ["100", "101", "199", "099", "999"], 3),
+    st.one_of(FIELDS, PLAIN_FIELDS),
+)
+def test_common_responses_match_the_general_path(request_method, version, status, fields):
+    head = build_head(f"{version} {status} OK", fields)
+    fast = fetch(request_method, head)
+    with declined("parse_response"):
+        general = fetch(request_method, head)
+    assert fast == general
+
+
+def test_the_common_heads_take_the_c_path():
+    # The plain request and response of a proxy are the common ones; a
+    # head that C declines is parsed all the same, by the general path.
+    request = b"GET /a?b HTTP/1.1\r\nHost: example.com:8080\r\nUser-Agent: curl\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n"
+    names, values, keep_alive, length = _http1.parse_request(request, 100, 60 * 1024)
+    assert names == [":method", ":path", ":authority", "user-agent", "content-length"]
+    assert values == ["GET", "/a?b", "example.com:8080", "curl", "3"]
+    assert (keep_alive, length) == (True, 3)
+    response = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    assert _http1.parse_response(response, 100, 60 * 1024) == (200, [":status", "server"], ["200", "nginx"], False, -1, True)
+    # HTTP/1.0, a limit, Expect: the general path's business.
+    assert _http1.parse_request(b"GET / HTTP/1.0\r\nHost: a\r\n\r\n", 100, 60 * 1024) is None
+    assert _http1.parse_request(b"GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\n", 1, 60 * 1024) is None
+    assert _http1.parse_request(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n", 100, 60 * 1024) is None
+    assert _http1.parse_response(b"HTTP/1.1 100 Continue\r\n\r\n", 100, 60 * 1024) is None
+
+
+FIELD_TEXT = st.text(st.sampled_from("abc-XYZ019 :;,\t\xe9\xff\u20ac"), max_size=6)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.tuples(FIELD_TEXT, FIELD_TEXT), max_size=6),
+    st.integers(min_value=0, max_value=7),
+    st.sampled_from(["HTTP/1.1 200 OK\r\n", "GET / HTTP/1.1\r\nhost: a\r\n", "caf\xe9\r\n", "\u20ac\r\n"]),
+    st.sampled_from(["\r\n", "content-length: 0\r\n\r\n", "\u20ac"]),
+)
+def test_encoded_heads_match_the_python_join(fields, start, line, tail):
+    names = [name for name, _ in fields]
+    values = [value for _, value in fields]
+    try:
+        expected = http1._join_head(line, names, values, start, tail)
+    except UnicodeEncodeError:
+        expected = None  # C declines it; the join raises
+    assert _http1.encode_head(line, names, values, start, tail) == expected

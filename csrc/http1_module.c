@@ -24,6 +24,9 @@
  *   parse_response(head, max_count, max_bytes)
  *       -> (status, names, values, keep_alive, length, chunked) | None
  *   encode_head(line, names, values, start, tail) -> bytes | None
+ *   encode_request(names, values, end_stream) -> (head, method, length) | None
+ *   encode_response(line, names, values, end_stream, http11, close)
+ *       -> (head, length, close) | None
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -427,6 +430,26 @@ static const char *latin1(PyObject *s, Py_ssize_t *n)
     return (const char *)PyUnicode_1BYTE_DATA(s);
 }
 
+static void append(char **o, const char *p, Py_ssize_t n)
+{
+    memcpy(*o, p, (size_t)n);
+    *o += n;
+}
+
+/* "name: value\r\n" for names[start:end], each already checked by latin1(). */
+static void append_fields(char **o, PyObject *names, PyObject *values, Py_ssize_t start, Py_ssize_t end)
+{
+    for (Py_ssize_t i = start; i < end; i++) {
+        Py_ssize_t a, b;
+        const char *name = latin1(PyList_GET_ITEM(names, i), &a);
+        const char *value = latin1(PyList_GET_ITEM(values, i), &b);
+        append(o, name, a);
+        append(o, ": ", 2);
+        append(o, value, b);
+        append(o, "\r\n", 2);
+    }
+}
+
 /* line + "name: value\r\n" for names[start:] + tail, as latin-1 bytes; None
  * when an element is not a str of latin-1 characters (the codec's own join
  * then raises as it always has). */
@@ -459,23 +482,238 @@ static PyObject *encode_head(PyObject *module, PyObject *const *args, Py_ssize_t
     if (out == NULL)
         return NULL;
     char *o = PyBytes_AS_STRING(out);
-    memcpy(o, line, (size_t)line_len);
-    o += line_len;
-    for (Py_ssize_t i = start; i < n; i++) {
+    append(&o, line, line_len);
+    append_fields(&o, names, values, start, n);
+    append(&o, tail, tail_len);
+    return out;
+}
+
+/* RFC 9110 tchar, for a method. */
+static int is_tchar(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* The hop-by-hop fields (the codec's _HOP_BY_HOP), which an encoder writes
+ * itself or drops. */
+static int hop_by_hop(const char *name, Py_ssize_t n)
+{
+    switch (n) {
+    case 2:
+        return memcmp(name, "te", 2) == 0;
+    case 7:
+        return memcmp(name, "trailer", 7) == 0 || memcmp(name, "upgrade", 7) == 0;
+    case 10:
+        return memcmp(name, "connection", 10) == 0 || memcmp(name, "keep-alive", 10) == 0;
+    case 16:
+        return memcmp(name, "proxy-connection", 16) == 0;
+    case 17:
+        return memcmp(name, "transfer-encoding", 17) == 0;
+    default:
+        return 0;
+    }
+}
+
+/* What a request head's encoder writes itself (the codec's
+ * _REQUEST_ENCODE_SKIP: the hop-by-hop fields and Host). */
+static int request_skips(const char *name, Py_ssize_t n)
+{
+    return hop_by_hop(name, n) || (n == 4 && memcmp(name, "host", 4) == 0);
+}
+
+/* A Content-Length value as the codec's encoders take it (decimal digits);
+ * -1 for anything else, or more digits than C holds. */
+static long long content_length(const char *v, Py_ssize_t n)
+{
+    if (n == 0 || n > 18)
+        return -1;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+    span digits = {v, n};
+    return span_digits(&digits);
+}
+
+/* Methods whose empty body goes without "content-length: 0" (the codec's
+ * _BODILESS_METHODS; CONNECT never comes here). */
+static int bodiless(const char *m, Py_ssize_t n)
+{
+    return (n == 3 && memcmp(m, "GET", 3) == 0) || (n == 4 && memcmp(m, "HEAD", 4) == 0)
+        || (n == 6 && memcmp(m, "DELETE", 6) == 0) || (n == 7 && memcmp(m, "OPTIONS", 7) == 0)
+        || (n == 5 && memcmp(m, "TRACE", 5) == 0);
+}
+
+/* The common request head, from a HeaderMap's lists: a valid :method other
+ * than CONNECT, a visible-ASCII :path, a valid :authority, no hop-by-hop or
+ * Host field, at most one Content-Length (digits).  Returns the head, the
+ * method (the str given) and the body's length: the Content-Length, 0 for
+ * a request that ends with its headers, -1 for a chunked body.  None for
+ * anything else: the codec's general path then encodes it, or raises. */
+static PyObject *encode_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "encode_request(names: list, values: list, end_stream: bool)");
+        return NULL;
+    }
+    PyObject *names = args[0], *values = args[1];
+    int end_stream = PyObject_IsTrue(args[2]);
+    if (end_stream < 0)
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(names);
+    if (PyList_GET_SIZE(values) != n)
+        Py_RETURN_NONE;
+    PyObject *method_obj = NULL;
+    const char *method = NULL, *path = NULL, *authority = NULL, *length_text = NULL;
+    Py_ssize_t method_n = 0, path_n = 0, authority_n = 0, length_n = 0, total = 0, start = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t a, b;
         const char *name = latin1(PyList_GET_ITEM(names, i), &a);
         const char *value = latin1(PyList_GET_ITEM(values, i), &b);
-        memcpy(o, name, (size_t)a);
-        o += a;
-        *o++ = ':';
-        *o++ = ' ';
-        memcpy(o, value, (size_t)b);
-        o += b;
-        *o++ = '\r';
-        *o++ = '\n';
+        if (name == NULL || value == NULL || a == 0)
+            Py_RETURN_NONE;
+        if (name[0] == ':') {
+            if (i != start)
+                Py_RETURN_NONE; /* pseudo-headers come first */
+            start = i + 1;
+            if (a == 7 && memcmp(name, ":method", 7) == 0 && method == NULL) {
+                method = value, method_n = b;
+                method_obj = PyList_GET_ITEM(values, i);
+            }
+            else if (a == 5 && memcmp(name, ":path", 5) == 0 && path == NULL)
+                path = value, path_n = b;
+            else if (a == 10 && memcmp(name, ":authority", 10) == 0 && authority == NULL)
+                authority = value, authority_n = b;
+            continue;
+        }
+        if (request_skips(name, a))
+            Py_RETURN_NONE;
+        if (a == 14 && memcmp(name, "content-length", 14) == 0) {
+            if (length_text != NULL)
+                Py_RETURN_NONE;
+            length_text = value, length_n = b;
+        }
+        total += a + b + 4;
     }
-    memcpy(o, tail, (size_t)tail_len);
-    return out;
+    if (method == NULL || method_n == 0 || path == NULL || path_n == 0 || authority == NULL)
+        Py_RETURN_NONE;
+    if (method_n == 7 && memcmp(method, "CONNECT", 7) == 0)
+        Py_RETURN_NONE;
+    for (Py_ssize_t i = 0; i < method_n; i++)
+        if (!is_tchar((unsigned char)method[i]))
+            Py_RETURN_NONE;
+    for (Py_ssize_t i = 0; i < path_n; i++)
+        if ((unsigned char)path[i] <= 0x20 || (unsigned char)path[i] >= 0x7f)
+            Py_RETURN_NONE;
+    span host = {authority, authority_n};
+    if (!valid_authority(&host))
+        Py_RETURN_NONE;
+    long long length;
+    const char *tail;
+    if (length_text != NULL) {
+        if ((length = content_length(length_text, length_n)) < 0)
+            Py_RETURN_NONE;
+        tail = "\r\n";
+    }
+    else if (end_stream) {
+        length = 0;
+        tail = bodiless(method, method_n) ? "\r\n" : "content-length: 0\r\n\r\n";
+    }
+    else {
+        length = -1;
+        tail = "transfer-encoding: chunked\r\n\r\n";
+    }
+    Py_ssize_t tail_n = (Py_ssize_t)strlen(tail);
+    /* "M P HTTP/1.1\r\nhost: A\r\n" */
+    total += method_n + 1 + path_n + 11 + 6 + authority_n + 2 + tail_n;
+    PyObject *head = PyBytes_FromStringAndSize(NULL, total);
+    if (head == NULL)
+        return NULL;
+    char *o = PyBytes_AS_STRING(head);
+    append(&o, method, method_n);
+    *o++ = ' ';
+    append(&o, path, path_n);
+    append(&o, " HTTP/1.1\r\nhost: ", 17);
+    append(&o, authority, authority_n);
+    append(&o, "\r\n", 2);
+    append_fields(&o, names, values, start, n);
+    append(&o, tail, tail_n);
+    return Py_BuildValue("(NOL)", head, method_obj, length);
+}
+
+/* The common final response head (status 200-599 but 204 and 304, to a
+ * request that was neither HEAD nor a tunnel: the caller checks): no
+ * hop-by-hop field, at most one Content-Length (digits).  ``line`` is the
+ * status line; ``close`` whether the connection ends after the response.
+ * Returns the head, the body's framing (its length, -1 chunked, -2 until the
+ * close) and ``close`` after it.  None for anything else. */
+static PyObject *encode_response(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyList_Check(args[1]) || !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "encode_response(line: str, names: list, values: list, end_stream, http11, close)");
+        return NULL;
+    }
+    PyObject *names = args[1], *values = args[2];
+    int end_stream = PyObject_IsTrue(args[3]), http11 = PyObject_IsTrue(args[4]), close = PyObject_IsTrue(args[5]);
+    if (end_stream < 0 || http11 < 0 || close < 0)
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(names), line_n, start = 0, total;
+    const char *line = latin1(args[0], &line_n);
+    if (line == NULL || PyList_GET_SIZE(values) != n)
+        Py_RETURN_NONE;
+    total = line_n;
+    long long length = -3;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t a, b;
+        const char *name = latin1(PyList_GET_ITEM(names, i), &a);
+        const char *value = latin1(PyList_GET_ITEM(values, i), &b);
+        if (name == NULL || value == NULL || a == 0)
+            Py_RETURN_NONE;
+        if (name[0] == ':') {
+            if (i != start)
+                Py_RETURN_NONE;
+            start = i + 1;
+            continue;
+        }
+        if (hop_by_hop(name, a))
+            Py_RETURN_NONE;
+        if (a == 14 && memcmp(name, "content-length", 14) == 0) {
+            if (length != -3 || (length = content_length(value, b)) < 0)
+                Py_RETURN_NONE;
+        }
+        total += a + b + 4;
+    }
+    const char *framing = "";
+    if (length >= 0)
+        ;
+    else if (end_stream) {
+        length = 0;
+        framing = "content-length: 0\r\n";
+    }
+    else if (http11)
+        length = -1;
+    else {
+        length = -2; /* an HTTP/1.0 client and no length: the close ends the body */
+        close = 1;
+    }
+    /* Framing last, after Connection, as Envoy's codec writes it. */
+    const char *connection = close ? "connection: close\r\n" : (http11 ? "" : "connection: keep-alive\r\n");
+    const char *end = length == -1 ? "transfer-encoding: chunked\r\n\r\n" : "\r\n";
+    Py_ssize_t framing_n = (Py_ssize_t)strlen(framing), connection_n = (Py_ssize_t)strlen(connection),
+               end_n = (Py_ssize_t)strlen(end);
+    total += framing_n + connection_n + end_n;
+    PyObject *head = PyBytes_FromStringAndSize(NULL, total);
+    if (head == NULL)
+        return NULL;
+    char *o = PyBytes_AS_STRING(head);
+    append(&o, line, line_n);
+    append_fields(&o, names, values, start, n);
+    append(&o, framing, framing_n);
+    append(&o, connection, connection_n);
+    append(&o, end, end_n);
+    return Py_BuildValue("(NLN)", head, length, PyBool_FromLong(close));
 }
 
 static PyMethodDef methods[] = {
@@ -487,6 +725,10 @@ static PyMethodDef methods[] = {
      "parse_response(head, max_count, max_bytes) -> (status, names, values, keep_alive, length, chunked) | None"},
     {"encode_head", (PyCFunction)(void (*)(void))encode_head, METH_FASTCALL,
      "encode_head(line, names, values, start, tail) -> bytes | None"},
+    {"encode_request", (PyCFunction)(void (*)(void))encode_request, METH_FASTCALL,
+     "encode_request(names, values, end_stream) -> (head, method, length) | None"},
+    {"encode_response", (PyCFunction)(void (*)(void))encode_response, METH_FASTCALL,
+     "encode_response(line, names, values, end_stream, http11, close) -> (head, length, close) | None"},
     {NULL, NULL, 0, NULL},
 };
 

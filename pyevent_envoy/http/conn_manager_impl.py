@@ -85,7 +85,11 @@ def _uuid4(rng: Any) -> str:
     ``getrandom`` system call per request.
     """
     h = "%032x" % rng.getrandbits(128)
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_UUID_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+# A random hex digit -> the RFC 9562 variant digit (10xx) that replaces it.
+_UUID_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 class _NeverDrain:

@@ -1032,6 +1032,23 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
         else:
             value = headers._get(":status")
             status, line = _STATUS_BY_VALUE.get(value) or _parse_status(value)
+        if status >= 200 and status != 204 and status != 304 and not self._special:
+            common = _http1.encode_response(line, names, values, end_stream, self.protocol == _HTTP11, self._close)
+            if common is not None:
+                # The common response, whole in C (csrc/http1_module.c): no
+                # hop-by-hop field, framing chosen there as below.
+                head, length, self._close = common
+                if length >= 0:
+                    self._mode = _MODE_LENGTH
+                    self._remaining = length
+                else:
+                    self._mode = _MODE_CHUNKED if length == -1 else _MODE_RAW
+                self._started = True
+                self._sink(head)
+                if end_stream:
+                    self._complete = True
+                    self._conn._on_response_complete(self)
+                return
         n = len(names)
         start = 0
         while start < n and names[start][0] == ":":
@@ -1191,6 +1208,24 @@ class RequestEncoderImpl(_StreamEncoderBase, RequestEncoder):
     def encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
         if self._started:
             raise CodecUsageError("encode_headers() called twice")
+        common = _http1.encode_request(headers._names, headers._values, end_stream)
+        if common is not None:
+            # The common request, whole in C (csrc/http1_module.c): no
+            # hop-by-hop field, not CONNECT, valid pseudo-headers.
+            head, method, length = common
+            self._started = True
+            self.method = method
+            self.is_head_request = method == "HEAD"
+            if length < 0:
+                self._mode = _MODE_CHUNKED
+            else:
+                self._mode = _MODE_LENGTH
+                self._remaining = length
+            self._sink(head)
+            if end_stream:
+                self._complete = True
+                self._conn._on_request_complete(self)
+            return
         method = headers._get(":method")
         if not method or method.strip(_TCHAR):
             raise CodecUsageError(f"request headers need a valid :method, got {method!r}")

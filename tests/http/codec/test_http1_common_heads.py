@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from pyevent_envoy import _http1
 from pyevent_envoy.http.codec import ClientConnectionImpl, CodecProtocolError, ServerConnectionImpl
 from pyevent_envoy.http.codec import http1
+from pyevent_envoy.http.codec.codec import Http1Settings
 from pyevent_envoy.http.header_map import HeaderMap
 
 from .test_http1_scan import FIELDS, METHODS, SPECIAL_VALUES, TARGETS, VERSIONS, _ResponseRecorder, build_head, mostly
@@ -149,3 +150,100 @@ def test_encoded_heads_match_the_python_join(fields, start, line, tail):
     except UnicodeEncodeError:
         expected = None  # C declines it; the join raises
     assert _http1.encode_head(line, names, values, start, tail) == expected
+
+
+# Request heads as the router hands them to the upstream codec: pseudo-headers
+# (sometimes missing or odd), then fields, some of which the encoder handles.
+REQUEST_PSEUDO = st.tuples(
+    mostly(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"], ["CONNECT", "", "G T", "GET\x80", None], 4),
+    mostly(["/", "/a?b=c", "/%20x", "*"], ["", "/a b", "/\x7f", "/\u00e9", None], 4),
+    mostly(["a", "example.com:80", "[::1]:8080"], ["", "a b", "a/b", None], 4),
+)
+REQUEST_FIELDS = st.lists(
+    st.one_of(
+        st.tuples(st.text("abcxyz-", min_size=1, max_size=6), st.text("abc XYZ/=;,\u00e9", max_size=8)),
+        st.tuples(
+            st.sampled_from(["content-length", "host", "connection", "transfer-encoding", "te", "upgrade", "keep-alive"]),
+            st.sampled_from(["0", "5", "12", "007", "-1", "x", "", "close", "chunked", "websocket", "99999999999999999999"]),
+        ),
+    ),
+    max_size=5,
+)
+
+
+def encode_request(pseudo, fields, end_stream):
+    headers = HeaderMap()
+    for name, value in zip((":method", ":path", ":authority"), pseudo):
+        if value is not None:
+            headers._names.append(name)  # as the router's own values: no checks here
+            headers._values.append(value)
+    for name, value in fields:
+        headers._names.append(name)
+        headers._values.append(value)
+    sent = []
+    codec = ClientConnectionImpl(_ResponseRecorder(), sent.append)
+    encoder = codec.new_stream(_ResponseRecorder())
+    try:
+        encoder.encode_headers(headers, end_stream)
+    except Exception as exc:  # the general path's refusal, compared as such
+        return type(exc).__name__, str(exc)
+    return sent, encoder.method, encoder.is_head_request, encoder.upgrade, encoder._mode, encoder._remaining, encoder._close
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(REQUEST_PSEUDO, REQUEST_FIELDS, st.booleans())
+def test_common_request_heads_encode_as_the_general_path(pseudo, fields, end_stream):
+    fast = encode_request(pseudo, fields, end_stream)
+    with declined("encode_request"):
+        general = encode_request(pseudo, fields, end_stream)
+    assert fast == general
+
+
+RESPONSE_FIELDS = st.lists(
+    st.one_of(
+        st.tuples(st.text("abcxyz-", min_size=1, max_size=6), st.text("abc XYZ/=;,\u00e9", max_size=8)),
+        st.tuples(
+            st.sampled_from(["content-length", "content-length", "connection", "transfer-encoding", "upgrade", "host"]),
+            st.sampled_from(["0", "5", "12", "007", "-1", "x", "", "close", "chunked", "99999999999999999999"]),
+        ),
+        st.tuples(st.text("abc\u20ac", min_size=1, max_size=3), st.just("v")),
+    ),
+    max_size=5,
+)
+REQUESTS = st.sampled_from(
+    [
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\n",
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    ]
+)
+
+
+def encode_response(request, status, fields, end_stream):
+    owner = _ResponseRecorder()
+    sent = []
+    codec = ServerConnectionImpl(owner, sent.append, Http1Settings(accept_http_10=True))
+    codec.dispatch(request)
+    encoder = owner.encoder
+    headers = HeaderMap()
+    headers._names.append(":status")
+    headers._values.append(status)
+    for name, value in fields:
+        headers._names.append(name)
+        headers._values.append(value)
+    try:
+        encoder.encode_headers(headers, end_stream)
+    except Exception as exc:  # the general path's refusal, compared as such
+        return type(exc).__name__, str(exc)
+    return sent, encoder._mode, encoder._remaining, encoder._close, codec.should_close
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(REQUESTS, mostly(["200", "404", "503", "204", "304"], ["101", "299"], 3), RESPONSE_FIELDS, st.booleans())
+def test_common_response_heads_encode_as_the_general_path(request, status, fields, end_stream):
+    fast = encode_response(request, status, fields, end_stream)
+    with declined("encode_response"):
+        general = encode_response(request, status, fields, end_stream)
+    assert fast == general

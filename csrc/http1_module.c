@@ -70,7 +70,7 @@ static PyObject *common_objects[N_COMMON];
 static Py_ssize_t common_lengths[N_COMMON];
 enum { COMMON_METHOD, COMMON_PATH, COMMON_AUTHORITY, COMMON_STATUS };
 
-/* "100" .. "599", made on first use. */
+/* "100" .. "599", made when the module loads (never written after). */
 static PyObject *status_strings[600];
 
 /* The bytes of str pieces: ASCII (the scanner accepts nothing else). */
@@ -89,20 +89,8 @@ static PyObject *status_string(long status)
 {
     if (status < 100 || status > 599)
         return PyUnicode_FromFormat("%ld", status);
-    PyObject *s = status_strings[status];
-    if (s == NULL) {
-        s = PyUnicode_FromFormat("%ld", status);
-        if (s == NULL)
-            return NULL;
-        PyUnicode_InternInPlace(&s);
-        /* Two threads may both make it: keep the first, drop the other. */
-        if (status_strings[status] == NULL)
-            status_strings[status] = s;
-        else
-            Py_SETREF(s, status_strings[status]);
-    }
-    Py_INCREF(s);
-    return s;
+    Py_INCREF(status_strings[status]);
+    return status_strings[status];
 }
 
 /* A scanned head: the scanner's output split into spans (start-line pieces,
@@ -424,7 +412,15 @@ static PyObject *parse_response(PyObject *module, PyObject *const *args, Py_ssiz
 /* Latin-1 bytes of a str: its own buffer when it is a one-byte string. */
 static const char *latin1(PyObject *s, Py_ssize_t *n)
 {
-    if (!PyUnicode_Check(s) || PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND)
+    if (!PyUnicode_Check(s))
+        return NULL;
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(s) < 0) {
+        PyErr_Clear(); /* declined: the general path meets the same error */
+        return NULL;
+    }
+#endif
+    if (PyUnicode_KIND(s) != PyUnicode_1BYTE_KIND)
         return NULL;
     *n = PyUnicode_GET_LENGTH(s);
     return (const char *)PyUnicode_1BYTE_DATA(s);
@@ -757,6 +753,17 @@ PyMODINIT_FUNC PyInit__http1(void)
             }
             common_objects[i] = s;
             common_lengths[i] = (Py_ssize_t)strlen(common_strings[i]);
+        }
+    }
+    for (long status = 100; status < 600; status++) {
+        if (status_strings[status] == NULL) {
+            PyObject *s = PyUnicode_FromFormat("%ld", status);
+            if (s == NULL) {
+                Py_DECREF(m);
+                return NULL;
+            }
+            PyUnicode_InternInPlace(&s);
+            status_strings[status] = s;
         }
     }
     if (PyModule_AddIntConstant(m, "SPECIAL_HOST", PE_SPECIAL_HOST) < 0

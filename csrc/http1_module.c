@@ -23,7 +23,6 @@
  *       -> (names, values, keep_alive, length) | None
  *   parse_response(head, max_count, max_bytes)
  *       -> (status, names, values, keep_alive, length, chunked) | None
- *   encode_head(line, names, values, start, tail) -> bytes | None
  *   encode_request(names, values, end_stream) -> (head, method, length) | None
  *   encode_response(line, names, values, end_stream, http11, close)
  *       -> (head, length, close) | None
@@ -209,6 +208,21 @@ static int put(PyObject *list, Py_ssize_t i, const span *sp)
     return 0;
 }
 
+/* The scanned fields from span ``first`` on into names[k:] and values[k:],
+ * but the two at spans ``skip`` and ``skip2`` (-1: none). */
+static int put_fields(PyObject *names, PyObject *values, Py_ssize_t k, const scanned_head *s, Py_ssize_t first,
+                      Py_ssize_t skip, Py_ssize_t skip2)
+{
+    for (Py_ssize_t i = first; i < s->n_spans; i += 2) {
+        if (i == skip || i == skip2)
+            continue;
+        if (put(names, k, &s->spans[i]) < 0 || put(values, k, &s->spans[i + 1]) < 0)
+            return -1;
+        k++;
+    }
+    return 0;
+}
+
 static int put_common(PyObject *list, Py_ssize_t i, int which)
 {
     Py_INCREF(common_objects[which]);
@@ -340,14 +354,8 @@ static PyObject *parse_request(PyObject *module, PyObject *const *args, Py_ssize
     put_common(names, 2, COMMON_AUTHORITY);
     if (put(values, 0, &s.spans[0]) < 0 || put(values, 1, &s.spans[1]) < 0 || put(values, 2, &s.spans[host + 1]) < 0)
         return failed(&s, names, values);
-    Py_ssize_t k = 3;
-    for (Py_ssize_t i = 2; i < s.n_spans; i += 2) {
-        if (i == host || i == connection)
-            continue;
-        if (put(names, k, &s.spans[i]) < 0 || put(values, k, &s.spans[i + 1]) < 0)
-            return failed(&s, names, values);
-        k++;
-    }
+    if (put_fields(names, values, 3, &s, 2, host, connection) < 0)
+        return failed(&s, names, values);
     scanned_release(&s);
     return Py_BuildValue("(NNNL)", names, values, PyBool_FromLong(keep_alive), length);
 }
@@ -396,14 +404,8 @@ static PyObject *parse_response(PyObject *module, PyObject *const *args, Py_ssiz
     if (code == NULL)
         return failed(&s, names, values);
     PyList_SET_ITEM(values, 0, code);
-    Py_ssize_t k = 1;
-    for (Py_ssize_t i = 0; i < s.n_spans; i += 2) {
-        if (i == connection || i == transfer_encoding)
-            continue;
-        if (put(names, k, &s.spans[i]) < 0 || put(values, k, &s.spans[i + 1]) < 0)
-            return failed(&s, names, values);
-        k++;
-    }
+    if (put_fields(names, values, 1, &s, 0, connection, transfer_encoding) < 0)
+        return failed(&s, names, values);
     scanned_release(&s);
     return Py_BuildValue("(lNNNLN)", status, names, values, PyBool_FromLong(keep_alive), length,
                          PyBool_FromLong(transfer_encoding >= 0));
@@ -444,44 +446,6 @@ static void append_fields(char **o, PyObject *names, PyObject *values, Py_ssize_
         append(o, value, b);
         append(o, "\r\n", 2);
     }
-}
-
-/* line + "name: value\r\n" for names[start:] + tail, as latin-1 bytes; None
- * when an element is not a str of latin-1 characters (the codec's own join
- * then raises as it always has). */
-static PyObject *encode_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 5 || !PyList_Check(args[1]) || !PyList_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "encode_head(line: str, names: list, values: list, start: int, tail: str)");
-        return NULL;
-    }
-    PyObject *names = args[1], *values = args[2];
-    Py_ssize_t start = PyLong_AsSsize_t(args[3]);
-    if (start == -1 && PyErr_Occurred())
-        return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(names);
-    if (PyList_GET_SIZE(values) != n || start < 0)
-        Py_RETURN_NONE;
-    Py_ssize_t line_len, tail_len, total;
-    const char *line = latin1(args[0], &line_len);
-    const char *tail = latin1(args[4], &tail_len);
-    if (line == NULL || tail == NULL)
-        Py_RETURN_NONE;
-    total = line_len + tail_len;
-    for (Py_ssize_t i = start; i < n; i++) {
-        Py_ssize_t a, b;
-        if (latin1(PyList_GET_ITEM(names, i), &a) == NULL || latin1(PyList_GET_ITEM(values, i), &b) == NULL)
-            Py_RETURN_NONE;
-        total += a + b + 4;
-    }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, total);
-    if (out == NULL)
-        return NULL;
-    char *o = PyBytes_AS_STRING(out);
-    append(&o, line, line_len);
-    append_fields(&o, names, values, start, n);
-    append(&o, tail, tail_len);
-    return out;
 }
 
 /* RFC 9110 tchar, for a method. */
@@ -719,8 +683,6 @@ static PyMethodDef methods[] = {
      "parse_request(head, max_count, max_bytes) -> (names, values, keep_alive, length) | None"},
     {"parse_response", (PyCFunction)(void (*)(void))parse_response, METH_FASTCALL,
      "parse_response(head, max_count, max_bytes) -> (status, names, values, keep_alive, length, chunked) | None"},
-    {"encode_head", (PyCFunction)(void (*)(void))encode_head, METH_FASTCALL,
-     "encode_head(line, names, values, start, tail) -> bytes | None"},
     {"encode_request", (PyCFunction)(void (*)(void))encode_request, METH_FASTCALL,
      "encode_request(names, values, end_stream) -> (head, method, length) | None"},
     {"encode_response", (PyCFunction)(void (*)(void))encode_response, METH_FASTCALL,

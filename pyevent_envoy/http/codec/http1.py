@@ -264,16 +264,6 @@ def _serialize_fields(names: List[str], values: List[str]) -> str:
 _CRLFS = [["\r\n"] * n for n in range(128)]
 
 
-def _join_head(line: str, names: List[str], values: List[str], start: int, tail: str) -> bytes:
-    """``line``, then ``name: value CRLF`` for the fields from ``start``, then ``tail``, in latin-1.
-
-    ``_http1.encode_head`` builds the same in C in one pass; this is for what
-    it declines (a character beyond latin-1, which raises UnicodeEncodeError
-    here, as it should).
-    """
-    return (line + _serialize_fields(names[start:], values[start:]) + tail).encode("latin-1")
-
-
 def _tokens(values: List[str]) -> List[str]:
     """The lowercase, non-empty list elements of comma-separated field values."""
     out = []
@@ -1053,38 +1043,7 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
         start = 0
         while start < n and names[start][0] == ":":
             start += 1
-        if (
-            status >= 200
-            and status != 204
-            and status != 304
-            and not self._special
-            and _HOP_BY_HOP.isdisjoint(names)
-        ):
-            # The common response: regular fields, framing chosen here.
-            # (The pseudo-headers before ``start`` cannot match a field name.)
-            self._started = True
-            tail = ""
-            if "content-length" in names:
-                self._remaining = _checked_length(names, values)
-                self._mode = _MODE_LENGTH
-            elif end_stream:
-                tail = "content-length: 0\r\n"
-                self._mode = _MODE_LENGTH
-            elif self.protocol == _HTTP11:
-                self._mode = _MODE_CHUNKED
-            else:
-                # An HTTP/1.0 client and no length: the close ends the body.
-                self._mode = _MODE_RAW
-                self._close = True
-            if self._close:
-                tail += "connection: close\r\n"
-            elif self.protocol == _HTTP10:
-                tail += "connection: keep-alive\r\n"
-            # Framing last, after ``connection``, as Envoy's codec writes it.
-            tail += "transfer-encoding: chunked\r\n\r\n" if self._mode == _MODE_CHUNKED else "\r\n"
-            self._sink(_http1.encode_head(line, names, values, start, tail) or _join_head(line, names, values, start, tail))
-        else:
-            self._encode_other_headers(status, line, names[start:], values[start:], end_stream)
+        self._encode_other_headers(status, line, names[start:], values[start:], end_stream)
         if end_stream:
             self._complete = True
             self._conn._on_response_complete(self)
@@ -1092,7 +1051,7 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
     def _encode_other_headers(
         self, status: int, line: str, names: List[str], values: List[str], end_stream: bool
     ) -> None:
-        """Everything but the common case: 1xx/101, 204, 304, HEAD, tunnels, hop-by-hop fields."""
+        """Everything C does not take: 1xx/101, 204, 304, HEAD, tunnels, hop-by-hop fields..."""
         if status < 200 and not (status == 101 and self.upgrade):
             raise CodecUsageError("send informational responses with encode_1xx_headers()")
         self._started = True
@@ -1289,8 +1248,7 @@ class RequestEncoderImpl(_StreamEncoderBase, RequestEncoder):
             tail = "transfer-encoding: chunked\r\n"
         if self._close:
             tail += "connection: close\r\n"
-        tail += "\r\n"
-        self._sink(_http1.encode_head(line, names, values, start, tail) or _join_head(line, names, values, start, tail))
+        self._sink((line + _serialize_fields(names[start:], values[start:]) + tail + "\r\n").encode("latin-1"))
         if end_stream:
             self._complete = True
             self._conn._on_request_complete(self)

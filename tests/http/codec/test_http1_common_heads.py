@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from pyevent_envoy import _http1
 from pyevent_envoy.http.codec import ClientConnectionImpl, CodecProtocolError, ServerConnectionImpl
-from pyevent_envoy.http.codec import http1
 from pyevent_envoy.http.codec.codec import Http1Settings
 from pyevent_envoy.http.header_map import HeaderMap
 
@@ -130,26 +129,6 @@ def test_the_common_heads_take_the_c_path():
     assert _http1.parse_request(b"GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\n", 1, 60 * 1024) is None
     assert _http1.parse_request(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n", 100, 60 * 1024) is None
     assert _http1.parse_response(b"HTTP/1.1 100 Continue\r\n\r\n", 100, 60 * 1024) is None
-
-
-FIELD_TEXT = st.text(st.sampled_from("abc-XYZ019 :;,\t\xe9\xff\u20ac"), max_size=6)
-
-
-@settings(max_examples=500, deadline=None)
-@given(
-    st.lists(st.tuples(FIELD_TEXT, FIELD_TEXT), max_size=6),
-    st.integers(min_value=0, max_value=7),
-    st.sampled_from(["HTTP/1.1 200 OK\r\n", "GET / HTTP/1.1\r\nhost: a\r\n", "caf\xe9\r\n", "\u20ac\r\n"]),
-    st.sampled_from(["\r\n", "content-length: 0\r\n\r\n", "\u20ac"]),
-)
-def test_encoded_heads_match_the_python_join(fields, start, line, tail):
-    names = [name for name, _ in fields]
-    values = [value for _, value in fields]
-    try:
-        expected = http1._join_head(line, names, values, start, tail)
-    except UnicodeEncodeError:
-        expected = None  # C declines it; the join raises
-    assert _http1.encode_head(line, names, values, start, tail) == expected
 
 
 # Request heads as the router hands them to the upstream codec: pseudo-headers

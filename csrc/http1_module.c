@@ -505,6 +505,43 @@ static int bodiless(const char *m, Py_ssize_t n)
         || (n == 5 && memcmp(m, "TRACE", 5) == 0);
 }
 
+/* Walk an outgoing head's fields (a HeaderMap's lists): every name and value
+ * a latin-1 str, the pseudo-headers first (*start is where they end), no
+ * field ``skips`` names, at most one Content-Length (digits: *length, else
+ * -3).  *total gets the bytes "name: value\r\n" takes for the regular
+ * fields.  0 when the head is not one C builds. */
+static int walk_fields(PyObject *names, PyObject *values, int (*skips)(const char *, Py_ssize_t),
+                       Py_ssize_t *start, Py_ssize_t *total, long long *length)
+{
+    Py_ssize_t n = PyList_GET_SIZE(names);
+    if (PyList_GET_SIZE(values) != n)
+        return 0;
+    *start = 0;
+    *total = 0;
+    *length = -3;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t a, b;
+        const char *name = latin1(PyList_GET_ITEM(names, i), &a);
+        const char *value = latin1(PyList_GET_ITEM(values, i), &b);
+        if (name == NULL || value == NULL || a == 0)
+            return 0;
+        if (name[0] == ':') {
+            if (i != *start)
+                return 0; /* pseudo-headers come first */
+            *start = i + 1;
+            continue;
+        }
+        if (skips(name, a))
+            return 0;
+        if (a == 14 && memcmp(name, "content-length", 14) == 0) {
+            if (*length != -3 || (*length = content_length(value, b)) < 0)
+                return 0;
+        }
+        *total += a + b + 4;
+    }
+    return 1;
+}
+
 /* The common request head, from a HeaderMap's lists: a valid :method other
  * than CONNECT, a visible-ASCII :path, a valid :authority, no hop-by-hop or
  * Host field, at most one Content-Length (digits).  Returns the head, the
@@ -521,40 +558,25 @@ static PyObject *encode_request(PyObject *module, PyObject *const *args, Py_ssiz
     int end_stream = PyObject_IsTrue(args[2]);
     if (end_stream < 0)
         return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(names);
-    if (PyList_GET_SIZE(values) != n)
+    Py_ssize_t start, total;
+    long long length;
+    if (!walk_fields(names, values, request_skips, &start, &total, &length))
         Py_RETURN_NONE;
     PyObject *method_obj = NULL;
-    const char *method = NULL, *path = NULL, *authority = NULL, *length_text = NULL;
-    Py_ssize_t method_n = 0, path_n = 0, authority_n = 0, length_n = 0, total = 0, start = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    const char *method = NULL, *path = NULL, *authority = NULL;
+    Py_ssize_t method_n = 0, path_n = 0, authority_n = 0;
+    for (Py_ssize_t i = 0; i < start; i++) {
         Py_ssize_t a, b;
         const char *name = latin1(PyList_GET_ITEM(names, i), &a);
         const char *value = latin1(PyList_GET_ITEM(values, i), &b);
-        if (name == NULL || value == NULL || a == 0)
-            Py_RETURN_NONE;
-        if (name[0] == ':') {
-            if (i != start)
-                Py_RETURN_NONE; /* pseudo-headers come first */
-            start = i + 1;
-            if (a == 7 && memcmp(name, ":method", 7) == 0 && method == NULL) {
-                method = value, method_n = b;
-                method_obj = PyList_GET_ITEM(values, i);
-            }
-            else if (a == 5 && memcmp(name, ":path", 5) == 0 && path == NULL)
-                path = value, path_n = b;
-            else if (a == 10 && memcmp(name, ":authority", 10) == 0 && authority == NULL)
-                authority = value, authority_n = b;
-            continue;
+        if (a == 7 && memcmp(name, ":method", 7) == 0 && method == NULL) {
+            method = value, method_n = b;
+            method_obj = PyList_GET_ITEM(values, i);
         }
-        if (request_skips(name, a))
-            Py_RETURN_NONE;
-        if (a == 14 && memcmp(name, "content-length", 14) == 0) {
-            if (length_text != NULL)
-                Py_RETURN_NONE;
-            length_text = value, length_n = b;
-        }
-        total += a + b + 4;
+        else if (a == 5 && memcmp(name, ":path", 5) == 0 && path == NULL)
+            path = value, path_n = b;
+        else if (a == 10 && memcmp(name, ":authority", 10) == 0 && authority == NULL)
+            authority = value, authority_n = b;
     }
     if (method == NULL || method_n == 0 || path == NULL || path_n == 0 || authority == NULL)
         Py_RETURN_NONE;
@@ -569,13 +591,9 @@ static PyObject *encode_request(PyObject *module, PyObject *const *args, Py_ssiz
     span host = {authority, authority_n};
     if (!valid_authority(&host))
         Py_RETURN_NONE;
-    long long length;
     const char *tail;
-    if (length_text != NULL) {
-        if ((length = content_length(length_text, length_n)) < 0)
-            Py_RETURN_NONE;
+    if (length >= 0)
         tail = "\r\n";
-    }
     else if (end_stream) {
         length = 0;
         tail = bodiless(method, method_n) ? "\r\n" : "content-length: 0\r\n\r\n";
@@ -597,7 +615,7 @@ static PyObject *encode_request(PyObject *module, PyObject *const *args, Py_ssiz
     append(&o, " HTTP/1.1\r\nhost: ", 17);
     append(&o, authority, authority_n);
     append(&o, "\r\n", 2);
-    append_fields(&o, names, values, start, n);
+    append_fields(&o, names, values, start, PyList_GET_SIZE(names));
     append(&o, tail, tail_n);
     return Py_BuildValue("(NOL)", head, method_obj, length);
 }
@@ -619,32 +637,12 @@ static PyObject *encode_response(PyObject *module, PyObject *const *args, Py_ssi
     int end_stream = PyObject_IsTrue(args[3]), http11 = PyObject_IsTrue(args[4]), close = PyObject_IsTrue(args[5]);
     if (end_stream < 0 || http11 < 0 || close < 0)
         return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(names), line_n, start = 0, total;
+    Py_ssize_t line_n, start, total;
+    long long length;
     const char *line = latin1(args[0], &line_n);
-    if (line == NULL || PyList_GET_SIZE(values) != n)
+    if (line == NULL || !walk_fields(names, values, hop_by_hop, &start, &total, &length))
         Py_RETURN_NONE;
-    total = line_n;
-    long long length = -3;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t a, b;
-        const char *name = latin1(PyList_GET_ITEM(names, i), &a);
-        const char *value = latin1(PyList_GET_ITEM(values, i), &b);
-        if (name == NULL || value == NULL || a == 0)
-            Py_RETURN_NONE;
-        if (name[0] == ':') {
-            if (i != start)
-                Py_RETURN_NONE;
-            start = i + 1;
-            continue;
-        }
-        if (hop_by_hop(name, a))
-            Py_RETURN_NONE;
-        if (a == 14 && memcmp(name, "content-length", 14) == 0) {
-            if (length != -3 || (length = content_length(value, b)) < 0)
-                Py_RETURN_NONE;
-        }
-        total += a + b + 4;
-    }
+    total += line_n;
     const char *framing = "";
     if (length >= 0)
         ;
@@ -669,7 +667,7 @@ static PyObject *encode_response(PyObject *module, PyObject *const *args, Py_ssi
         return NULL;
     char *o = PyBytes_AS_STRING(head);
     append(&o, line, line_n);
-    append_fields(&o, names, values, start, n);
+    append_fields(&o, names, values, start, PyList_GET_SIZE(names));
     append(&o, framing, framing_n);
     append(&o, connection, connection_n);
     append(&o, end, end_n);

@@ -39,4 +39,13 @@ HTTP1_EXTENSION = Extension(
     extra_compile_args=["-O2"],
 )
 
-setup(cffi_modules=["csrc/ffi_build.py:build_ffi"], ext_modules=[HTTP1_EXTENSION])
+# The network layer's socket reads and writes: a CPython extension for the
+# same reason (a read returns one bytes object, a gathered write takes the
+# buffer's list as it is; csrc/sockio_module.c).
+SOCKIO_EXTENSION = Extension(
+    "pyevent_envoy._sockio",
+    sources=["csrc/sockio_module.c"],
+    extra_compile_args=["-O2"],
+)
+
+setup(cffi_modules=["csrc/ffi_build.py:build_ffi"], ext_modules=[HTTP1_EXTENSION, SOCKIO_EXTENSION])

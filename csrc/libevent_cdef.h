@@ -58,8 +58,6 @@ typedef struct pe_event {
     ...;
 } pe_event_t;
 
-#define PE_IO_EOF ...
-#define PE_IO_FULL ...
 #define EAGAIN ...
 #define EINPROGRESS ...
 #define EMFILE ...
@@ -80,11 +78,7 @@ int pe_timer_add(pe_event_t *pe, pe_loop_t *loop, intptr_t id, double timeout);
 int pe_event_del(pe_event_t *pe);
 int pe_set_thread_name(const char *name);
 int pe_get_thread_name(char *buf, size_t len);
-ssize_t pe_sock_read(int fd, char *buf, size_t cap, int *status, int until_eof);
 int pe_tune_malloc(size_t trim_threshold, size_t mmap_threshold);
-ssize_t pe_sock_write(int fd, const char *buf, size_t len, int *status);
-ssize_t pe_sock_writev(int fd, char **bufs, const size_t *lens, int n, int *status);
-#define PE_WRITEV_MAX 16
 int pe_accept(int lfd, char *ip, size_t iplen, int *port, int nodelay, int *err);
 int pe_socket_error(int fd);
 int pe_local_address(int family, char *ip, size_t iplen);

@@ -17,7 +17,6 @@
 #include <ifaddrs.h>
 #include <pthread.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -254,112 +253,11 @@ static int pe_get_thread_name(char *buf, size_t len)
 #endif
 }
 
-/* ---- socket I/O for the network layer ------------------------------------
+/* ---- sockets for the network layer -----------------------------------------
  * Returning errno values instead of raising keeps EAGAIN -- the normal end
- * of every edge-triggered read and write -- off Python's exception path.
+ * of every accept loop -- off Python's exception path.  (Reads and writes
+ * are in sockio_module.c: they return Python objects.)
  */
-
-/* Read into buf until EAGAIN, EOF, an error or cap bytes.  Returns the byte
- * count; *status says why it stopped: 0 (would block), PE_IO_EOF, PE_IO_FULL
- * (cap reached; more may be waiting) or an errno.
- *
- * Unless until_eof is set, a short read ends the loop as "would block": the
- * kernel had less than was asked for, and with edge-triggered readiness any
- * later byte is a new edge.  This saves the read() that would only return
- * EAGAIN.  A peer's FIN that arrives with the last bytes is reported by
- * EV_CLOSED (EPOLLRDHUP), and the caller then reads with until_eof. */
-static ssize_t pe_sock_read(int fd, char *buf, size_t cap, int *status, int until_eof)
-{
-    size_t got = 0;
-    while (got < cap) {
-        size_t want = cap - got;
-        ssize_t n = read(fd, buf + got, want);
-        if (n > 0) {
-            got += (size_t)n;
-            if ((size_t)n < want && !until_eof) {
-                *status = 0;
-                return (ssize_t)got;
-            }
-            continue;
-        }
-        if (n == 0) {
-            *status = PE_IO_EOF;
-            return (ssize_t)got;
-        }
-        if (errno == EINTR)
-            continue;
-        *status = (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : errno;
-        return (ssize_t)got;
-    }
-    *status = PE_IO_FULL;
-    return (ssize_t)got;
-}
-
-/* Write buf until done, EAGAIN or an error.  Returns the byte count;
- * *status is 0 (all written), EAGAIN or an errno. */
-static ssize_t pe_sock_write(int fd, const char *buf, size_t len, int *status)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = send(fd, buf + done, len - done, MSG_NOSIGNAL);
-        if (n >= 0) {
-            done += (size_t)n;
-            continue;
-        }
-        if (errno == EINTR)
-            continue;
-        *status = (errno == EWOULDBLOCK) ? EAGAIN : errno;
-        return (ssize_t)done;
-    }
-    *status = 0;
-    return (ssize_t)done;
-}
-
-/* Send n buffers in order with writev(2)/sendmsg(2), looping until all are
- * sent or the socket would block; returns the bytes sent and sets *status
- * as pe_sock_write() does.  Saves joining a head and a large body into one
- * buffer before sending them. */
-#define PE_WRITEV_MAX 16
-static ssize_t pe_sock_writev(int fd, char **bufs, const size_t *lens, int n, int *status)
-{
-    struct iovec iov[PE_WRITEV_MAX];
-    struct msghdr msg;
-    size_t total = 0, done = 0;
-    int first = 0;
-    if (n > PE_WRITEV_MAX)
-        n = PE_WRITEV_MAX;
-    for (int i = 0; i < n; i++) {
-        iov[i].iov_base = bufs[i];
-        iov[i].iov_len = lens[i];
-        total += lens[i];
-    }
-    while (done < total) {
-        memset(&msg, 0, sizeof(msg));
-        msg.msg_iov = iov + first;
-        msg.msg_iovlen = (size_t)(n - first);
-        ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL);
-        if (sent < 0) {
-            if (errno == EINTR)
-                continue;
-            *status = (errno == EWOULDBLOCK) ? EAGAIN : errno;
-            return (ssize_t)done;
-        }
-        done += (size_t)sent;
-        /* Skip what went out: whole buffers, then part of the next one. */
-        while (sent > 0 && first < n) {
-            if ((size_t)sent >= iov[first].iov_len) {
-                sent -= (ssize_t)iov[first].iov_len;
-                first++;
-            } else {
-                iov[first].iov_base = (char *)iov[first].iov_base + sent;
-                iov[first].iov_len -= (size_t)sent;
-                sent = 0;
-            }
-        }
-    }
-    *status = 0;
-    return (ssize_t)done;
-}
 
 /* accept4() a non-blocking, close-on-exec socket and describe its peer.
  * Returns the fd, or -1 with *err set (EAGAIN when the queue is empty). */

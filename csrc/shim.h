@@ -44,10 +44,6 @@
 #define PE_RUN_OOM (-3)
 #define PE_RUN_MANY (-16)
 
-/* pe_sock_read() stop reasons besides 0 (would block) and errno values. */
-#define PE_IO_EOF (-1)
-#define PE_IO_FULL (-2)
-
 typedef struct pe_loop {
     struct event_base *base;
     intptr_t *records;      /* pairs: arming id, ready mask */

@@ -2,9 +2,10 @@
 
 One EDGE-triggered file event per connection, READ|WRITE while reading,
 WRITE|CLOSED while read-disabled (so a peer's FIN is still noticed).  Reads
-and writes are single C calls that loop until ``EAGAIN`` (``pe_sock_read``,
-``pe_sock_write``), so the normal end of an edge-triggered read costs no
-Python exception.
+and writes are single C calls that loop until ``EAGAIN`` and return a
+``(value, code)`` pair (:mod:`pyevent_envoy._sockio`), so the normal end of
+an edge-triggered read costs no Python exception, and a read returns one
+``bytes`` however many ``read()`` calls it took.
 
 Differences from Envoy, on purpose:
 
@@ -21,12 +22,12 @@ import itertools
 import logging
 import os
 import socket
-import threading
 from typing import Any
 
+from pyevent_envoy import _sockio
 from pyevent_envoy.event.dispatcher import Dispatcher
 from pyevent_envoy.event.file_event import FileReadyType, FileTriggerType
-from pyevent_envoy.event.libevent import ffi, lib
+from pyevent_envoy.event.libevent import lib
 from pyevent_envoy.network.address import Address
 from pyevent_envoy.network.buffer import WatermarkBuffer
 from pyevent_envoy.network.connection import (
@@ -52,15 +53,20 @@ _READING = _READ | _WRITE | _CLOSED
 _WRITE_BIT = int(_WRITE)
 _CLOSED_BIT = int(_CLOSED)
 _READ_OR_CLOSED_BITS = int(_READ | _CLOSED)
-_EAGAIN = lib.EAGAIN
-_EOF = lib.PE_IO_EOF
-_FULL = lib.PE_IO_FULL
+_EAGAIN = _sockio.EAGAIN
+_EOF = _sockio.READ_EOF
+_FULL = _sockio.READ_FULL
+_sock_read = _sockio.read
+_sock_write = _sockio.write
+_sock_writev = _sockio.writev
 _OPEN = ConnectionState.OPEN
 _CLOSING = ConnectionState.CLOSING
 _CLOSED_STATE = ConnectionState.CLOSED
 
-#: Bytes one read call takes from the kernel; a read loops until EAGAIN.
-READ_CHUNK = 65536
+#: Bytes one read call takes from the kernel (it loops until EAGAIN or a
+#: short read): a 64 KiB body and its head arrive as one ``bytes``.  Each
+#: thread keeps one scratch buffer of this size.
+READ_CHUNK = 256 * 1024
 #: Below this many buffered bytes, chunks are joined and sent with one send();
 #: at or above it they go out with one sendmsg() over the chunks (a join
 #: would copy a large body once more).
@@ -71,16 +77,6 @@ DEFAULT_BUFFER_LIMIT = 1024 * 1024
 DEFAULT_DELAYED_CLOSE_TIMEOUT = 1.0
 
 _ids = itertools.count()
-_io = threading.local()
-
-
-def _io_buffers() -> tuple[Any, Any]:
-    """The calling thread's read buffer and status cell (reads copy out at once)."""
-    try:
-        return _io.buffers
-    except AttributeError:
-        _io.buffers = buffers = (ffi.new("char[]", READ_CHUNK), ffi.new("int *"))
-        return buffers
 
 
 class ConnectionImpl(Connection, ReadFilterCallbacks):
@@ -116,7 +112,6 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         "_dispatch_buffered",
         "_flush_scheduled",
         "_write_blocked",
-        "_io",
         "bytes_read",
         "bytes_written",
         "_connection_stats",
@@ -169,7 +164,6 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         self._dispatch_buffered = False
         self._flush_scheduled = False
         self._write_blocked = False
-        self._io: Any = None  # this thread's read buffer and status cell, on first use
         self.bytes_read = 0
         self.bytes_written = 0
         self._connection_stats: Any = None
@@ -303,20 +297,15 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
             return
         if self._read_end_stream:
             return
-        io = self._io
-        if io is None:
-            io = self._io = _io_buffers()
-        buf, status = io
         fd = self._fd
         buffer = self._read_buffer
         total = 0
         eof = False
         while True:
-            n = lib.pe_sock_read(fd, buf, READ_CHUNK, status, until_eof)
-            if n:
-                buffer.add(ffi.unpack(buf, n))
-                total += n
-            code = status[0]
+            data, code = _sock_read(fd, READ_CHUNK, until_eof)
+            if data:
+                buffer.add(data)
+                total += len(data)
             if code == 0:
                 break
             if code == _FULL:
@@ -391,23 +380,14 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
                 return
         buffer = self._write_buffer
         if buffer._length:
-            io = self._io
-            if io is None:
-                io = self._io = _io_buffers()
-            status = io[1]
             while True:
                 chunks = buffer._chunks
                 if len(chunks) > 1 and buffer._length >= WRITEV_MIN_BYTES:
                     # A head and a large body: one sendmsg() over the chunks
                     # instead of joining them into a new buffer first.
-                    chunks = chunks[: lib.PE_WRITEV_MAX]
-                    keep = [ffi.from_buffer(chunk) for chunk in chunks]
-                    n = lib.pe_sock_writev(
-                        self._fd, ffi.new("char *[]", keep), ffi.new("size_t[]", [len(c) for c in chunks]), len(chunks), status
-                    )
+                    n, code = _sock_writev(self._fd, chunks)
                 else:
-                    data = buffer.peek()
-                    n = lib.pe_sock_write(self._fd, data, len(data), status)
+                    n, code = _sock_write(self._fd, buffer.peek())
                 self.bytes_written += n
                 buffer.drain(n)
                 stats = self._connection_stats
@@ -420,9 +400,8 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
                         self._last_write_buffer_size = size
                 if not buffer._length or self._state is _CLOSED_STATE:
                     break
-                code = status[0]
                 if code == 0:
-                    continue  # all of at most PE_WRITEV_MAX chunks went out: the rest now
+                    continue  # all of at most WRITEV_MAX chunks went out: the rest now
                 if code != _EAGAIN:
                     self.failure_reason = os.strerror(code)
                     self._close_socket(ConnectionEvent.REMOTE_CLOSE)

@@ -13,9 +13,9 @@ so TLS adds no dependency; and a memory BIO leaves the socket to the
 connection's own edge-triggered file event and C read/write loop, so the
 handshake and every record run non-blocking on the worker's dispatcher,
 never in a blocking ``SSLSocket`` call.  The ciphertext path is: socket ->
-``pe_sock_read`` -> incoming BIO -> ``SSLObject.read`` -> read buffer
+``_sockio.read`` -> incoming BIO -> ``SSLObject.read`` -> read buffer
 (plaintext, as the filters see it); write buffer -> ``SSLObject.write`` ->
-outgoing BIO -> ``pe_sock_write`` -> socket.
+outgoing BIO -> ``_sockio.write`` -> socket.
 
 Flow control works on plaintext as on a raw connection: the read buffer's
 high watermark stops decryption and socket reads; the write buffer's
@@ -43,8 +43,9 @@ import ssl
 import tempfile
 from typing import Any, Iterator, Optional, Sequence
 
+from pyevent_envoy import _sockio
 from pyevent_envoy.event.dispatcher import Dispatcher
-from pyevent_envoy.event.libevent import ffi, lib
+from pyevent_envoy.event.libevent import lib
 from pyevent_envoy.network.address import Address
 from pyevent_envoy.network.connection import ConnectionEvent
 from pyevent_envoy.event.file_event import FileReadyType
@@ -53,7 +54,8 @@ from pyevent_envoy.network.connection_impl import (
     READ_CHUNK,
     ClientConnectionImpl,
     ConnectionImpl,
-    _io_buffers,
+    _sock_read,
+    _sock_write,
 )
 
 __all__ = [
@@ -83,9 +85,9 @@ _DEFAULT_MIN = ssl.TLSVersion.TLSv1_2
 _DEFAULT_SERVER_MAX = ssl.TLSVersion.TLSv1_3
 _DEFAULT_CLIENT_MAX = ssl.TLSVersion.TLSv1_2
 
-_EAGAIN = lib.EAGAIN
-_EOF = lib.PE_IO_EOF
-_FULL = lib.PE_IO_FULL
+_EAGAIN = _sockio.EAGAIN
+_EOF = _sockio.READ_EOF
+_FULL = _sockio.READ_FULL
 
 
 class TlsContextError(ValueError):
@@ -267,21 +269,16 @@ class SslConnectionImpl(ConnectionImpl):
             return
         if self._read_end_stream:
             return
-        io = self._io
-        if io is None:
-            io = self._io = _io_buffers()
-        buf, status = io
         fd = self._fd
         incoming = self._incoming
         buffer = self._read_buffer
         before = buffer._length
         eof = False
         while True:
-            n = lib.pe_sock_read(fd, buf, READ_CHUNK, status, until_eof)
-            if n:
-                incoming.write(ffi.buffer(buf, n))
+            data, code = _sock_read(fd, READ_CHUNK, until_eof)
+            if data:
+                incoming.write(data)
                 self._peer_spoke = True
-            code = status[0]
             if code == _FULL:
                 # Decrypt what came before reading more, so memory stays bounded by the watermark.
                 if not self._decrypt():
@@ -388,13 +385,8 @@ class SslConnectionImpl(ConnectionImpl):
         data = self._cipher_out + self._outgoing.read() if self._cipher_out else self._outgoing.read()
         if not data:
             return True
-        io = self._io
-        if io is None:
-            io = self._io = _io_buffers()
-        status = io[1]
-        n = lib.pe_sock_write(self._fd, data, len(data), status)
+        n, code = _sock_write(self._fd, data)
         if n < len(data):
-            code = status[0]
             if code != _EAGAIN:
                 self._cipher_out = b""
                 self.failure_reason = os.strerror(code)
@@ -486,8 +478,7 @@ class SslConnectionImpl(ConnectionImpl):
                 pass
             data = self._cipher_out + self._outgoing.read()
             if data:
-                status = (self._io or _io_buffers())[1]
-                lib.pe_sock_write(self._fd, data, len(data), status)
+                _sock_write(self._fd, data)
         self._cipher_out = b""
         super()._close_socket(event)
 

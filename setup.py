@@ -48,4 +48,15 @@ SOCKIO_EXTENSION = Extension(
     extra_compile_args=["-O2"],
 )
 
-setup(cffi_modules=["csrc/ffi_build.py:build_ffi"], ext_modules=[HTTP1_EXTENSION, SOCKIO_EXTENSION])
+# The header map's storage and hot lookups (csrc/headers_module.c): the
+# base type of pyevent_envoy.http.HeaderMap.
+HEADERS_EXTENSION = Extension(
+    "pyevent_envoy._headers",
+    sources=["csrc/headers_module.c"],
+    extra_compile_args=["-O2"],
+)
+
+setup(
+    cffi_modules=["csrc/ffi_build.py:build_ffi"],
+    ext_modules=[HTTP1_EXTENSION, SOCKIO_EXTENSION, HEADERS_EXTENSION],
+)

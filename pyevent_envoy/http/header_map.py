@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, List, Optional, Tuple
 
+from pyevent_envoy._headers import HeaderFields
+
 __all__ = ["HeaderMap", "PSEUDO_HEADERS"]
 
 #: The pseudo-headers a map may hold (Envoy's, HTTP/2's names).
@@ -87,7 +89,7 @@ def _check_value(value: str) -> str:
     return value
 
 
-class HeaderMap:
+class HeaderMap(HeaderFields):
     """An ordered, case-insensitive multimap of HTTP header fields.
 
     Args:
@@ -97,7 +99,11 @@ class HeaderMap:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_names", "_values")
+    # The two lists (``_names``, lowercase, and ``_values``) live in the C
+    # base, HeaderFields, with the lookups every request makes: ``get``,
+    # ``_get``, ``in``, ``_set_trusted``, ``_insert_pseudo`` and ``_trusted``
+    # (csrc/headers_module.c).  Everything else is here.
+    __slots__ = ()
 
     def __init__(self, headers: Optional[Iterable[Tuple[str, str]]] = None) -> None:
         self._names: List[str] = []
@@ -107,30 +113,7 @@ class HeaderMap:
             for name, value in items:
                 self.add(name, value)
 
-    @classmethod
-    def _trusted(cls, names: List[str], values: List[str]) -> "HeaderMap":
-        """Wrap lists the codec has already validated (lowercase names); no copy, no checks."""
-        self = cls.__new__(cls)
-        self._names = names
-        self._values = values
-        return self
-
     # Reading
-
-    def get(self, name: str) -> Optional[str]:
-        """The first value of ``name``, or None."""
-        names = self._names
-        name = name.lower()
-        if name in names:
-            return self._values[names.index(name)]
-        return None
-
-    def _get(self, name: str) -> Optional[str]:
-        """:meth:`get` for a name already lowercase (the proxy's own lookups)."""
-        names = self._names
-        if name in names:
-            return self._values[names.index(name)]
-        return None
 
     def get_all(self, name: str) -> List[str]:
         """Every value of ``name``, in order (an empty list if absent)."""
@@ -140,9 +123,6 @@ class HeaderMap:
             return []
         values = self._values
         return [values[i] for i, n in enumerate(names) if n == name]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._names
 
     def __iter__(self) -> Iterator[Tuple[str, str]]:
         """The fields as ``(name, value)`` pairs, pseudo-headers first, in order."""
@@ -191,35 +171,6 @@ class HeaderMap:
         """
         self._set_trusted(_check_name(name), _check_value(value))
 
-    def _set_trusted(self, name: str, value: str) -> None:
-        """:meth:`set` without the checks, for the proxy's own fields.
-
-        ``name`` is a lowercase token or a known pseudo-header, ``value`` a
-        valid field value (no CR, LF, NUL, no surrounding whitespace): the
-        caller guarantees both, as the codec does for :meth:`_trusted`.
-        """
-        names = self._names
-        if name in names:
-            first = names.index(name)
-            self._values[first] = value
-            if names.count(name) > 1:
-                self._remove_after(name, first + 1)
-        elif name[0] == ":":
-            self._insert_pseudo(name, value)
-        else:
-            names.append(name)
-            self._values.append(value)
-
-    def _insert_pseudo(self, name: str, value: str) -> None:
-        """Insert a pseudo-header after the ones already there, before the regular fields."""
-        names = self._names
-        i = 0
-        n = len(names)
-        while i < n and names[i][0] == ":":
-            i += 1
-        names.insert(i, name)
-        self._values.insert(i, value)
-
     def remove(self, name: str) -> int:
         """Remove every field named ``name``; return how many were removed."""
         name = name.lower()
@@ -239,6 +190,10 @@ class HeaderMap:
     def copy(self) -> "HeaderMap":
         """A shallow copy (strings are immutable, so it is independent)."""
         return HeaderMap._trusted(list(self._names), list(self._values))
+
+    def __reduce__(self) -> tuple:
+        # The lists live in the C base, which copy and pickle do not see by themselves.
+        return (type(self), (list(zip(self._names, self._values)),))
 
     # Comparison and display
 

@@ -25,6 +25,7 @@ import socket
 from typing import Any
 
 from pyevent_envoy import _sockio
+from pyevent_envoy._inline_caches import own_copies
 from pyevent_envoy.event.dispatcher import Dispatcher
 from pyevent_envoy.event.file_event import FileReadyType, FileTriggerType
 from pyevent_envoy.event.libevent import lib
@@ -172,6 +173,12 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         self.failure_reason = ""
         if connected:
             self._file_event = dispatcher.create_file_event(fd, self._on_file_event, FileTriggerType.EDGE, _READING)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Server and client connections run these methods for every request:
+        # each class gets its own copies, so CPython's inline caches see one type.
+        super().__init_subclass__(**kwargs)
+        own_copies(cls, (ConnectionImpl,))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} #{self._id} {self._remote} {self._state.value}>"

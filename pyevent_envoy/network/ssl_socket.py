@@ -44,6 +44,7 @@ import tempfile
 from typing import Any, Iterator, Optional, Sequence
 
 from pyevent_envoy import _sockio
+from pyevent_envoy._inline_caches import own_copies
 from pyevent_envoy.event.dispatcher import Dispatcher
 from pyevent_envoy.event.libevent import lib
 from pyevent_envoy.network.address import Address
@@ -236,6 +237,12 @@ class SslConnectionImpl(ConnectionImpl):
     """
 
     __slots__ = ("_ssl", "_incoming", "_outgoing", "_cipher_out", "_handshake_done", "_ssl_stats", "_shutdown_sent", "_peer_spoke")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # As ConnectionImpl's: the TLS server and client each get their own
+        # copies of this class's I/O methods too (see pyevent_envoy._inline_caches).
+        super().__init_subclass__(**kwargs)
+        own_copies(cls, (SslConnectionImpl,))
 
     #: Whether the connection is TLS (Envoy's ``connection.ssl() != nullptr``).
     is_tls = True

@@ -69,6 +69,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
 
+from pyevent_envoy._inline_caches import own_copies
 from pyevent_envoy.http.codec.codec import (
     ClientConnection,
     ConnectionCallbacks,
@@ -480,6 +481,14 @@ class _ConnectionBase:
         "_scanned_status",
     )
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # The server and client sides share these methods and run both per
+        # request: each gets its own copies, so CPython's inline caches see one
+        # type, and a state table that calls its own copies.
+        super().__init_subclass__(**kwargs)
+        own_copies(cls, (_ConnectionBase,))
+        cls._HANDLERS = tuple(vars(cls).get(handler.__name__, handler) for handler in _ConnectionBase._HANDLERS)
+
     def __init__(self, sink: Sink, settings: Optional[Http1Settings], server: bool) -> None:
         if not callable(sink):
             raise TypeError("sink must be callable")
@@ -872,6 +881,13 @@ class _StreamEncoderBase:
     """Body framing for one outgoing message (Envoy's ``StreamEncoderImpl``)."""
 
     __slots__ = ("_conn", "_sink", "_mode", "_remaining", "_started", "_complete", "_close")
+
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # The response and request encoders share these methods and both run
+        # per request: each gets its own copies (see _ConnectionBase).
+        super().__init_subclass__(**kwargs)
+        own_copies(cls, (_StreamEncoderBase,))
 
     def _init_encoder(self, conn: "_ConnectionBase") -> None:
         self._conn = conn

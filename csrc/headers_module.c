@@ -23,10 +23,16 @@
  *                                    pseudo-header after the others, else append
  *   HeaderFields._insert_pseudo(name, value)
  *   HeaderFields._trusted(names, values)   (classmethod) wrap two lists, no copy
+ *
+ * And one header value the connection manager makes for every request:
+ *
+ *   request_id(bits)   a 128-bit random int as a version 4 UUID string
+ *                      (x-request-id), 8-4-4-4-12 lowercase hex
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <string.h>
 
 typedef struct {
     PyObject_HEAD
@@ -288,12 +294,69 @@ static PyType_Spec fields_spec = {
     fields_slots,
 };
 
+/* request_id(bits) -> str
+ *
+ * The 32 hex digits of bits (0 <= bits < 2**128), most significant first,
+ * as 8-4-4-4-12, with the version digit (the 13th) set to 4 and the variant
+ * digit (the 17th) to 8 + its two low bits (RFC 9562's 10xx). */
+static PyObject *request_id(PyObject *module, PyObject *bits)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!PyLong_Check(bits)) {
+        PyErr_SetString(PyExc_TypeError, "request_id() takes an int");
+        return NULL;
+    }
+    PyObject *shift = PyLong_FromLong(64);
+    if (shift == NULL)
+        return NULL;
+    PyObject *upper = PyNumber_Rshift(bits, shift);
+    Py_DECREF(shift);
+    if (upper == NULL)
+        return NULL;
+    /* Negative bits shift to a negative int, and bits >= 2**128 to one past
+     * 64 bits: either way the conversion fails. */
+    unsigned long long high = PyLong_AsUnsignedLongLong(upper);
+    Py_DECREF(upper);
+    if (high == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_SetString(PyExc_ValueError, "request_id() needs 0 <= bits < 2**128");
+        return NULL;
+    }
+    unsigned long long low = PyLong_AsUnsignedLongLongMask(bits);
+    if (low == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    char digits[32];
+    for (int i = 0; i < 16; i++) {
+        digits[i] = hex[(high >> (60 - 4 * i)) & 0xf];
+        digits[16 + i] = hex[(low >> (60 - 4 * i)) & 0xf];
+    }
+    digits[12] = '4';
+    digits[16] = hex[8 + ((low >> 60) & 3)];
+    char out[36];
+    memcpy(out, digits, 8);
+    out[8] = '-';
+    memcpy(out + 9, digits + 8, 4);
+    out[13] = '-';
+    memcpy(out + 14, digits + 12, 4);
+    out[18] = '-';
+    memcpy(out + 19, digits + 16, 4);
+    out[23] = '-';
+    memcpy(out + 24, digits + 20, 12);
+    return PyUnicode_FromStringAndSize(out, 36);
+}
+
+static PyMethodDef module_methods[] = {
+    {"request_id", (PyCFunction)request_id, METH_O,
+     "request_id(bits): a 128-bit random int as a version 4 UUID string (x-request-id)."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     "pyevent_envoy._headers",
-    "The header map's storage and hot lookups in C (the base of HeaderMap).",
+    "The header map's storage and hot lookups in C (the base of HeaderMap), and the x-request-id format.",
     -1,
-    NULL,
+    module_methods,
 };
 
 PyMODINIT_FUNC PyInit__headers(void)

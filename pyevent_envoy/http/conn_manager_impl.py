@@ -39,6 +39,7 @@ import math
 import time
 from typing import Any, Optional
 
+from pyevent_envoy._headers import request_id as _format_request_id
 from pyevent_envoy.event.dispatcher import Dispatcher
 from pyevent_envoy.http.codec import CodecProtocolError, Http1Settings, ResponseEncoder, reason_phrase
 from pyevent_envoy.http.codec import ServerConnectionImpl as Http1ServerCodec
@@ -82,14 +83,10 @@ def _uuid4(rng: Any) -> str:
     """A random (version 4) UUID string, as Envoy generates ``x-request-id``.
 
     From the worker's PRNG instead of ``uuid.uuid4()``, which costs a
-    ``getrandom`` system call per request.
+    ``getrandom`` system call per request; formatted in C
+    (``pyevent_envoy._headers.request_id``).
     """
-    h = "%032x" % rng.getrandbits(128)
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_UUID_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
-
-
-# A random hex digit -> the RFC 9562 variant digit (10xx) that replaces it.
-_UUID_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+    return _format_request_id(rng.getrandbits(128))
 
 
 class _NeverDrain:

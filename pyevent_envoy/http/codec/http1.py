@@ -612,6 +612,12 @@ class _ConnectionBase:
         )
 
     def _process(self, buf: bytes) -> None:
+        """Parse ``buf``; the server and client add what follows a pass (their EOF and head rules)."""
+        self._parse(buf)
+
+    def _parse(self, buf: bytes) -> None:
+        # (Called as self._parse, not _ConnectionBase._parse: each side runs
+        # its own copy, see __init_subclass__.)
         pos = 0
         n = len(buf)
         handlers = self._HANDLERS
@@ -1358,7 +1364,7 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
             self._state = _CLOSED
 
     def _process(self, buf: bytes) -> None:
-        _ConnectionBase._process(self, buf)
+        self._parse(buf)
         if self._eof and self._state == _HEAD and not self._paused and self._stream is None:
             self._closed_after_eof()
 
@@ -2013,7 +2019,7 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
         pass  # the client reads the response whenever it comes; nothing waits on the request's end
 
     def _process(self, buf: bytes) -> None:
-        _ConnectionBase._process(self, buf)
+        self._parse(buf)
         if self._deferred_head:
             self._deferred_head = False
             if self._state == _IDLE and self._stream is not None:

@@ -139,10 +139,35 @@ def _config(port: int, log: str, upstreams: dict[str, int]) -> str:
     )
 
 
+# Client ports the cases of the current run used: each proxy's access log is
+# matched to the cases by client port, and the kernel hands a closed
+# connection's port out again.
+_used_ports: set[int] = set()
+
+
+def _client_socket(port: int) -> socket.socket:
+    """A connection to the proxy from a client port no earlier case of this run used."""
+    held = []
+    try:
+        while True:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            if sock.getsockname()[1] not in _used_ports:
+                break
+            held.append(sock)  # kept bound while binding again: the next port is another one
+    finally:
+        for spare in held:
+            spare.close()
+    _used_ports.add(sock.getsockname()[1])
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
 def _get(port: int, path: str) -> int:
     """One GET on a new connection, read to the end (or to the proxy's reset); returns the client's port."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.connect()
+    conn.sock = _client_socket(port)
     client_port = conn.sock.getsockname()[1]
     try:
         conn.request("GET", path)
@@ -156,7 +181,7 @@ def _get(port: int, path: str) -> int:
 
 def _raw(port: int, data: bytes) -> int:
     """Send ``data`` on a new connection and read until the proxy closes it; returns the client's port."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with _client_socket(port) as sock:
         client_port = sock.getsockname()[1]
         sock.sendall(data)
         while sock.recv(65536):
@@ -166,7 +191,7 @@ def _raw(port: int, data: bytes) -> int:
 
 def _hang_up(port: int, data: bytes, wait_for: "Upstream | None" = None) -> int:
     """Send ``data`` on a new connection and close it: once the upstream has the request when ``wait_for``."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock = _client_socket(port)
     client_port = sock.getsockname()[1]
     seen = len(wait_for.requests) if wait_for is not None else 0
     sock.sendall(data)
@@ -197,7 +222,8 @@ def _request(head: bytes) -> bytes:
 
 
 def _drive(port: int, upstream: Upstream) -> dict[str, int]:
-    """Every case, one after the other; returns the client port of each."""
+    """Every case, one after the other; returns the client port of each (all different)."""
+    _used_ports.clear()
     key = f"{port}"  # the flaky upstream's counters are per key: one per proxy
     cases = {
         "proxied": _get(port, "/echo/x"),

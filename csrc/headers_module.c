@@ -88,6 +88,16 @@ static Py_ssize_t find_from(PyObject *list, PyObject *name, Py_ssize_t start)
         PyObject *item = PyList_GET_ITEM(list, i);
         if (item == name)
             return i;
+        if (PyUnicode_CheckExact(item) && PyUnicode_CheckExact(name)) {
+            /* str == str without the generic comparison's calls: most names
+             * differ in length, the rest are compared bytewise (equal strs
+             * have equal kinds). */
+            Py_ssize_t len = PyUnicode_GET_LENGTH(item);
+            if (len == PyUnicode_GET_LENGTH(name) && PyUnicode_KIND(item) == PyUnicode_KIND(name)
+                && memcmp(PyUnicode_DATA(item), PyUnicode_DATA(name), (size_t)len * PyUnicode_KIND(item)) == 0)
+                return i;
+            continue;
+        }
         Py_INCREF(item);
         int eq = PyObject_RichCompareBool(item, name, Py_EQ);
         Py_DECREF(item);

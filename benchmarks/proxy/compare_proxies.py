@@ -1262,12 +1262,7 @@ def main() -> int:
         memory = run_memory(bench, runnable, args.idle, results) if args.idle > 0 else {}
         load_after, pressure_after = loadavg(), cpu_pressure()
     finally:
-        if bench.upstream is not None:
-            bench.upstream.stop()
-        if args.keep:
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        stop_and_clean(bench, tmp, args.keep)
 
     summary = summarize(results, runnable)
     for p in unavailable:
@@ -1291,22 +1286,42 @@ def main() -> int:
         "memory": memory,
         "targets": targets(summary, memory),
     }
-    if args.json == "-":
-        json.dump(report, sys.stdout, indent=2)
-        print()
-    else:
-        print(render(report))
-        if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.json, render)
     failed = any("error" in s for p in runnable for s in summary[p].values()) or any(
         "error" in m for m in memory.values()
     )
     return 1 if failed else 0
 
 
-if __name__ == "__main__":
+def stop_and_clean(bench: Bench, tmp: Path, keep: bool) -> None:
+    """Stop the upstream and remove the run's directory (unless ``--keep``)."""
+    if bench.upstream is not None:
+        bench.upstream.stop()
+    if keep:
+        log(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_report(report: dict[str, Any], json_arg: Optional[str], render_table: Callable[[dict[str, Any]], str]) -> None:
+    """Print ``report`` as tables, or as JSON with ``--json -``; ``--json PATH`` also saves the JSON."""
+    if json_arg == "-":
+        json.dump(report, sys.stdout, indent=2)
+        print()
+        return
+    print(render_table(report))
+    if json_arg:
+        Path(json_arg).write_text(json.dumps(report, indent=2) + "\n")
+
+
+def run_main(main_fn: Callable[[], int]) -> None:
+    """Exit with ``main_fn()``'s status; Ctrl-C exits 130 (the children are stopped by then)."""
     try:
-        sys.exit(main())
+        sys.exit(main_fn())
     except KeyboardInterrupt as e:
         log(f"interrupted ({e or 'Ctrl-C'}); everything started was stopped")
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    run_main(main)

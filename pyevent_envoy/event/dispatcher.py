@@ -142,6 +142,13 @@ class Dispatcher(abc.ABC):
     def is_thread_safe(self) -> bool:
         """True on the thread running the loop (or on any thread before the first run)."""
 
+    #: The value :meth:`approximate_monotonic_time` returns, as a plain
+    #: attribute: read it on hot paths, where a call per read costs more than
+    #: the read.  Updated by every poll and by
+    #: :meth:`update_approximate_monotonic_time`; read only on the
+    #: dispatcher's thread.
+    approximate_now: float
+
     @abc.abstractmethod
     def approximate_monotonic_time(self) -> float:
         """``time.monotonic()`` as of the last poll: cheap, and at most one iteration old."""

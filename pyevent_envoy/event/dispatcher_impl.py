@@ -75,6 +75,7 @@ class DispatcherImpl(Dispatcher):
         "_name",
         "_scheduler",
         "_cloop",
+        "approximate_now",
         "_post_lock",
         "_posts",
         "_wake_pending",
@@ -109,6 +110,7 @@ class DispatcherImpl(Dispatcher):
         )
         # The C loop, whose ``now`` the clock reads directly (None once closed).
         self._cloop = self._scheduler._loop
+        self.approximate_now = self._scheduler.now  # the scheduler's run loop refreshes it after each poll
         self._post_cb = self._scheduler.create_schedulable_callback(self._run_post_callbacks)
         self._deferred_delete_cb = self._scheduler.create_schedulable_callback(self.clear_deferred_delete_list)
         self._internal_created = self._scheduler.events_created
@@ -275,11 +277,10 @@ class DispatcherImpl(Dispatcher):
     # Dispatcher: time and errors
 
     def approximate_monotonic_time(self) -> float:
-        cloop = self._cloop
-        return cloop.now if cloop is not None else time.monotonic()
+        return self.approximate_now if self._cloop is not None else time.monotonic()
 
     def update_approximate_monotonic_time(self) -> None:
-        self._scheduler.now = time.monotonic()
+        self._scheduler.now = self.approximate_now = time.monotonic()
 
     def set_error_handler(self, fn: ErrorHandler | None) -> None:
         self._error_handler = fn

@@ -204,7 +204,8 @@ class LibeventScheduler:
                 (until nothing is registered or queued) or
                 :data:`RUN_UNTIL_EXIT`.
             dispatcher: read for ``_exit_requested`` (stop after the current
-                pass) and ``_posts`` (queued posts keep BLOCK running).
+                pass) and ``_posts`` (queued posts keep BLOCK running);
+                its ``approximate_now`` is set after each poll.
 
         This is the hot loop of the whole library, so it is one function with
         everything inlined; each step is commented with the phase it is.
@@ -235,6 +236,7 @@ class LibeventScheduler:
             else:
                 return  # BLOCK with nothing left to wait for
             r = loop_run(loop, flags)  # 2. also refreshes the approximate clock (loop.now)
+            dispatcher.approximate_now = loop.now
             nxt = self._next
             if nxt:
                 self._next = []

@@ -252,10 +252,13 @@ class ActiveStream:
         # The connection manager's http.<stat_prefix>. stats on this worker (filters count there too).
         self.stats: HttpConnManagerStats = manager.stats
         dispatcher = self.dispatcher
-        connection = self.connection
-        self.stream_info = info = StreamInfo(dispatcher.approximate_monotonic_time(), encoder.protocol, connection.remote_address)
-        info.downstream_local_address = connection.local_address
-        info.connection_id = connection.id
+        self.stream_info = StreamInfo(
+            dispatcher.approximate_now,
+            encoder.protocol,
+            manager._remote_address,
+            manager._local_address,
+            manager._connection_id,
+        )
         self.request_headers: Optional[HeaderMap] = None
         # Envoy's internal request: its x-envoy-* control headers are trusted (the router reads them).
         self.internal_request = False
@@ -301,6 +304,9 @@ class ActiveStream:
             f.set_decoder_filter_callbacks(self)
         for f in self._encoder_filters:
             f.set_encoder_filter_callbacks(self)
+        # The stream idle timeout's last activity: each activity only notes the
+        # time here; the connection's timer, when it fires, re-arms for what is
+        # left (no C call per activity).
         self._last_activity = self.stream_info.start_monotonic
         self._response_deadline = _NEVER
         self._response_timeout_cb: Any = None
@@ -323,11 +329,6 @@ class ActiveStream:
             state = manager.filter_state = {}
         return state
 
-    def _refresh_idle_timer(self) -> None:
-        # Only noted here; the connection's timer, when it fires, re-arms for
-        # what is left (no C call per activity).
-        self._last_activity = self.dispatcher.approximate_monotonic_time()
-
     def random(self) -> int:
         """A random 32-bit number from the worker's generator (Envoy's ``Random::RandomGenerator``)."""
         return self._manager.random()
@@ -340,7 +341,7 @@ class ActiveStream:
         it; here the connection's one timer keeps the deadline).
         """
         self._response_timeout_cb = callback
-        self._response_deadline = deadline = self.dispatcher.approximate_monotonic_time() + seconds
+        self._response_deadline = deadline = self.dispatcher.approximate_now + seconds
         self._manager._arm_timer(deadline)
 
     def clear_response_timeout(self) -> None:
@@ -373,7 +374,7 @@ class ActiveStream:
         config = manager.config
         self.request_headers = headers
         self.stream_info.request_headers = headers
-        self._refresh_idle_timer()
+        self._last_activity = self.dispatcher.approximate_now  # the stream idle timer's activity
         if end_stream:
             self._on_request_complete()
         if (headers._get("expect") or "").lower() == "100-continue":
@@ -465,7 +466,7 @@ class ActiveStream:
 
     def decode_data(self, data: bytes, end_stream: bool) -> None:
         self.stream_info.bytes_received += len(data)
-        self._refresh_idle_timer()
+        self._last_activity = self.dispatcher.approximate_now  # the stream idle timer's activity
         if end_stream:
             self._on_request_complete()
         if self._local_reply_sent or self._destroyed:
@@ -574,7 +575,7 @@ class ActiveStream:
         the proxy that sent it.
         """
         config = self._manager.config
-        remote = self._manager.connection.remote_address
+        remote = self._manager._remote_address
         if "x-envoy-internal" in headers._names:
             headers.remove("x-envoy-internal")
         internal = edge = False
@@ -659,6 +660,8 @@ class ActiveStream:
             # manager says this connection goes).
             manager.stats.downstream_cx_drain_close += 1
             manager.draining = True
+        if not self.request_complete:
+            manager.stats.downstream_rq_response_before_rq_complete += 1
         if manager.draining or not self.request_complete:
             # Draining, or a response that overtakes its request's body: the
             # codec cannot find the next request after unread bytes.  Except
@@ -673,7 +676,7 @@ class ActiveStream:
         if not info.health_check:  # Envoy's chargeStats leaves health checks out
             self._manager.stats.charge_response(info.response_code)
         self.stream_info.response_headers = headers
-        self._refresh_idle_timer()
+        self._last_activity = self.dispatcher.approximate_now  # the stream idle timer's activity
         self._encoder.encode_headers(headers, end_stream)
         if end_stream:
             self._on_response_complete()
@@ -689,7 +692,7 @@ class ActiveStream:
             if filters[index].encode_data(data, end_stream) is not FilterDataStatus.CONTINUE or self._destroyed:
                 return
         self.stream_info.bytes_sent += len(data)
-        self._refresh_idle_timer()
+        self._last_activity = self.dispatcher.approximate_now  # the stream idle timer's activity
         self._encoder.encode_data(data, end_stream)
         if end_stream:
             self._on_response_complete()
@@ -759,7 +762,9 @@ class ActiveStream:
             return
         # As Envoy: no flag of its own (whoever resets says why); and the
         # close it causes is not a downstream disconnect for this stream.
-        self._reset = True
+        if not self._reset:
+            self._reset = True
+            self._manager.stats.downstream_rq_rx_reset += 1  # Envoy counts every reset there, its own included
         self._manager._close_after_response = True
         self._manager.connection.close(ConnectionCloseType.FLUSH_WRITE)
 
@@ -805,7 +810,7 @@ class ActiveStream:
         stats = self._manager.stats
         stats.downstream_rq_active -= 1
         info = self.stream_info
-        info.end_monotonic = end = self._manager.dispatcher.approximate_monotonic_time()
+        info.end_monotonic = end = self._manager.dispatcher.approximate_now
         # Envoy's request_response_timespan_: from the stream's creation to its completion.
         stats.downstream_rq_time.record_duration(end - info.start_monotonic)
         for access_log in self._manager.config.access_logs:
@@ -894,6 +899,11 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         "_read_paused",
         "stats",
         "filter_state",
+        "_remote_address",
+        "_local_address",
+        "_connection_id",
+        "_http1_counted",
+        "_head_started",
     )
 
     def __init__(
@@ -917,6 +927,16 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         self._rng = rng
         self._read_paused = False
         self.filter_state: Optional[dict] = None  # see ActiveStream.connection_filter_state
+        # The connection's fixed facts, copied once for every stream's StreamInfo.
+        self._remote_address: Any = None
+        self._local_address: Any = None
+        self._connection_id = 0
+        # Counted as an HTTP/1 connection: from its first bytes, when Envoy makes its codec.
+        self._http1_counted = False
+        # When the first byte of a request head that has not ended yet came
+        # (None: no head pending).  Envoy's stream begins there, so its
+        # timeouts run from then, and the connection is no longer idle.
+        self._head_started: Optional[float] = None
 
     def random(self) -> int:
         return self._rng.getrandbits(32)
@@ -924,8 +944,11 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
     # ReadFilter
 
     def initialize_read_filter_callbacks(self, callbacks: Any) -> None:
-        self.connection = callbacks.connection
-        self.connection.add_connection_callbacks(self)
+        self.connection = connection = callbacks.connection
+        self._remote_address = connection.remote_address
+        self._local_address = connection.local_address
+        self._connection_id = connection.id
+        connection.add_connection_callbacks(self)
         # As Envoy's: the downstream connection counts its bytes in http.<stat_prefix>.downstream_cx_*_bytes_*.
         self.connection.set_connection_stats(self.stats.connection_stats)
         self.connection.set_delayed_close_timeout(self.config.delayed_close_timeout)
@@ -934,7 +957,7 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         # The codec writes to the connection directly (one call less per write).
         self.codec = Http1ServerCodec(self, self.connection.write, self.config.codec_settings)
         self._timer = self.dispatcher.create_timer(self._on_timer)
-        self._idle_since = self.dispatcher.approximate_monotonic_time()
+        self._idle_since = self.dispatcher.approximate_now
         if self.config.idle_timeout > 0:
             self._arm_timer(self._idle_since + self.config.idle_timeout)
         return FilterStatus.STOP_ITERATION
@@ -945,12 +968,14 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         """Make the timer fire no later than ``deadline`` (a monotonic time)."""
         if deadline < self._timer_deadline and self._timer is not None:
             self._timer_deadline = deadline
-            now = self.dispatcher.approximate_monotonic_time()
+            now = self.dispatcher.approximate_now
             self._timer.enable_timer(deadline - now if deadline > now else 0.0)
 
     def _next_deadline(self) -> float:
         if self.streams:
             return min([stream._next_deadline() for stream in self.streams])
+        if self._head_started is not None:
+            return self._head_deadline()
         if self._drain_deadline < _NEVER:
             return self._drain_deadline
         if self.config.idle_timeout > 0:
@@ -959,11 +984,14 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
 
     def _on_timer(self) -> None:
         self._timer_deadline = _NEVER
-        now = self.dispatcher.approximate_monotonic_time()
+        now = self.dispatcher.approximate_now
         if self.streams:
             for stream in list(self.streams):
                 if not stream._destroyed:
                     stream._on_deadlines(now)
+        elif self._head_started is not None:
+            if self._head_deadline() <= now:
+                self._on_head_timeout(now)
         elif self._drain_deadline <= now:
             self._on_drain_timeout()
         elif self._drain_deadline == _NEVER and self.config.idle_timeout > 0 and now - self._idle_since >= self.config.idle_timeout:
@@ -988,8 +1016,14 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
     def _on_data(self, data: OwnedBuffer, end_stream: bool) -> None:
         codec = self.codec
         if data._length:
+            if not self._http1_counted:
+                self._http1_counted = True
+                self.stats.downstream_cx_http1_total += 1
+                self.stats.downstream_cx_http1_active += 1
             pipelined = codec.paused  # bytes beyond a request still waiting for its response
             codec.dispatch(data.take())
+            if not self.streams and self._head_started is None and codec.partial_head:
+                self._on_head_started()
             if pipelined and codec.paused and not self._read_paused:
                 # The codec holds them unparsed; stop reading until it catches up (Envoy does too).
                 self._read_paused = True
@@ -1004,8 +1038,55 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
 
     def new_stream(self, encoder: ResponseEncoder) -> ActiveStream:
         stream = ActiveStream(self, encoder)
+        if self._head_started is not None:
+            self._begin_at_head(stream)
         self.streams.append(stream)
         return stream
+
+    # a request head still arriving (Envoy's stream already exists then)
+
+    def _on_head_started(self) -> None:
+        self._head_started = self.dispatcher.approximate_now
+        deadline = self._head_deadline()
+        if deadline < _NEVER:
+            self._arm_timer(deadline)
+
+    def _head_deadline(self) -> float:
+        """When the pending head's stream times out: the stream idle or the request timeout."""
+        config = self.config
+        start = self._head_started
+        deadline = _NEVER
+        if config.stream_idle_timeout > 0:
+            deadline = start + config.stream_idle_timeout
+        if config.request_timeout > 0:
+            deadline = min(deadline, start + config.request_timeout)
+        return deadline
+
+    def _begin_at_head(self, stream: ActiveStream) -> None:
+        """``stream`` is the pending head's: it began with the head's first byte."""
+        start = self._head_started
+        self._head_started = None
+        stream.stream_info.start_monotonic = stream._last_activity = start
+        if stream._request_timer is not None:
+            # request_timeout counts from the head's first byte too.
+            left = start + self.config.request_timeout - self.dispatcher.approximate_now
+            stream._request_timer.enable_timer(max(0.0, left))
+
+    def _on_head_timeout(self, now: float) -> None:
+        """The head never ended in time: answer 408 as Envoy's stream would, and close."""
+        stream = ActiveStream(self, self.codec.partial_head_encoder())
+        start = self._head_started
+        self._begin_at_head(stream)
+        self.streams.append(stream)
+        config = self.config
+        request_deadline = start + config.request_timeout if config.request_timeout > 0 else _NEVER
+        idle_deadline = start + config.stream_idle_timeout if config.stream_idle_timeout > 0 else _NEVER
+        if request_deadline <= now and request_deadline <= idle_deadline:
+            stream._on_request_timeout()
+        else:
+            stream._on_idle_timeout()
+        # The rest of that head is not read: the connection closes after the answer.
+        self.codec.close()
 
     def on_protocol_error(self, error: CodecProtocolError, encoder: Optional[ResponseEncoder]) -> None:
         if error.codec_error:
@@ -1014,7 +1095,14 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         if encoder is not None:
             if stream is None or stream._encoder is not encoder:
                 stream = ActiveStream(self, encoder)
+                if self._head_started is not None:
+                    self._begin_at_head(stream)
                 self.streams.append(stream)
+            if not stream.request_complete and not stream._encoder.started_response:
+                # The reply ends a stream whose request never did: Envoy counts
+                # it so and resets the stream (its doEndStream).
+                self.stats.downstream_rq_response_before_rq_complete += 1
+                self.stats.downstream_rq_rx_reset += 1
             stream.request_complete = True
             if error.codec_error:
                 stream.stream_info.set_response_flag(ResponseFlag.DOWNSTREAM_PROTOCOL_ERROR)
@@ -1031,6 +1119,9 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
     def _on_stream_done(self, stream: ActiveStream) -> None:
         if stream._destroyed:
             return
+        if not stream.request_complete:
+            # Envoy resets a stream that ends before its request did (doEndStream).
+            self.stats.downstream_rq_rx_reset += 1
         stream.destroy()
         try:
             self.streams.remove(stream)
@@ -1044,7 +1135,7 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         if self._close_after_response or self.draining or self.codec.should_close:
             self.connection.close(ConnectionCloseType.FLUSH_WRITE_AND_DELAY)
         elif not self.streams and self.config.idle_timeout > 0:
-            self._idle_since = self.dispatcher.approximate_monotonic_time()
+            self._idle_since = self.dispatcher.approximate_now
             self._arm_timer(self._idle_since + self.config.idle_timeout)
 
     def _on_connection_idle(self, now: float) -> None:
@@ -1074,15 +1165,36 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         if not self.streams and self.codec is not None and self.codec.partial_head:
             # Envoy's stream starts with the request's first byte: a head cut
             # short is a request too, logged as a downstream disconnect.
-            self.streams.append(ActiveStream(self, self.codec.partial_head_encoder()))
+            stream = ActiveStream(self, self.codec.partial_head_encoder())
+            if self._head_started is not None:
+                self._begin_at_head(stream)
+            self.streams.append(stream)
+        stats = self.stats
+        if event is ConnectionEvent.REMOTE_CLOSE:
+            stats.downstream_cx_destroy_remote += 1
+        else:
+            stats.downstream_cx_destroy_local += 1
+        if self._http1_counted:
+            self._http1_counted = False
+            stats.downstream_cx_http1_active -= 1
         details = "downstream_remote_disconnect" if event is ConnectionEvent.REMOTE_CLOSE else "downstream_local_disconnect"
+        active = False
         for stream in list(self.streams):
             if not stream.response_complete:
                 if not stream._reset:
+                    # Reset by the close (a stream that reset itself counted then).
+                    active = True
+                    stats.downstream_rq_rx_reset += 1
                     stream.stream_info.set_response_flag(ResponseFlag.DOWNSTREAM_CONNECTION_TERMINATION)
                     stream.stream_info.response_code_details = details
                 stream._reset_filters()
             stream.destroy()
+        if active:
+            # As Envoy's: the connection manager closes with streams still
+            # active only through this event, which Envoy counts as remote
+            # whichever side closed (its onEvent, then doConnectionClose).
+            stats.downstream_cx_destroy_active_rq += 1
+            stats.downstream_cx_destroy_remote_active_rq += 1
         self.streams.clear()
         if self._timer is not None:
             self._timer.close()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import collections
 import enum
 import logging
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Optional, Protocol
 
 from pyevent_envoy.event.dispatcher import Dispatcher
 from pyevent_envoy.http.codec import ClientConnectionImpl as Http1ClientCodec
@@ -96,36 +96,6 @@ class _Pending:
         self.cancelled = True
 
 
-class _ResponseDecoderWrapper:
-    """Forwards the response to the stream's decoder and tells the client when it ends."""
-
-    __slots__ = ("_client", "_inner")
-
-    def __init__(self, client: "CodecClient", inner: Any) -> None:
-        self._client = client
-        self._inner = inner
-
-    def decode_1xx_headers(self, headers: HeaderMap) -> None:
-        method = getattr(self._inner, "decode_1xx_headers", None)
-        if method is not None:
-            method(headers)
-
-    def decode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
-        self._client.response_started = True
-        self._inner.decode_headers(headers, end_stream)
-        if end_stream:
-            self._client._on_response_complete()
-
-    def decode_data(self, data: bytes, end_stream: bool) -> None:
-        self._inner.decode_data(data, end_stream)
-        if end_stream:
-            self._client._on_response_complete()
-
-    def decode_trailers(self, trailers: HeaderMap) -> None:
-        self._inner.decode_trailers(trailers)
-        self._client._on_response_complete()
-
-
 class CodecClient(ReadFilter, ConnectionCallbacks):
     """One upstream connection plus its HTTP/1.1 client codec (Envoy's ``CodecClient``)."""
 
@@ -146,7 +116,7 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
     def __init__(self, pool: "Http1ConnPool") -> None:
         self._pool = pool
         #: When the connect began (the approximate monotonic clock): upstream_cx_connect_ms and _length_ms count from it.
-        self.created_at = pool.dispatcher.approximate_monotonic_time()
+        self.created_at = pool.dispatcher.approximate_now
         info = pool.cluster_info
         ssl_context = getattr(info, "ssl_context", None)
         if ssl_context is None:
@@ -180,7 +150,9 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
         self.response_started = False
         self._stream_decoder = decoder
         self._stream_owner = owner
-        return self.codec.new_stream(_ResponseDecoderWrapper(self, decoder))
+        # The codec's decoder is this client (see "ResponseDecoder" below), so
+        # the codec never holds the stream's decoder past the response.
+        return self.codec.new_stream(self)
 
     def detach_stream(self) -> None:
         """The owner abandons the stream (downstream reset): the connection cannot be reused."""
@@ -201,6 +173,36 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
 
     def close(self) -> None:
         self.connection.close(ConnectionCloseType.NO_FLUSH)
+
+    # ResponseDecoder: the client hands the response to the current stream's
+    # decoder (none once the stream ended or was abandoned) and notes where
+    # the response ends.
+
+    def decode_1xx_headers(self, headers: HeaderMap) -> None:
+        method = getattr(self._stream_decoder, "decode_1xx_headers", None)
+        if method is not None:
+            method(headers)
+
+    def decode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
+        self.response_started = True
+        decoder = self._stream_decoder
+        if decoder is not None:
+            decoder.decode_headers(headers, end_stream)
+        if end_stream:
+            self._on_response_complete()
+
+    def decode_data(self, data: bytes, end_stream: bool) -> None:
+        decoder = self._stream_decoder
+        if decoder is not None:
+            decoder.decode_data(data, end_stream)
+        if end_stream:
+            self._on_response_complete()
+
+    def decode_trailers(self, trailers: HeaderMap) -> None:
+        decoder = self._stream_decoder
+        if decoder is not None:
+            decoder.decode_trailers(trailers)
+        self._on_response_complete()
 
     # ReadFilter
 
@@ -234,7 +236,7 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
             self._connect_timer.disable_timer()
             pool = self._pool
             if pool.stats is not None:
-                pool.stats.upstream_cx_connect_ms.record_duration(pool.dispatcher.approximate_monotonic_time() - self.created_at)
+                pool.stats.upstream_cx_connect_ms.record_duration(pool.dispatcher.approximate_now - self.created_at)
             self._pool._on_client_connected(self)
             return
         if self.closed:
@@ -498,7 +500,7 @@ class Http1ConnPool:
         stats.upstream_cx_active -= 1
         stats.upstream_cx_destroy += 1
         # Connect failures and timeouts included, as in Envoy.
-        stats.upstream_cx_length_ms.record_duration(self.dispatcher.approximate_monotonic_time() - client.created_at)
+        stats.upstream_cx_length_ms.record_duration(self.dispatcher.approximate_now - client.created_at)
         if client.requests:
             # Envoy records nothing for a connection that carried no request (a failed connect).
             stats.upstream_rq_per_cx.record(client.requests)

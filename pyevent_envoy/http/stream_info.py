@@ -59,7 +59,7 @@ class StreamInfo:
         "health_check",
     )
 
-    def __init__(self, now: float, protocol: str, remote: Any) -> None:
+    def __init__(self, now: float, protocol: str, remote: Any, local: Any = None, connection_id: int = 0) -> None:
         self.start_time = time.time()
         self.start_monotonic = now
         self.end_monotonic: Optional[float] = None
@@ -76,10 +76,10 @@ class StreamInfo:
         self.route_name = ""
         self.downstream_remote_address = remote
         self.downstream_direct_remote_address = remote
-        self.downstream_local_address: Any = None
+        self.downstream_local_address: Any = local
         self.request_headers: Any = None
         self.response_headers: Any = None
-        self.connection_id = 0
+        self.connection_id = connection_id
         self.stream_id = ""
         self.attempt_count = 0
         # A health check request (set by the health check filter): its response

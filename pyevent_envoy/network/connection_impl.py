@@ -499,6 +499,9 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         self._close_socket(ConnectionEvent.LOCAL_CLOSE)
 
     def _on_delayed_close_timeout(self) -> None:
+        stats = self._connection_stats
+        if stats is not None:
+            stats.delayed_close_timeouts += 1
         self._close_socket(ConnectionEvent.LOCAL_CLOSE)
 
     def _close_socket(self, event: ConnectionEvent) -> None:

@@ -90,7 +90,7 @@ class ActiveTcpListener:
             connection = SslServerConnectionImpl(dispatcher, fd, remote, self.local_address, self.ssl_context, self.ssl_stats)
         connection.set_buffer_limits(self.buffer_limit)
         manager = ConnectionManagerImpl(self.hcm_config, dispatcher, self.handler.cluster_manager, self.handler.rng, self.http_stats)
-        active = _ActiveConnection(self, connection, manager, dispatcher.approximate_monotonic_time())
+        active = _ActiveConnection(self, connection, manager, dispatcher.approximate_now)
         connection.add_connection_callbacks(active)
         connection.add_read_filter(manager)
         connection.initialize_read_filters()
@@ -119,7 +119,7 @@ class ActiveTcpListener:
             # One measurement for both of Envoy's downstream_cx_length_ms (the
             # listener's and the connection manager's start and end together here).
             dispatcher = self.handler.dispatcher
-            length = dispatcher.approximate_monotonic_time() - active.accepted_at
+            length = dispatcher.approximate_now - active.accepted_at
             stats.downstream_cx_length_ms.record_duration(length)
             http_stats.downstream_cx_length_ms.record_duration(length)
             self.handler.num_connections -= 1

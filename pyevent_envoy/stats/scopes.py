@@ -152,7 +152,14 @@ class ConnectionStats:
     Envoy counts it as used.  One object per scope, so one writing thread.
     """
 
-    __slots__ = ("read_total", "read_current", "write_total", "write_current", "write_current_moved")
+    __slots__ = (
+        "read_total",
+        "read_current",
+        "write_total",
+        "write_current",
+        "write_current_moved",
+        "delayed_close_timeouts",
+    )
 
     def __init__(self) -> None:
         self.read_total = 0
@@ -160,6 +167,10 @@ class ConnectionStats:
         self.write_total = 0
         self.write_current = 0
         self.write_current_moved = False
+        #: Closes that waited for the peer until the delayed close timeout
+        #: (Envoy's ``delayed_close_timeouts``; only the connection manager's
+        #: scope shows it, as ``downstream_cx_delayed_close_timeout``).
+        self.delayed_close_timeouts = 0
 
     def values(self, prefix: str) -> Iterator[tuple]:
         """Envoy's ``<prefix>_cx_{rx,tx}_bytes_{buffered,total}`` stats, with their use."""
@@ -183,6 +194,13 @@ class HttpConnManagerStats(StatsScope):
     COUNTERS = (
         "downstream_cx_total",
         "downstream_cx_destroy",
+        # Who closed (the close event's side); with requests still active, on top.
+        "downstream_cx_destroy_local",
+        "downstream_cx_destroy_remote",
+        "downstream_cx_destroy_active_rq",
+        "downstream_cx_destroy_local_active_rq",
+        "downstream_cx_destroy_remote_active_rq",
+        "downstream_cx_http1_total",
         "downstream_cx_protocol_error",
         "downstream_cx_idle_timeout",
         "downstream_cx_drain_close",
@@ -190,6 +208,8 @@ class HttpConnManagerStats(StatsScope):
         "downstream_rq_total",
         "downstream_rq_http1_total",
         "downstream_rq_completed",
+        "downstream_rq_response_before_rq_complete",
+        "downstream_rq_rx_reset",
         "downstream_rq_timeout",
         "downstream_rq_idle_timeout",
         "downstream_rq_too_large",
@@ -197,9 +217,10 @@ class HttpConnManagerStats(StatsScope):
         "rq_direct_response",
         "rq_total",
     )
-    GAUGES = ("downstream_cx_active", "downstream_cx_ssl_active", "downstream_rq_active")
+    GAUGES = ("downstream_cx_active", "downstream_cx_http1_active", "downstream_cx_ssl_active", "downstream_rq_active")
     GAUGE_USED_WITH = {
         "downstream_cx_active": "downstream_cx_total",
+        "downstream_cx_http1_active": "downstream_cx_http1_total",
         "downstream_cx_ssl_active": "downstream_cx_ssl_total",
         "downstream_rq_active": "downstream_rq_total",
     }
@@ -223,6 +244,7 @@ class HttpConnManagerStats(StatsScope):
         for n in range(1, 6):
             yield f"downstream_rq_{n}xx", COUNTER, self.downstream_rq_xx[n]
         yield from self.connection_stats.values("downstream")
+        yield "downstream_cx_delayed_close_timeout", COUNTER, self.connection_stats.delayed_close_timeouts
 
 
 class ListenerStats(StatsScope):

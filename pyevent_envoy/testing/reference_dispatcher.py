@@ -572,7 +572,7 @@ class ReferenceDispatcher(Dispatcher):
         self._current: list[tuple[ReferenceSchedulableCallback, int]] = []
         self._next: list[tuple[ReferenceSchedulableCallback, int]] = []
         self._leftover: list[tuple[int, int]] = []
-        self._now = self._clock.monotonic()
+        self.approximate_now = self._clock.monotonic()
         # file events
         self._selector = selectors.DefaultSelector()
         self._fd_events: dict[int, list[ReferenceFileEvent]] = {}
@@ -752,7 +752,7 @@ class ReferenceDispatcher(Dispatcher):
             else:
                 return  # BLOCK with nothing left to wait for
             # 2. the approximate clock
-            self._now = self._clock.monotonic()
+            self.approximate_now = self._clock.monotonic()
             nxt, self._next = self._next, []
             # 3. file events (signals, wake-up), then expired timers
             try:
@@ -877,10 +877,10 @@ class ReferenceDispatcher(Dispatcher):
     # Dispatcher: time and errors
 
     def approximate_monotonic_time(self) -> float:
-        return self._now
+        return self.approximate_now
 
     def update_approximate_monotonic_time(self) -> None:
-        self._now = self._clock.monotonic()
+        self.approximate_now = self._clock.monotonic()
 
     def set_error_handler(self, fn: ErrorHandler | None) -> None:
         self._error_handler = fn

@@ -611,6 +611,26 @@ def test_dispatcher_approximate_monotonic_time_is_frozen_within_an_iteration(dis
     assert seen[2] - seen[1] >= 0.015
 
 
+def test_dispatcher_approximate_now_is_the_same_clock_as_an_attribute(dispatcher):
+    pairs = []
+
+    def note():
+        pairs.append((dispatcher.approximate_now, dispatcher.approximate_monotonic_time()))
+
+    note()  # before any iteration
+    dispatcher.post(note)
+    run_nonblock(dispatcher)
+    timer = dispatcher.create_timer(note)
+    timer.enable_timer(0.02)
+    dispatcher.run(RunType.BLOCK)
+    dispatcher.update_approximate_monotonic_time()
+    note()
+    timer.close()
+    assert len(pairs) == 4
+    assert all(attribute == method for attribute, method in pairs)
+    assert pairs[2][0] - pairs[1][0] >= 0.01  # refreshed by the poll that ran the timer
+
+
 # errors
 
 

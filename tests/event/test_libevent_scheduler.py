@@ -127,6 +127,7 @@ class _Owner:
     def __init__(self):
         self._exit_requested = False
         self._posts = []
+        self.approximate_now = 0.0
 
 
 def test_libevent_scheduler_wake_from_another_thread_runs_on_wake_on_the_loop_thread():

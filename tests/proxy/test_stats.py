@@ -3,8 +3,9 @@
 The traffic covers what Envoy users read stats for: successful requests
 on a keep-alive connection, upstream 4xx/5xx, a 404 without a route, a
 direct response and a redirect, a 503 connect failure, a 503 connect
-timeout, a 504 route timeout, a 408 request timeout, a malformed request
-and a refused HTTP/1.0 request.  Every stat pyevent-envoy prints must be
+timeout, a 504 route timeout, 408 request timeouts (a body and a head
+that stop), a malformed request, a refused HTTP/1.0 request and a client
+that goes away mid-request.  Every stat pyevent-envoy prints must be
 printed by Envoy with the same value (``server.uptime`` aside: Envoy
 refreshes it every 5 s), in ``/stats`` text and JSON, with ``usedonly`` and
 ``filter``, and line for line in ``/stats/prometheus``.
@@ -123,6 +124,13 @@ def _drive_traffic(port: int) -> http.client.HTTPConnection:
     assert _raw(port, b"GET /echo HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 426")
     # The body never comes: request_timeout answers 408.
     assert _raw(port, b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nab").startswith(b"HTTP/1.1 408")
+    # The head never ends: request_timeout counts from its first byte.
+    assert _raw(port, b"GET /echo HTTP/1.1\r\nhost: x\r\n").startswith(b"HTTP/1.1 408")
+    # A client that goes away while its request body is still arriving (the
+    # request already went upstream): the close resets its stream.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nab")
+        time.sleep(0.2)
     return keep
 
 
@@ -179,15 +187,19 @@ def test_stats_show_the_traffic(ours):
     """What the traffic must have produced, independently of Envoy."""
     stats = ours.text
     expected = {
-        "http.test.downstream_rq_total": 14,
-        "http.test.downstream_rq_completed": 14,
+        "http.test.downstream_rq_total": 16,
+        "http.test.downstream_rq_completed": 15,  # not the one whose client went away
         "http.test.downstream_rq_2xx": 3,
         "http.test.downstream_rq_3xx": 1,
-        "http.test.downstream_rq_4xx": 6,  # 404 upstream, 404 no route, 418, 400, 426, 408
+        "http.test.downstream_rq_4xx": 7,  # 404 upstream, 404 no route, 418, 400, 426, 408 twice
         "http.test.downstream_rq_5xx": 4,  # 500 upstream, 503 refused, 503 connect timeout, 504
         "http.test.downstream_rq_active": 0,
         "http.test.downstream_cx_protocol_error": 2,
-        "http.test.downstream_rq_timeout": 1,
+        "http.test.downstream_rq_timeout": 2,
+        # 400, 426 and both 408s answered before their requests ended; the client that went away.
+        "http.test.downstream_rq_response_before_rq_complete": 4,
+        "http.test.downstream_rq_rx_reset": 5,
+        "http.test.downstream_cx_destroy_remote_active_rq": 1,
         "http.test.rq_direct_response": 2,
         "http.test.no_route": 1,
         "cluster.app.upstream_rq_200": 2,
@@ -277,7 +289,7 @@ def test_prometheus_lines_match_envoy(ours, envoy):
         '# TYPE envoy_cluster_upstream_rq counter',
         'envoy_cluster_upstream_rq{envoy_response_code="200",envoy_cluster_name="app"} 2',
         'envoy_cluster_upstream_rq_xx{envoy_response_code_class="5",envoy_cluster_name="down"} 1',
-        'envoy_http_downstream_rq_xx{envoy_response_code_class="4",envoy_http_conn_manager_prefix="test"} 6',
+        'envoy_http_downstream_rq_xx{envoy_response_code_class="4",envoy_http_conn_manager_prefix="test"} 7',
         'envoy_server_live{} 1',
     ):
         assert line in mine

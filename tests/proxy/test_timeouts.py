@@ -67,6 +67,16 @@ def read_response(sock):
     return head, body
 
 
+def read_until_close(sock):
+    """Everything ``sock`` receives until the proxy closes it."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def test_route_timeout_after_many_requests_on_one_connection(proxy):
     # Requests for longer than the route timeout, on one connection, then a slow one.
     conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
@@ -99,16 +109,21 @@ def test_stream_idle_timeout_answers_when_upstream_is_silent(proxy):
     assert 1.4 <= elapsed < 4.5
 
 
-def test_stream_idle_timeout_for_a_request_body_that_stops(proxy):
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"POST /echo/x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+        # Envoy's stream begins with the request's first byte: a head that
+        # stalls times out as a stream would.
+        b"GET /echo/x HTTP/1.1\r\nHost: a\r\n",
+    ],
+    ids=["body", "head"],
+)
+def test_stream_idle_timeout_for_a_request_that_stops(proxy, sent):
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock:
-        sock.sendall(b"POST /echo/x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+        sock.sendall(sent)
         started = time.monotonic()
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_until_close(sock)
         elapsed = time.monotonic() - started
     # The request never ended: 408.
     assert data.startswith(b"HTTP/1.1 408 "), data[:80]
@@ -161,3 +176,22 @@ def test_activity_keeps_a_connection_past_its_idle_timeout(proxy):
             time.sleep(0.5)
     finally:
         conn.close()
+
+
+def test_a_trickled_head_is_timed_from_its_first_byte(proxy):
+    # More head bytes do not count as activity: a client that keeps sending a
+    # little of a head that never ends is answered as one that sent nothing more.
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /echo/x HTTP/1.1\r\n")
+        for n in range(8):
+            time.sleep(0.4)
+            try:
+                sock.sendall(b"x-trickle-%d: y\r\n" % n)
+            except OSError:
+                break  # the proxy answered and closed
+        data = read_until_close(sock)
+        elapsed = time.monotonic() - started
+    assert data.startswith(b"HTTP/1.1 408 "), data[:80]
+    assert data.endswith(b"stream timeout")
+    assert 1.4 <= elapsed < 6

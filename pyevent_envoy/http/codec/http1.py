@@ -587,7 +587,12 @@ class _ConnectionBase:
             data = bytes(pending)
             pending.clear()
         self._scan_from = 0
-        self._run(data)
+        # _run(data), inline: this runs for every read.
+        self._processing = True
+        try:
+            self._process(data)
+        finally:
+            self._processing = False
 
     def _run(self, buf: bytes) -> None:
         self._processing = True

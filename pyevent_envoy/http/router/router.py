@@ -543,7 +543,7 @@ class RouterFilter(StreamDecoderFilter):
             return
         self._is_retry = True
         if self._request_complete_time is not None:
-            elapsed = self.stream.dispatcher.approximate_monotonic_time() - self._request_complete_time
+            elapsed = self.stream.dispatcher.approximate_now - self._request_complete_time
         else:
             elapsed = 0.0
         self._set_expected_timeout(self._headers, elapsed)
@@ -675,7 +675,7 @@ class RouterFilter(StreamDecoderFilter):
         stream.stream_info.response_code_details = "via_upstream"
         if self._request_complete_time is not None:
             # Envoy measures it only for a request received in full.
-            elapsed = stream.dispatcher.approximate_monotonic_time() - self._request_complete_time
+            elapsed = stream.dispatcher.approximate_now - self._request_complete_time
             headers._set_trusted("x-envoy-upstream-service-time", str(max(0, int(elapsed * 1000))))
         self._route.finalize_response_headers(headers, self._format_context)
         if self._tunnel:
@@ -822,7 +822,7 @@ class RouterFilter(StreamDecoderFilter):
 
     def _start_response_timer(self) -> None:
         if self._request_complete and self._request_complete_time is None:
-            self._request_complete_time = self.stream.dispatcher.approximate_monotonic_time()
+            self._request_complete_time = self.stream.dispatcher.approximate_now
             upstream = self._upstream
             if upstream is not None and upstream.encoder is not None:
                 self._start_per_try_timer()
@@ -836,7 +836,7 @@ class RouterFilter(StreamDecoderFilter):
         over, and ``upstream_rq_time`` records the time since the request ended, when it did."""
         self._finish_timer()
         if self._request_complete_time is not None and not self.stream.stream_info.health_check:
-            elapsed = self.stream.dispatcher.approximate_monotonic_time() - self._request_complete_time
+            elapsed = self.stream.dispatcher.approximate_now - self._request_complete_time
             # Envoy's isEnvoyInternalRequest: the request (as forwarded) says x-envoy-internal: true.
             internal = self._headers._get("x-envoy-internal") == "true"
             self._cluster.stats.charge_response_timing(elapsed, internal)

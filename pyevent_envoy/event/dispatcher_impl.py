@@ -179,7 +179,8 @@ class DispatcherImpl(Dispatcher):
 
     def _run_post_callbacks(self) -> None:
         # As Envoy: purge deferred deletes first, then run what is queued, FIFO.
-        self.clear_deferred_delete_list()
+        if self._current_to_delete and not self._deleting:  # (the common case skips the call)
+            self.clear_deferred_delete_list()
         # Clear the flag before taking anything: a post that lands after this
         # point wakes the loop again; one before it is in this drain.
         self._wake_pending = False

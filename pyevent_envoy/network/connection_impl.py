@@ -293,7 +293,11 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
             return
         if events & _WRITE_BIT:
             self._write_blocked = False
-            self._on_write_ready()
+            # epoll reports the socket writable with every read event too;
+            # with nothing to send, connect or close (and no TLS engine that
+            # may have bytes of its own), that is a call for nothing.
+            if self._write_buffer._length or self._connecting or self._close_type is not None or self.is_tls:
+                self._on_write_ready()
         if events & _READ_OR_CLOSED_BITS and self._state is not _CLOSED_STATE:
             self._on_read_ready(bool(events & _CLOSED_BIT))
 

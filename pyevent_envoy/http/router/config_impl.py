@@ -599,6 +599,12 @@ class RouteEntry:
         upgrade_map: the route's ``upgrade_configs`` as ``{lowercase
             upgrade type: enabled}``, or ``None`` when it has none (the
             connection manager's then decide alone).
+        changes_request: :meth:`finalize_request_headers` or
+            :meth:`apply_rewrites` can change a request (header mutations
+            of the route, its virtual host or its configuration, or a
+            rewrite); when False both leave every request as it is.
+        changes_response: :meth:`finalize_response_headers` can change a
+            response.
     """
 
     __slots__ = (
@@ -629,6 +635,8 @@ class RouteEntry:
         "_request_parsers",
         "_response_parsers",
         "_redirect",
+        "changes_request",
+        "changes_response",
     )
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -748,6 +756,8 @@ class RouteEntry:
         # Most specific first: route, virtual host, route configuration (the last one wins).
         s(self, "_request_parsers", tuple(p for p in (route_parsers[0], vhost_parsers[0], config_parsers[0]) if p))
         s(self, "_response_parsers", tuple(p for p in (route_parsers[1], vhost_parsers[1], config_parsers[1]) if p))
+        s(self, "changes_request", bool(self._request_parsers or self.host_rewrite is not None or self._prefix_rewrite))
+        s(self, "changes_response", bool(self._response_parsers))
 
         if self._weighted_names:
             entries = []

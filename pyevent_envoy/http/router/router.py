@@ -465,9 +465,10 @@ class RouterFilter(StreamDecoderFilter):
 
     def _prepare_upstream_headers(self, headers: HeaderMap) -> None:
         route = self._route
-        # Envoy's order: the route's header mutations, then its rewrites.
-        route.finalize_request_headers(headers, self._format_context)
-        route.apply_rewrites(headers)
+        if route.changes_request:
+            # Envoy's order: the route's header mutations, then its rewrites.
+            route.finalize_request_headers(headers, self._format_context)
+            route.apply_rewrites(headers)
         if self._timeout_overridden:
             self._set_expected_timeout(headers, 0.0)
         elif route.timeout:
@@ -677,7 +678,8 @@ class RouterFilter(StreamDecoderFilter):
             # Envoy measures it only for a request received in full.
             elapsed = stream.dispatcher.approximate_now - self._request_complete_time
             headers._set_trusted("x-envoy-upstream-service-time", str(max(0, int(elapsed * 1000))))
-        self._route.finalize_response_headers(headers, self._format_context)
+        if self._route.changes_response:
+            self._route.finalize_response_headers(headers, self._format_context)
         if self._tunnel:
             end_stream = self._on_upgrade_response(headers, end_stream)
         if end_stream:

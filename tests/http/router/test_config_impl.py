@@ -614,6 +614,42 @@ def test_apply_rewrites_rewrites_host_and_path() -> None:
     assert hm2.get(":path") == "/new/y" and "x-envoy-original-path" not in hm2 and "x-envoy-original-host" not in hm2
 
 
+@pytest.mark.parametrize(
+    "route_config,changes",
+    [
+        ({"route": {"cluster": "up"}}, (False, False)),
+        ({"route": {"cluster": "up", "prefix_rewrite": "/new/"}}, (True, False)),
+        ({"route": {"cluster": "up", "host_rewrite_literal": "up.example"}}, (True, False)),
+        ({"route": {"cluster": "up"}, "request_headers_to_remove": ["x-a"]}, (True, False)),
+        ({"route": {"cluster": "up"}, "response_headers_to_add": [{"header": {"key": "x-b", "value": "1"}}]}, (False, True)),
+    ],
+)
+def test_changes_flags_say_whether_finalizing_can_change_anything(route_config, changes) -> None:
+    route = {"match": {"prefix": "/"}} | route_config
+    entry = table({"virtual_hosts": [vhost("v", ["*"], [route])]}, clusters=["up"]).route(request("h", "/x"))
+    assert (entry.changes_request, entry.changes_response) == changes
+    # When a flag is False, finalizing leaves the headers as they are (the router skips the calls).
+    hm = request("h", "/x")
+    before = list(hm)
+    if not entry.changes_request:
+        entry.finalize_request_headers(hm)
+        entry.apply_rewrites(hm)
+        assert list(hm) == before
+    if not entry.changes_response:
+        response = HeaderMap([(":status", "200")])
+        entry.finalize_response_headers(response)
+        assert list(response) == [(":status", "200")]
+
+
+def test_changes_flags_see_the_virtual_host_and_configuration_mutations() -> None:
+    config = {
+        "virtual_hosts": [vhost("v", ["*"], [{"match": {"prefix": "/"}, "route": {"cluster": "up"}}])],
+        "response_headers_to_remove": ["server-timing"],
+    }
+    entry = table(config, clusters=["up"]).route(request("h", "/x"))
+    assert (entry.changes_request, entry.changes_response) == (False, True)
+
+
 # --------------------------------------------------------------------------------------------
 # Redirects and direct responses.
 

@@ -105,6 +105,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         "_half_close",
         "_read_end_stream",
         "_write_end_stream",
+        "_write_shut",
         "_file_event",
         "_delayed_close_timer",
         "_delayed_close_timeout",
@@ -157,6 +158,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         self._half_close = False
         self._read_end_stream = False
         self._write_end_stream = False
+        self._write_shut = False  # shutdown(SHUT_WR) done: the FIN of write(end_stream=True) went out
         self._file_event: Any = None
         self._delayed_close_timer: Any = None
         self._delayed_close_timeout = DEFAULT_DELAYED_CLOSE_TIMEOUT
@@ -421,12 +423,14 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
                 return
             if self._state is _CLOSED_STATE:
                 return
-            if self._write_end_stream:
-                self._shutdown_write()
+        if self._write_end_stream and not self._write_shut:
+            # Everything before the end went out (or there was nothing): now the FIN.
+            self._shutdown_write()
         if self._close_type is not None:
             self._on_flushed_for_close()
 
     def _shutdown_write(self) -> None:
+        self._write_shut = True
         sock = socket.socket(fileno=self._fd)
         try:
             sock.shutdown(socket.SHUT_WR)

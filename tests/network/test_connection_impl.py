@@ -178,6 +178,32 @@ def test_half_close_keeps_writing_after_peer_fin(dispatcher):
     server.close()
 
 
+def test_half_close_with_nothing_left_to_write_sends_the_fin(dispatcher):
+    server, peer, recorder = accept_one(dispatcher)
+    connection = recorder.connection
+    connection.enable_half_close(True)
+    connection.write(b"", end_stream=True)  # an empty write buffer: only the end
+    peer.setblocking(False)
+
+    def peer_read():
+        try:
+            got.append(peer.recv(100))
+            return True
+        except BlockingIOError:
+            return False
+
+    got = []
+    run_until(dispatcher, peer_read)
+    assert got == [b""]  # the FIN, with the connection still open for reading
+    assert connection.state is ConnectionState.OPEN
+    peer.sendall(b"still read")
+    run_until(dispatcher, lambda: bytes(recorder.data) == b"still read")
+    peer.shutdown(socket.SHUT_WR)
+    run_until(dispatcher, lambda: connection.state is ConnectionState.CLOSED)
+    peer.close()
+    server.close()
+
+
 def test_write_buffer_watermarks_report_backpressure(dispatcher):
     server, peer, recorder = accept_one(dispatcher)
     connection = recorder.connection

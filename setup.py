@@ -56,7 +56,15 @@ HEADERS_EXTENSION = Extension(
     extra_compile_args=["-O2"],
 )
 
+# The connections' read and write buffers (csrc/buffer_module.c): the base
+# type of pyevent_envoy.network.buffer's OwnedBuffer and WatermarkBuffer.
+BUFFER_EXTENSION = Extension(
+    "pyevent_envoy._buffer",
+    sources=["csrc/buffer_module.c"],
+    extra_compile_args=["-O2"],
+)
+
 setup(
     cffi_modules=["csrc/ffi_build.py:build_ffi"],
-    ext_modules=[HTTP1_EXTENSION, SOCKIO_EXTENSION, HEADERS_EXTENSION],
+    ext_modules=[HTTP1_EXTENSION, SOCKIO_EXTENSION, HEADERS_EXTENSION, BUFFER_EXTENSION],
 )

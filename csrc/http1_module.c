@@ -19,9 +19,9 @@
  * Functions (all pure: no state, safe from any thread):
  *   scan_head(head, response)
  *       -> (pieces, http11, special, status, fields, field_bytes) | None
- *   parse_request(head, max_count, max_bytes)
+ *   parse_request(head, max_count, max_bytes[, head_len])
  *       -> (names, values, keep_alive, length) | None
- *   parse_response(head, max_count, max_bytes)
+ *   parse_response(head, max_count, max_bytes[, head_len])
  *       -> (status, names, values, keep_alive, length, chunked) | None
  *   encode_request(names, values, end_stream) -> (head, method, length) | None
  *   encode_response(line, names, values, end_stream, http11, close)
@@ -66,7 +66,13 @@ static const char *const common_strings[] = {
 };
 #define N_COMMON (sizeof(common_strings) / sizeof(common_strings[0]) - 1)
 static PyObject *common_objects[N_COMMON];
-static Py_ssize_t common_lengths[N_COMMON];
+/* The table by length: common_first[n] is the first entry n bytes long,
+ * common_next[i] the next entry as long as entry i (-1: none).  A piece is
+ * compared only with the few entries of its own length: a head has about
+ * twenty pieces, and most (dates, ids, paths) match none. */
+#define COMMON_MAX_LEN 40
+static int common_first[COMMON_MAX_LEN + 1];
+static int common_next[N_COMMON];
 enum { COMMON_METHOD, COMMON_PATH, COMMON_AUTHORITY, COMMON_STATUS };
 
 /* "100" .. "599", made when the module loads (never written after). */
@@ -75,10 +81,12 @@ static PyObject *status_strings[600];
 /* The bytes of str pieces: ASCII (the scanner accepts nothing else). */
 static PyObject *make_str(const char *p, Py_ssize_t n)
 {
-    for (size_t i = 0; i < N_COMMON; i++) {
-        if (common_lengths[i] == n && memcmp(common_strings[i], p, (size_t)n) == 0) {
-            Py_INCREF(common_objects[i]);
-            return common_objects[i];
+    if (n > 0 && n <= COMMON_MAX_LEN) {
+        for (int i = common_first[n]; i >= 0; i = common_next[i]) {
+            if (common_strings[i][0] == p[0] && memcmp(common_strings[i], p, (size_t)n) == 0) {
+                Py_INCREF(common_objects[i]);
+                return common_objects[i];
+            }
         }
     }
     return PyUnicode_DecodeLatin1(p, n, NULL);
@@ -198,6 +206,28 @@ static int valid_authority(const span *host)
     return 1;
 }
 
+/* A tuple of the n new references in items, which it steals; NULL (with
+ * every item released) when an item is NULL or the tuple cannot be made.
+ * The hot functions return through it rather than Py_BuildValue, which
+ * parses its format string on every call. */
+static PyObject *pack_stolen(Py_ssize_t n, PyObject **items)
+{
+    PyObject *tuple = NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (items[i] == NULL)
+            goto fail;
+    tuple = PyTuple_New(n);
+    if (tuple == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(tuple, i, items[i]);
+    return tuple;
+fail:
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_XDECREF(items[i]);
+    return NULL;
+}
+
 /* Set list[i] = str(span), taking common strings from the table. */
 static int put(PyObject *list, Py_ssize_t i, const span *sp)
 {
@@ -270,8 +300,8 @@ static int scan_limited(PyObject *const *args, Py_ssize_t nargs, int response, s
 {
     s->out = s->stack_out;
     s->spans = s->stack_spans;
-    if (nargs != 3 || !PyBytes_Check(args[0])) {
-        PyErr_Format(PyExc_TypeError, "%s(head: bytes, max_count: int, max_bytes: int)",
+    if ((nargs != 3 && nargs != 4) || !PyBytes_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "%s(data: bytes, max_count: int, max_bytes: int[, head_len: int])",
                      response ? "parse_response" : "parse_request");
         return -1;
     }
@@ -281,7 +311,20 @@ static int scan_limited(PyObject *const *args, Py_ssize_t nargs, int response, s
     long max_bytes = PyLong_AsLong(args[2]);
     if (max_bytes == -1 && PyErr_Occurred())
         return -1;
-    int rc = scan(PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), response, s);
+    /* The head is the first head_len bytes of data (all of it by default):
+     * the caller can pass a whole read, head and body, without a copy. */
+    Py_ssize_t len = PyBytes_GET_SIZE(args[0]);
+    if (nargs == 4) {
+        Py_ssize_t head_len = PyLong_AsSsize_t(args[3]);
+        if (head_len == -1 && PyErr_Occurred())
+            return -1;
+        if (head_len < 0 || head_len > len) {
+            PyErr_SetString(PyExc_ValueError, "head_len out of range");
+            return -1;
+        }
+        len = head_len;
+    }
+    int rc = scan(PyBytes_AS_STRING(args[0]), len, response, s);
     if (rc > 0 && (s->info[INFO_FIELDS] > max_count || s->info[INFO_FIELD_BYTES] > max_bytes))
         return 0; /* over a limit: the general path's 431 or 502 */
     return rc;
@@ -357,7 +400,8 @@ static PyObject *parse_request(PyObject *module, PyObject *const *args, Py_ssize
     if (put_fields(names, values, 3, &s, 2, host, connection) < 0)
         return failed(&s, names, values);
     scanned_release(&s);
-    return Py_BuildValue("(NNNL)", names, values, PyBool_FromLong(keep_alive), length);
+    PyObject *items[] = {names, values, PyBool_FromLong(keep_alive), PyLong_FromLongLong(length)};
+    return pack_stolen(4, items);
 }
 
 /* The common final response: status 200-599, at most one Content-Length or
@@ -407,8 +451,9 @@ static PyObject *parse_response(PyObject *module, PyObject *const *args, Py_ssiz
     if (put_fields(names, values, 1, &s, 0, connection, transfer_encoding) < 0)
         return failed(&s, names, values);
     scanned_release(&s);
-    return Py_BuildValue("(lNNNLN)", status, names, values, PyBool_FromLong(keep_alive), length,
-                         PyBool_FromLong(transfer_encoding >= 0));
+    PyObject *items[] = {PyLong_FromLong(status), names, values, PyBool_FromLong(keep_alive),
+                         PyLong_FromLongLong(length), PyBool_FromLong(transfer_encoding >= 0)};
+    return pack_stolen(6, items);
 }
 
 /* Latin-1 bytes of a str: its own buffer when it is a one-byte string. */
@@ -617,7 +662,9 @@ static PyObject *encode_request(PyObject *module, PyObject *const *args, Py_ssiz
     append(&o, "\r\n", 2);
     append_fields(&o, names, values, start, PyList_GET_SIZE(names));
     append(&o, tail, tail_n);
-    return Py_BuildValue("(NOL)", head, method_obj, length);
+    Py_INCREF(method_obj);
+    PyObject *items[] = {head, method_obj, PyLong_FromLongLong(length)};
+    return pack_stolen(3, items);
 }
 
 /* The common final response head (status 200-599 but 204 and 304, to a
@@ -671,16 +718,17 @@ static PyObject *encode_response(PyObject *module, PyObject *const *args, Py_ssi
     append(&o, framing, framing_n);
     append(&o, connection, connection_n);
     append(&o, end, end_n);
-    return Py_BuildValue("(NLN)", head, length, PyBool_FromLong(close));
+    PyObject *items[] = {head, PyLong_FromLongLong(length), PyBool_FromLong(close)};
+    return pack_stolen(3, items);
 }
 
 static PyMethodDef methods[] = {
     {"scan_head", (PyCFunction)(void (*)(void))scan_head, METH_FASTCALL,
      "scan_head(head, response) -> (pieces, http11, special, status, fields, field_bytes) | None"},
     {"parse_request", (PyCFunction)(void (*)(void))parse_request, METH_FASTCALL,
-     "parse_request(head, max_count, max_bytes) -> (names, values, keep_alive, length) | None"},
+     "parse_request(head, max_count, max_bytes[, head_len]) -> (names, values, keep_alive, length) | None"},
     {"parse_response", (PyCFunction)(void (*)(void))parse_response, METH_FASTCALL,
-     "parse_response(head, max_count, max_bytes) -> (status, names, values, keep_alive, length, chunked) | None"},
+     "parse_response(head, max_count, max_bytes[, head_len]) -> (status, names, values, keep_alive, length, chunked) | None"},
     {"encode_request", (PyCFunction)(void (*)(void))encode_request, METH_FASTCALL,
      "encode_request(names, values, end_stream) -> (head, method, length) | None"},
     {"encode_response", (PyCFunction)(void (*)(void))encode_response, METH_FASTCALL,
@@ -704,7 +752,9 @@ PyMODINIT_FUNC PyInit__http1(void)
 #ifdef Py_GIL_DISABLED
     PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED);
 #endif
-    for (size_t i = 0; i < N_COMMON; i++) {
+    for (size_t n = 0; n <= COMMON_MAX_LEN; n++)
+        common_first[n] = -1;
+    for (int i = (int)N_COMMON - 1; i >= 0; i--) {
         if (common_objects[i] == NULL) {
             PyObject *s = PyUnicode_InternFromString(common_strings[i]);
             if (s == NULL) {
@@ -712,7 +762,13 @@ PyMODINIT_FUNC PyInit__http1(void)
                 return NULL;
             }
             common_objects[i] = s;
-            common_lengths[i] = (Py_ssize_t)strlen(common_strings[i]);
+        }
+        /* Chained in table order (built backwards); longer entries are never looked up. */
+        size_t n = strlen(common_strings[i]);
+        common_next[i] = -1;
+        if (n <= COMMON_MAX_LEN) {
+            common_next[i] = common_first[n];
+            common_first[n] = i;
         }
     }
     for (long status = 100; status < 600; status++) {

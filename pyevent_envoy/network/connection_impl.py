@@ -60,9 +60,13 @@ _FULL = _sockio.READ_FULL
 _sock_read = _sockio.read
 _sock_write = _sockio.write
 _sock_writev = _sockio.writev
+# Enum members the request path tests or returns, as module constants: on
+# CPython 3.11 every ``Enum.MEMBER`` lookup goes through EnumType.__getattr__'s
+# slow attribute hook (about 70 ns each, several per request).
 _OPEN = ConnectionState.OPEN
 _CLOSING = ConnectionState.CLOSING
 _CLOSED_STATE = ConnectionState.CLOSED
+_STOP_ITERATION = FilterStatus.STOP_ITERATION
 
 #: Bytes one read call takes from the kernel (it loops until EAGAIN or a
 #: short read): a 64 KiB body and its head arrive as one ``bytes``.  Each
@@ -112,7 +116,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         "_close_type",
         "_pending_error",
         "_dispatch_buffered",
-        "_flush_scheduled",
+        "_flush_cb",
         "_write_blocked",
         "bytes_read",
         "bytes_written",
@@ -165,7 +169,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         self._close_type: ConnectionCloseType | None = None
         self._pending_error = 0
         self._dispatch_buffered = False
-        self._flush_scheduled = False
+        self._flush_cb: Any = None  # a SchedulableCallback, made on the first write
         self._write_blocked = False
         self.bytes_read = 0
         self.bytes_written = 0
@@ -277,7 +281,7 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         for read_filter in self._filters:
             if self._state is _CLOSED_STATE:
                 return
-            if read_filter.on_data(buffer, end_stream) is FilterStatus.STOP_ITERATION:
+            if read_filter.on_data(buffer, end_stream) is _STOP_ITERATION:
                 return
 
     # I/O
@@ -368,15 +372,18 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
             self._write_end_stream = True
         if data:
             self._write_buffer.add(data)
-        if not (self._flush_scheduled or self._write_blocked or self._connecting or self._pending_error):
+        if not (self._write_blocked or self._connecting or self._pending_error):
             # Writes made while callbacks run coalesce: one send per connection
             # per loop pass, in the same-iteration phase (Envoy flushes on a
-            # WRITE injection, one iteration later).
-            self._flush_scheduled = True
-            self._dispatcher.post(self._flush)
+            # WRITE injection, one iteration later).  The connection's own
+            # schedulable callback, not a post: a second schedule is a no-op,
+            # and the loop runs it without the post queue's locking and wake-up.
+            flush = self._flush_cb
+            if flush is None:
+                flush = self._flush_cb = self._dispatcher.create_schedulable_callback(self._flush)
+            flush.schedule_callback_current_iteration()
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
         if self._state is not _CLOSED_STATE and not self._write_blocked and not self._connecting:
             self._on_write_ready()
 
@@ -528,6 +535,9 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
         if self._delayed_close_timer is not None:
             self._delayed_close_timer.close()
             self._delayed_close_timer = None
+        if self._flush_cb is not None:
+            self._flush_cb.close()
+            self._flush_cb = None
         try:
             os.close(self._fd)
         except OSError:

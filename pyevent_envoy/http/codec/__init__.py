@@ -24,9 +24,11 @@ from pyevent_envoy.http.codec.http1 import ClientConnectionImpl as ClientConnect
 from pyevent_envoy.http.codec.http1 import RequestEncoderImpl as RequestEncoderImpl
 from pyevent_envoy.http.codec.http1 import ResponseEncoderImpl as ResponseEncoderImpl
 from pyevent_envoy.http.codec.http1 import ServerConnectionImpl as ServerConnectionImpl
+from pyevent_envoy.http.codec.http1 import STATUS_CODES as STATUS_CODES
 from pyevent_envoy.http.codec.http1 import reason_phrase as reason_phrase
 
 __all__ = [
+    "STATUS_CODES",
     "ClientConnection",
     "ClientConnectionImpl",
     "CodecError",

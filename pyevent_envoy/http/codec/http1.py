@@ -220,6 +220,10 @@ def _status_lines() -> dict:
 _STATUS_LINES = _status_lines()
 # ":status" value -> (code, status line), so that a response needs one dict lookup.
 _STATUS_BY_VALUE = {str(code): (code, line) for code, line in _STATUS_LINES.items()}
+#: ``":status"`` value -> its code, for "100" to "599": the connection manager
+#: and the router read every response's code with one dict lookup instead of
+#: a digit check and ``int()``.
+STATUS_CODES = {str(code): code for code in range(100, 600)}
 
 
 def _status_line(status: int) -> str:
@@ -555,7 +559,8 @@ class _ConnectionBase:
 
     # Input
 
-    def dispatch(self, data: bytes) -> None:
+    def _dispatch(self, data: bytes) -> None:
+        """``dispatch()``'s general path: any bytes, in any state."""
         state = self._state
         if state >= _STOP:
             if state == _ERROR:
@@ -1389,6 +1394,46 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
 
     # Input
 
+    def dispatch(self, data: bytes) -> None:
+        # The common read: one whole bodiless request (GET and the like) and
+        # nothing after it, while the connection waits for a request.  It is
+        # parsed in C and its stream opened here, in one frame, instead of by
+        # the parse loop's five; everything else, or whatever C declines,
+        # takes the loop, which handles it as before.
+        if (
+            self._state == _HEAD
+            and not self._pending
+            and not self._paused
+            and not self._processing
+            and not self._eof
+            and type(data) is bytes
+            and len(data) <= self._raw_head_limit
+            and data.endswith(b"\r\n\r\n")
+        ):
+            # C declines a second head after the first (it takes exactly one).
+            common = _http1.parse_request(data, self._max_head_count, self._max_head_bytes)
+            if common is not None and not common[3]:
+                names, values, keep_alive, _ = common
+                # The parse loop's error protocol (see _parse), inline here
+                # and in the client's dispatch(): a shared helper taking the
+                # handler costs 1 % of a proxied request.
+                self._processing = True
+                try:
+                    self._start_stream(
+                        HeaderMap._trusted(names, values), values[0], True, keep_alive, False, False, False, False, 0
+                    )
+                except CodecProtocolError as err:
+                    self._fail(err)
+                except BaseException:
+                    self._state = _ERROR
+                    self._pending.clear()
+                    self._body_parts.clear()
+                    raise
+                finally:
+                    self._processing = False
+                return
+        self._dispatch(data)
+
     def _on_head(self, head: bytes) -> None:
         common = _http1.parse_request(head, self._max_head_count, self._max_head_bytes)
         if common is not None:
@@ -1802,6 +1847,81 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
         raise CodecProtocolError("upstream connection closed inside the response", 502, "http1.premature_eof")
 
     # Input
+
+    def dispatch(self, data: bytes) -> None:
+        # The common read: the start of a plain response (its head and all
+        # or part of its Content-Length body) while a request is out.  The
+        # head is parsed in C and the owner called here, in one frame,
+        # instead of by the parse loop's eight; everything else, or whatever
+        # C declines, takes the loop, which handles it as before.
+        stream = self._stream
+        if (
+            self._state == _HEAD
+            and stream is not None
+            and not self._pending
+            and not self._paused
+            and not self._processing
+            and type(data) is bytes
+            and not (stream.is_head_request or stream.upgrade or stream.is_connect_request)
+        ):
+            end = data.find(b"\r\n\r\n") + 4
+            if 4 <= end <= self._raw_head_limit:
+                common = _http1.parse_response(data, self._max_head_count, self._max_head_bytes, end)
+                # 1xx, 204 and 304, chunked and close-delimited bodies, and
+                # bytes past the body (an upstream that runs ahead) take the loop.
+                if (
+                    common is not None
+                    and 0 <= len(data) - end <= common[4]
+                    and not common[5]
+                    and common[0] != 204
+                    and common[0] != 304
+                ):
+                    self._processing = True
+                    try:
+                        self._on_plain_response(stream, data, end, common)
+                    except CodecProtocolError as err:
+                        self._fail(err)
+                    except BaseException:
+                        self._state = _ERROR
+                        self._pending.clear()
+                        self._body_parts.clear()
+                        raise
+                    finally:
+                        self._processing = False
+                    if self._deferred_head:
+                        self._deferred_head = False
+                        if self._state == _IDLE and self._stream is not None:
+                            self._state = _HEAD
+                    return
+        self._dispatch(data)
+
+    def _on_plain_response(self, stream: RequestEncoderImpl, data: bytes, end: int, common: tuple) -> None:
+        """``dispatch()``'s common read: deliver the head C parsed and the body bytes that came with it."""
+        _, names, values, keep_alive, length, _ = common
+        self._response_close = not keep_alive or stream._close
+        headers = HeaderMap._trusted(names, values)
+        if not length:
+            self._end_with_headers(headers)
+            return
+        self._remaining = length
+        self._state = _BODY
+        self._decoder.decode_headers(headers, False)
+        body = len(data) - end
+        if not body:
+            return
+        if self._state != _BODY or self._paused:
+            # The owner paused or closed the codec: the loop knows what to do.
+            self._parse(data[end:])
+        elif body == length:
+            # The whole response (_read_body and _end_message, inline).
+            self._remaining = 0
+            self._state = _HEAD
+            self._message_complete_begin()
+            self._deliver_data(data[end:], True)
+            self._message_complete_end()
+        else:
+            self._remaining = length - body
+            self._deliver_data(data[end:], False)
 
     def _on_head(self, head: bytes) -> None:
         stream = self._stream

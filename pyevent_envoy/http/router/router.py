@@ -58,6 +58,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
+from pyevent_envoy.http.codec import STATUS_CODES
 from pyevent_envoy.http.conn_pool import Http1ConnPool, PoolFailureReason, StreamResetReason
 from pyevent_envoy.http.filter import FilterDataStatus, FilterHeadersStatus, StreamDecoderFilter
 from pyevent_envoy.http.header_map import HeaderMap
@@ -73,6 +74,11 @@ _log = logging.getLogger("pyevent_envoy.http")
 #: Request body bytes held while no upstream connection is ready, before the
 #: downstream stops being read (Envoy: the connection buffer limit).
 BUFFER_LIMIT = 1024 * 1024
+
+# Enum members the request path tests or returns, as module constants: on
+# CPython 3.11 every ``Enum.MEMBER`` lookup goes through EnumType.__getattr__'s
+# slow attribute hook (about 70 ns each, several per request).
+_HEADERS_STOP = FilterHeadersStatus.STOP_ITERATION
 
 _RESET_BODY = "upstream connect error or disconnect/reset before headers. {}reset reason: {}"
 _RETRIED = "retried and the latest "
@@ -362,7 +368,7 @@ class RouterFilter(StreamDecoderFilter):
             self._start_response_timer()
         self._prepare_upstream_headers(headers)
         self._start_upstream()
-        return FilterHeadersStatus.STOP_ITERATION
+        return _HEADERS_STOP
 
     def decode_data(self, data: bytes, end_stream: bool) -> FilterDataStatus:
         if self._tunnel:
@@ -648,7 +654,7 @@ class RouterFilter(StreamDecoderFilter):
         if upstream is not self._upstream or self._done:
             return
         status = headers._get(":status")
-        code = int(status) if status and status.isdigit() else 0
+        code = STATUS_CODES.get(status) or (int(status) if status and status.isdigit() else 0)
         outlier = self._cluster.outlier
         if outlier is not None:
             outlier.put_http_response_code(upstream.host, code)

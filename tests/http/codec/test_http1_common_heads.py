@@ -131,6 +131,130 @@ def test_the_common_heads_take_the_c_path():
     assert _http1.parse_response(b"HTTP/1.1 100 Continue\r\n\r\n", 100, 60 * 1024) is None
 
 
+# One read holding a whole message is the proxy's common case, and the
+# codecs take it in one frame (``dispatch``'s fast path); the same bytes in
+# pieces go through the parse loop.  What the owner sees must not depend on
+# where the reads fall.
+
+
+def merged(events):
+    """``events`` with each run of data events joined (reads split a body anywhere)."""
+    out = []
+    for event in events:
+        if event[0] == "data" and out and out[-1][0] == "data" and not out[-1][2]:
+            out[-1] = ("data", out[-1][1] + event[1], event[2])
+        elif event[0] == "data" and not event[1] and not event[2]:
+            continue
+        else:
+            out.append(event)
+    return out
+
+
+def feed(codec, owner, reads):
+    """Dispatch ``reads`` in turn until the codec stops reading (closed or failed)."""
+    for data in reads:
+        if codec._state >= 8:  # _STOP: the owner reads no more
+            break
+        try:
+            codec.dispatch(data)
+        except CodecProtocolError as err:
+            owner.events.append(("raised", err.status, err.details))
+            break
+
+
+def serve_reads(reads):
+    owner = _ResponseRecorder()
+    codec = ServerConnectionImpl(owner, lambda data: None)
+    feed(codec, owner, reads)
+    return merged(owner.events), codec._state, codec._remaining, codec._paused, bytes(codec._pending)
+
+
+def fetch_reads(request_method, reads):
+    owner = _ResponseRecorder()
+    codec = ClientConnectionImpl(owner, lambda data: None)
+    codec.new_stream(owner).encode_headers(
+        HeaderMap([(":method", request_method), (":path", "/"), (":authority", "a")]), True
+    )
+    feed(codec, owner, reads)
+    return merged(owner.events), codec._state, codec._remaining, codec._response_close, codec._should_close
+
+
+def pieces(wire, cut):
+    """``wire`` in reads that end the head in a read of its own, and cut the rest at ``cut``."""
+    end = wire.find(b"\r\n\r\n")
+    if end < 0:
+        return [wire[:cut], wire[cut:]]
+    end += 2  # the head's last CRLF comes with the body
+    return [wire[:end], wire[end:end + cut], wire[end + cut:]]
+
+
+BODIES = st.binary(max_size=40)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(NEAR_COMMON, HOSTS, BODIES, st.booleans(), st.integers(min_value=0, max_value=50))
+def test_a_request_in_one_read_matches_it_in_pieces(request, host, body, pipelined, cut):
+    method, target, version, fields = request
+    if host is not None:
+        fields = fields + [("Host", host, " ")]
+    wire = build_head(f"{method} {target} {version}", fields) + body
+    if pipelined:
+        wire += b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
+    assert serve_reads([wire]) == serve_reads(pieces(wire, cut))
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["GET", "GET", "GET", "HEAD", "POST"]),
+    mostly(["HTTP/1.1"], ["HTTP/1.0"], 4),
+    mostly(["200", "404", "503"], ["204", "304", "100", "101"], 4),
+    PLAIN_FIELDS,
+    BODIES,
+    st.integers(min_value=0, max_value=50),
+)
+def test_a_response_in_one_read_matches_it_in_pieces(request_method, version, status, fields, body, cut):
+    # Mostly a Content-Length that fits the body, or one that is longer
+    # (the rest would come in later reads), sometimes one that is shorter.
+    wire = build_head(f"{version} {status} OK", fields) + body
+    assert fetch_reads(request_method, [wire]) == fetch_reads(request_method, pieces(wire, cut))
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["GET", "POST"]), BODIES, st.integers(min_value=0, max_value=60))
+def test_a_response_with_its_length_in_one_read_matches_it_in_pieces(request_method, body, extra):
+    length = len(body) + extra if extra <= 40 else max(0, len(body) - (extra - 40))
+    wire = build_head("HTTP/1.1 200 OK", [("Server", "s", " "), ("Content-Length", str(length), " ")]) + body
+    whole = fetch_reads(request_method, [wire])
+    assert whole == fetch_reads(request_method, pieces(wire, len(body) // 2))
+    if length == len(body):
+        # The whole response in one read: delivered and done.
+        events, state = whole[0], whole[1]
+        assert events[-1] == ("data", body, True) if body else events[-1][2] is True
+        assert state == 7  # _IDLE: the connection can take the next request
+
+
+def test_the_one_read_paths_are_taken():
+    # The proxy's common reads go through C in one frame, whole: the head
+    # scanner sees each head once (the general path would scan it again).
+    calls = []
+    real_request, real_response = _http1.parse_request, _http1.parse_response
+    try:
+        _http1.parse_request = lambda *args: calls.append(("request", len(args))) or real_request(*args)
+        _http1.parse_response = lambda *args: calls.append(("response", len(args))) or real_response(*args)
+        events = serve_reads([b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n"])[0]
+        assert events == [("headers", [(":method", "GET"), (":path", "/a"), (":authority", "a")], True)]
+        events = fetch_reads("GET", [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"])[0]
+        assert events == [
+            ("headers", [(":status", "200"), ("content-length", "2")], False),
+            ("data", b"hi", True),
+        ]
+    finally:
+        _http1.parse_request, _http1.parse_response = real_request, real_response
+    # The request: one call on the whole read; the response: one call with
+    # the head's length (the body follows it in the same bytes).
+    assert calls == [("request", 3), ("response", 4)]
+
+
 # Request heads as the router hands them to the upstream codec: pseudo-headers
 # (sometimes missing or odd), then fields, some of which the encoder handles.
 REQUEST_PSEUDO = st.tuples(

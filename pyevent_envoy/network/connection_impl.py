@@ -377,7 +377,8 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
             # per loop pass, in the same-iteration phase (Envoy flushes on a
             # WRITE injection, one iteration later).  The connection's own
             # schedulable callback, not a post: a second schedule is a no-op,
-            # and the loop runs it without the post queue's locking and wake-up.
+            # and the loop runs it without the post path's thread check,
+            # queue and wake-up flag.
             flush = self._flush_cb
             if flush is None:
                 flush = self._flush_cb = self._dispatcher.create_schedulable_callback(self._flush)

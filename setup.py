@@ -64,7 +64,23 @@ BUFFER_EXTENSION = Extension(
     extra_compile_args=["-O2"],
 )
 
+# A histogram's per-thread bin counts (csrc/stats_module.c): the base type
+# of pyevent_envoy.stats.histogram.HistogramRecorder.
+STATS_EXTENSION = Extension(
+    "pyevent_envoy._stats",
+    sources=["csrc/stats_module.c"],
+    extra_compile_args=["-O2"],
+)
+
+# Base types whose instances start with their attributes set
+# (csrc/fields_module.c, through pyevent_envoy._defaults).
+FIELDS_EXTENSION = Extension(
+    "pyevent_envoy._fields",
+    sources=["csrc/fields_module.c"],
+    extra_compile_args=["-O2"],
+)
+
 setup(
     cffi_modules=["csrc/ffi_build.py:build_ffi"],
-    ext_modules=[HTTP1_EXTENSION, SOCKIO_EXTENSION, HEADERS_EXTENSION, BUFFER_EXTENSION],
+    ext_modules=[HTTP1_EXTENSION, SOCKIO_EXTENSION, HEADERS_EXTENSION, BUFFER_EXTENSION, STATS_EXTENSION, FIELDS_EXTENSION],
 )

@@ -132,7 +132,10 @@ class FileEventImpl(ImplBase, FileEvent):
             self._injected = 0
             self._activation.cancel()
             ready |= injected
-        self._cb(_ready_types[ready])
+        # (A slot read, then a call: on CPython 3.11 self._cb(...) would be a
+        # LOAD_METHOD, which cannot specialize for a callable in a slot.)
+        cb = self._cb
+        cb(_ready_types[ready])
 
     def _on_activation(self) -> None:
         injected = self._injected

@@ -272,8 +272,9 @@ class LibeventScheduler:
                     for cb, token in nxt:
                         if cb._token == token:
                             cb._scheduled = 0
+                            call = cb._cb  # (a slot read: see FileEventImpl._fire)
                             try:
-                                cb._cb()
+                                call()
                             except Exception as exc:
                                 on_error(exc)
                 except BaseException:
@@ -290,8 +291,9 @@ class LibeventScheduler:
                     for cb, token in current:
                         if cb._token == token:
                             cb._scheduled = 0
+                            call = cb._cb  # (a slot read: see FileEventImpl._fire)
                             try:
-                                cb._cb()
+                                call()
                             except Exception as exc:
                                 on_error(exc)
                 except BaseException:

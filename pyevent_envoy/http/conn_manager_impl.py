@@ -39,6 +39,7 @@ import math
 import time
 from typing import Any, Optional
 
+from pyevent_envoy._defaults import defaults_base
 from pyevent_envoy._headers import request_id as _format_request_id
 from pyevent_envoy.event.dispatcher import Dispatcher
 from pyevent_envoy.http.codec import STATUS_CODES, CodecProtocolError, Http1Settings, ResponseEncoder, reason_phrase
@@ -65,6 +66,15 @@ _HEADERS_STOP = FilterHeadersStatus.STOP_ITERATION
 _DATA_CONTINUE = FilterDataStatus.CONTINUE
 _STOP_ITERATION = FilterStatus.STOP_ITERATION
 _OPEN = ConnectionState.OPEN
+# A response code from its :status text, with the method bound once: CPython
+# 3.11 compiles ``NAME.method(...)`` for an imported NAME as an attribute load
+# (taking NAME for a module), which cannot specialize on a dict and makes a
+# bound method on every call.
+_status_code = STATUS_CODES.get
+# Whether a filter type is a decoder filter and an encoder filter (it has
+# decode_headers, encode_headers), by type: the single-filter chain's two
+# hasattr() calls per stream, made once.
+_filter_kinds: dict = {}
 
 
 class _DateCache:
@@ -212,7 +222,43 @@ class ConnectionManagerConfig:
         self.stats = None
 
 
-class ActiveStream:
+# What every stream starts with (set in C at creation: see pyevent_envoy._defaults).
+_ActiveStreamFields = defaults_base(
+    "pyevent_envoy.http.conn_manager_impl._ActiveStreamFields",
+    request_headers=None,
+    # Envoy's internal request: its x-envoy-* control headers are trusted (the router reads them).
+    internal_request=False,
+    route=None,
+    request_complete=False,
+    response_complete=False,
+    _destroyed=False,
+    _local_reply_sent=False,
+    _reset=False,
+    _decoder_index=0,
+    # What the decoder chain holds while a filter stopped it (see
+    # pyevent_envoy.http.filter): the index of the filter that kept a body or
+    # trailers (-1: none), the kept frames and their size.
+    _held_at=-1,
+    _decoder_buffer=None,
+    _decoder_buffered=0,
+    #: How many body bytes the stream keeps for a stopped chain (0: the
+    #: connection's per_connection_buffer_limit_bytes), as Envoy's
+    #: setDecoderBufferLimit: the buffer filter sets its max_request_bytes.
+    decoder_buffer_limit=0,
+    _decoder_read_disabled=False,
+    # Envoy's decoder_filters_streaming_: past the limit, pause the client
+    # (True) or answer 413 (False, once a filter buffers).
+    _decoder_streaming=True,
+    _pending_trailers=None,
+    _encoder_filter_index=0,
+    # The route's response timeout (see set_response_timeout).
+    _response_deadline=_NEVER,
+    _response_timeout_cb=None,
+    _request_timer=None,
+)
+
+
+class ActiveStream(_ActiveStreamFields):
     """One request/response exchange: the codec's decoder and the filters' callbacks."""
 
     __slots__ = (
@@ -225,28 +271,9 @@ class ActiveStream:
         "stats",
         "_decoder_filters",
         "_encoder_filters",
-        "_decoder_index",
-        "_held_at",
-        "_decoder_buffer",
-        "_decoder_buffered",
-        "decoder_buffer_limit",
-        "_decoder_read_disabled",
-        "_decoder_streaming",
-        "_pending_trailers",
-        "_encoder_filter_index",
         "_last_activity",
-        "_response_deadline",
-        "_response_timeout_cb",
-        "_request_timer",
-        "request_headers",
-        "internal_request",
-        "route",
+        "is_upgrade",
         "stream_info",
-        "request_complete",
-        "response_complete",
-        "_destroyed",
-        "_local_reply_sent",
-        "_reset",
     )
 
     def __init__(self, manager: "ConnectionManagerImpl", encoder: ResponseEncoder) -> None:
@@ -267,47 +294,29 @@ class ActiveStream:
             manager._local_address,
             manager._connection_id,
         )
-        self.request_headers: Optional[HeaderMap] = None
-        # Envoy's internal request: its x-envoy-* control headers are trusted (the router reads them).
-        self.internal_request = False
-        self.route: Any = None
-        self.request_complete = False
-        self.response_complete = False
-        self._destroyed = False
-        self._local_reply_sent = False
-        self._reset = False
-        self._decoder_index = 0
-        # What the decoder chain holds while a filter stopped it (see
-        # pyevent_envoy.http.filter): the index of the filter that kept a
-        # body or trailers (-1: none), the kept frames and their size.
-        self._held_at = -1
-        self._decoder_buffer: Optional[list[bytes]] = None
-        self._decoder_buffered = 0
-        #: How many body bytes the stream keeps for a stopped chain (0: the
-        #: connection's per_connection_buffer_limit_bytes), as Envoy's
-        #: setDecoderBufferLimit: the buffer filter sets its max_request_bytes.
-        self.decoder_buffer_limit = 0
-        self._decoder_read_disabled = False
-        # Envoy's decoder_filters_streaming_: past the limit, pause the
-        # client (True) or answer 413 (False, once a filter buffers).
-        self._decoder_streaming = True
-        self._pending_trailers: Optional[HeaderMap] = None
-        self._encoder_filter_index = 0
+        #: The request asks for an upgrade (``Connection: upgrade``): a tunnel
+        #: if it is allowed and the upstream agrees.  The codec knows from the
+        #: head, before the stream exists.
+        self.is_upgrade: bool = getattr(encoder, "upgrade", False)
         stats = self.stats
         stats.downstream_rq_total += 1
         stats.downstream_rq_http1_total += 1
         stats.downstream_rq_active += 1
         config = manager.config
         factories = config.filter_factories
+        # The chains are tuples: made once per stream, only read after.
         if len(factories) == 1:
-            # The common chain, the router alone: no list building.
+            # The common chain, the router alone: one filter, its kinds known by its type.
             flt = factories[0](self)
-            self._decoder_filters = [flt] if hasattr(flt, "decode_headers") else []
-            self._encoder_filters = [flt] if hasattr(flt, "encode_headers") else []
+            kinds = _filter_kinds.get(type(flt))
+            if kinds is None:
+                kinds = _filter_kinds[type(flt)] = (hasattr(flt, "decode_headers"), hasattr(flt, "encode_headers"))
+            self._decoder_filters = (flt,) if kinds[0] else ()
+            self._encoder_filters = (flt,) if kinds[1] else ()
         else:
             filters = [factory(self) for factory in factories]
-            self._decoder_filters = [f for f in filters if hasattr(f, "decode_headers")]
-            self._encoder_filters = [f for f in reversed(filters) if hasattr(f, "encode_headers")]
+            self._decoder_filters = tuple(f for f in filters if hasattr(f, "decode_headers"))
+            self._encoder_filters = tuple(f for f in reversed(filters) if hasattr(f, "encode_headers"))
         for f in self._decoder_filters:
             f.set_decoder_filter_callbacks(self)
         for f in self._encoder_filters:
@@ -316,11 +325,8 @@ class ActiveStream:
         # time here; the connection's timer, when it fires, re-arms for what is
         # left (no C call per activity).
         self._last_activity = self.stream_info.start_monotonic
-        self._response_deadline = _NEVER
-        self._response_timeout_cb: Any = None
         if config.stream_idle_timeout > 0:
             manager._arm_timer(self._last_activity + config.stream_idle_timeout)
-        self._request_timer = None
         if config.request_timeout > 0:
             self._request_timer = dispatcher.create_timer(self._on_request_timeout)
             self._request_timer.enable_timer(config.request_timeout)
@@ -396,7 +402,7 @@ class ActiveStream:
         self.route = route_table.route(headers, manager.random()) if route_table is not None else None
         if self.route is not None:
             self.stream_info.route_name = self.route.route_name
-        if getattr(self._encoder, "upgrade", False) and not self._upgrade_allowed(headers):
+        if self.is_upgrade and not self._upgrade_allowed(headers):
             self.send_local_reply(403, "", details="upgrade_failed")
             return
         self._decoder_index = 0
@@ -420,11 +426,6 @@ class ActiveStream:
             if enabled is not None:
                 return enabled
         return self._manager.config.upgrade_map.get(upgrade_type, False)
-
-    @property
-    def is_upgrade(self) -> bool:
-        """The request is an allowed upgrade (``Connection: upgrade``): a tunnel if the upstream agrees."""
-        return getattr(self._encoder, "upgrade", False)
 
     def _run_decode_headers(self, end_stream: bool) -> None:
         filters = self._decoder_filters
@@ -600,13 +601,12 @@ class ActiveStream:
                 headers._set_trusted("x-forwarded-for", f"{existing},{hop}" if existing else hop)
                 internal = existing is None and _is_internal(client_ip, config.internal_networks)
             edge = not internal
-            # Envoy: https when the downstream connection is TLS (a class attribute: no per-request cost).
-            proto = "https" if self._manager.connection.is_tls else "http"
+            proto = self._manager._scheme  # Envoy: https when the downstream connection is TLS
             headers._set_trusted("x-forwarded-proto", proto)
         else:
             proto = headers._get("x-forwarded-proto")
             if proto is None:
-                proto = "https" if self._manager.connection.is_tls else "http"
+                proto = self._manager._scheme
                 headers._set_trusted("x-forwarded-proto", proto)
         if config.xff_num_trusted_hops:
             # The client is the (hops + 1)-th address from the right of x-forwarded-for
@@ -680,7 +680,7 @@ class ActiveStream:
                 self._manager._close_after_response = True
         info = self.stream_info
         status = headers._get(":status")
-        code = STATUS_CODES.get(status)
+        code = _status_code(status)
         if code is None and status and status.isdigit():
             code = int(status)
         info.response_code = code
@@ -840,8 +840,8 @@ class ActiveStream:
         for flt in self._encoder_filters:
             if flt not in self._decoder_filters:
                 flt.on_destroy()
-        self._decoder_filters = []
-        self._encoder_filters = []
+        self._decoder_filters = ()
+        self._encoder_filters = ()
 
 
 def _client_address(text: str) -> Any:
@@ -913,6 +913,7 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         "_remote_address",
         "_local_address",
         "_connection_id",
+        "_scheme",
         "_http1_counted",
         "_head_started",
     )
@@ -942,6 +943,7 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         self._remote_address: Any = None
         self._local_address: Any = None
         self._connection_id = 0
+        self._scheme = "http"
         # Counted as an HTTP/1 connection: from its first bytes, when Envoy makes its codec.
         self._http1_counted = False
         # When the first byte of a request head that has not ended yet came
@@ -959,6 +961,8 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
         self._remote_address = connection.remote_address
         self._local_address = connection.local_address
         self._connection_id = connection.id
+        # Envoy's x-forwarded-proto for this connection: https when it is TLS.
+        self._scheme = "https" if connection.is_tls else "http"
         connection.add_connection_callbacks(self)
         # As Envoy's: the downstream connection counts its bytes in http.<stat_prefix>.downstream_cx_*_bytes_*.
         self.connection.set_connection_stats(self.stats.connection_stats)

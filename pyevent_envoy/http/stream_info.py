@@ -6,6 +6,8 @@ import enum
 import time
 from typing import Any, Optional
 
+from pyevent_envoy._defaults import defaults_base
+
 __all__ = ["ResponseFlag", "StreamInfo"]
 
 
@@ -32,59 +34,52 @@ class ResponseFlag(enum.Enum):
     RATE_LIMITED = "RL"
 
 
-class StreamInfo:
+# What every stream's info starts with (set in C at creation: see pyevent_envoy._defaults).
+_StreamInfoFields = defaults_base(
+    "pyevent_envoy.http.stream_info._StreamInfoFields",
+    end_monotonic=None,
+    response_code=None,
+    response_code_details="",
+    bytes_received=0,
+    bytes_sent=0,
+    upstream_host=None,
+    # Why the last upstream connection could not be made (Envoy's words), or "".
+    upstream_transport_failure_reason="",
+    route_name="",
+    request_headers=None,
+    response_headers=None,
+    stream_id="",
+    attempt_count=0,
+    # A health check request (set by the health check filter): its response
+    # codes are not counted in the connection manager's and the cluster's stats.
+    health_check=False,
+)
+
+
+class StreamInfo(_StreamInfoFields):
     """Timings, byte counts, the upstream host and the response flags of one stream."""
 
     __slots__ = (
         "start_time",
         "start_monotonic",
-        "end_monotonic",
         "protocol",
-        "response_code",
-        "response_code_details",
         "response_flags",
-        "bytes_received",
-        "bytes_sent",
-        "upstream_host",
-        "upstream_transport_failure_reason",
-        "route_name",
         "downstream_remote_address",
         "downstream_direct_remote_address",
         "downstream_local_address",
-        "request_headers",
-        "response_headers",
         "connection_id",
-        "stream_id",
-        "attempt_count",
-        "health_check",
     )
 
     def __init__(self, now: float, protocol: str, remote: Any, local: Any = None, connection_id: int = 0) -> None:
         self.start_time = time.time()
         self.start_monotonic = now
-        self.end_monotonic: Optional[float] = None
         self.protocol = protocol
-        self.response_code: Optional[int] = None
-        self.response_code_details = ""
         # Insertion-ordered (a dict's keys): Envoy prints the flags in the order they were set.
         self.response_flags: dict[ResponseFlag, None] = {}
-        self.bytes_received = 0
-        self.bytes_sent = 0
-        self.upstream_host: Any = None
-        # Why the last upstream connection could not be made (Envoy's words), or "".
-        self.upstream_transport_failure_reason = ""
-        self.route_name = ""
         self.downstream_remote_address = remote
         self.downstream_direct_remote_address = remote
         self.downstream_local_address: Any = local
-        self.request_headers: Any = None
-        self.response_headers: Any = None
         self.connection_id = connection_id
-        self.stream_id = ""
-        self.attempt_count = 0
-        # A health check request (set by the health check filter): its response
-        # codes are not counted in the connection manager's and the cluster's stats.
-        self.health_check = False
 
     @property
     def duration(self) -> Optional[float]:

@@ -10,14 +10,14 @@ histogram no flush has seen a value for is ``No recorded values``.
 
 Here the same split holds:
 
-- :class:`HistogramRecorder` is one thread's share of one histogram: a list
-  of counts per bin.  Only its owner thread writes it (one list increment
-  per value, the bin found with :func:`bisect.bisect_right`, which is C);
-  nothing else ever writes it, so it needs no lock.
+- :class:`HistogramRecorder` is one thread's share of one histogram: a count
+  per bin, kept in C.  Only its owner thread writes it (one C call per
+  value: a binary search for the bin and an increment); nothing else ever
+  writes it, so it needs no lock.
 - :class:`ParentHistogram` is the merged histogram.  A flush (see
   :meth:`StatsStore.merge_histograms
   <pyevent_envoy.stats.store.StatsStore.merge_histograms>`) copies every
-  recorder's counts (one C-level list copy, atomic under the GIL) and
+  recorder's counts (one C-level copy into a list, atomic under the GIL) and
   subtracts the copy it took at the previous flush: what is left are the
   interval's values.  The recorders are never reset, so a value a worker
   records while the flush reads is counted in this interval or the next,
@@ -46,7 +46,7 @@ edge, so:
   except for values less than one bin width above the bound (a 101 ms value
   counts as ``le="100"``: it shares the bin ``[100, 110)`` with 100).
 
-Memory: a recorder's counts list (1,172 bins, about 9 KB) is allocated on
+Memory: a recorder's counts (1,172 bins of 8 bytes, about 9 KB) are allocated on
 the first recorded value, so histograms that never see a value cost a few
 dozen bytes.
 """
@@ -56,6 +56,8 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from typing import Optional, Sequence
+
+from pyevent_envoy._stats import Recorder, set_upper_edges
 
 __all__ = [
     "DEFAULT_BUCKETS",
@@ -96,6 +98,7 @@ def _edges() -> list[float]:
 #: ``_UPPER[i]`` is bin i's exclusive upper edge: bin 0 is below 0.1, the
 #: last bin (index ``len(_UPPER)``) holds everything from 10^12 up.
 _UPPER: tuple[float, ...] = tuple(_edges())
+set_upper_edges(_UPPER)  # the recorders' C bins use exactly these edges
 NUM_BINS = len(_UPPER) + 1
 #: Bin i covers ``[_LOWER[i], _UPPER[i])``; bin 0 stands for 0.
 _LOWER: tuple[float, ...] = (0.0,) + _UPPER
@@ -119,46 +122,30 @@ def bin_bounds(index: int) -> tuple[float, float]:
     return _LOWER[index], upper
 
 
-class HistogramRecorder:
+class HistogramRecorder(Recorder):
     """One thread's share of one histogram (Envoy's ``ThreadLocalHistogramImpl``).
 
-    Written by its owner thread only (:meth:`record`); read by the stats
-    flush on the main thread, which copies :attr:`counts` and never writes
-    it.  :attr:`counts` is empty until the first value, then ``NUM_BINS``
-    ints (cumulative since creation: it is never reset).
+    Written by its owner thread only (:meth:`record`, :meth:`record_duration`);
+    read by the stats flush on the main thread through :attr:`counts`.  The
+    bins are counted in C (``csrc/stats_module.c``): a value is one call, a
+    binary search over the edges and one increment, where a Python method
+    with :func:`bisect.bisect_right` over Python floats cost about as much
+    as the rest of a request's stats together.
+
+    - ``record(value)``: count ``value`` (a real number, >= 0, in the
+      histogram's unit) in bin :func:`bin_index` ``(value)``.
+    - ``record_duration(seconds)``: count a duration as Envoy's timespans
+      do, in whole milliseconds rounded down.
+    - ``counts``: a new list of ``NUM_BINS`` ints, cumulative since the
+      recorder was made (never reset); ``[]`` before the first value, when
+      the recorder is also false.  Made while the GIL is held, so each
+      read is a consistent view.
     """
 
-    __slots__ = ("counts",)
-
-    def __init__(self) -> None:
-        self.counts: list[int] = []
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return f"<HistogramRecorder {sum(self.counts)} values>"
-
-    def record(self, value: float) -> None:
-        """Count ``value`` (a number >= 0 in the histogram's unit).
-
-        Owner thread only.  One bisect and one list increment; the first
-        value allocates the bins (an empty list raises ``IndexError``).  The
-        value is made a float first: bisecting floats with an int is twice
-        as slow (CPython compares int with float the long way).
-        """
-        value += 0.0
-        try:
-            self.counts[bisect_right(_UPPER, value)] += 1
-        except IndexError:
-            self.counts = [0] * NUM_BINS
-            self.counts[bisect_right(_UPPER, value)] += 1
-
-    def record_duration(self, seconds: float) -> None:
-        """Count a duration as Envoy's timespans do: whole milliseconds, rounded down (owner thread only)."""
-        milliseconds = seconds * 1000.0 // 1.0
-        try:
-            self.counts[bisect_right(_UPPER, milliseconds)] += 1
-        except IndexError:
-            self.counts = [0] * NUM_BINS
-            self.counts[bisect_right(_UPPER, milliseconds)] += 1
 
 
 class HistogramStatistics:

@@ -395,7 +395,7 @@ class ClusterTrafficStats(StatsScope):
             ("external.upstream_rq_time", self.external_upstream_rq_time),
             ("internal.upstream_rq_time", self.internal_upstream_rq_time),
         ):
-            if recorder.counts:
+            if recorder:  # (false until its first value)
                 yield name, recorder
 
 

@@ -3,6 +3,7 @@ interval against cumulative, Envoy's three renderings, and the connections' byte
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import random
@@ -11,6 +12,8 @@ import socket
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyevent_envoy.event import DispatcherImpl, RunType
 from pyevent_envoy.network.connection_impl import ServerConnectionImpl
@@ -105,6 +108,68 @@ def test_durations_are_whole_milliseconds_rounded_down_as_envoys_timespans():
         recorder.record_duration(seconds)
     assert [i for i, c in enumerate(recorder.counts) if c] == [bin_index(0), bin_index(1), bin_index(205)]
     assert recorder.counts[bin_index(0)] == 2
+
+
+# The recorders count in C (csrc/stats_module.c); their bins must be exactly
+# bisect_right over the edges, the definition the rest of this module uses.
+_EDGES = [bin_bounds(i)[1] for i in range(NUM_BINS - 1)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.integers(min_value=-(10**15), max_value=10**15),
+            st.sampled_from(_EDGES),  # exactly on an edge: the bin above it
+            st.sampled_from(_EDGES).map(lambda edge: math.nextafter(edge, -math.inf)),
+        ),
+        max_size=40,
+    ),
+    st.lists(st.floats(allow_nan=True, allow_infinity=True, min_value=None), max_size=20),
+)
+def test_c_bins_are_bisect_right_over_the_edges(values, durations):
+    recorder = HistogramRecorder()
+    expected = [0] * NUM_BINS
+    for value in values:
+        recorder.record(value)
+        expected[bisect.bisect_right(_EDGES, float(value))] += 1
+    for seconds in durations:
+        recorder.record_duration(seconds)
+        expected[bisect.bisect_right(_EDGES, seconds * 1000.0 // 1.0)] += 1
+    if values or durations:
+        assert recorder.counts == expected
+        assert recorder
+    else:
+        assert recorder.counts == [] and not recorder
+
+
+def test_recorder_counts_are_a_copy_and_bad_values_count_nothing():
+    recorder = HistogramRecorder()
+    recorder.record(True)  # any real number: bool and int included
+    snapshot = recorder.counts
+    snapshot[0] = 99
+    assert recorder.counts[bin_index(1)] == 1 and sum(recorder.counts) == 1
+    for bad in ("5", None, 1j):
+        with pytest.raises(TypeError):
+            recorder.record(bad)
+        with pytest.raises(TypeError):
+            recorder.record_duration(bad)
+    assert sum(recorder.counts) == 1
+    assert repr(recorder) == "<HistogramRecorder 1 values>"
+    with pytest.raises(AttributeError):
+        recorder.counts = []  # read-only: only record() writes
+
+
+def test_the_c_bins_accept_only_the_edges_they_were_given():
+    from pyevent_envoy import _stats
+
+    _stats.set_upper_edges(tuple(_EDGES))  # the same edges again: a no-op
+    with pytest.raises(RuntimeError):
+        _stats.set_upper_edges(tuple(_EDGES[:-1]))
+    recorder = HistogramRecorder()
+    recorder.record(5)
+    assert recorder.counts[bin_index(5)] == 1
 
 
 # -- quantiles ---------------------------------------------------------------

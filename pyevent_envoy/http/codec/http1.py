@@ -69,6 +69,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
 
+from pyevent_envoy._defaults import defaults_base
 from pyevent_envoy._inline_caches import own_copies
 from pyevent_envoy.http.codec.codec import (
     ClientConnection,
@@ -93,6 +94,11 @@ __all__ = [
     "ServerConnectionImpl",
     "reason_phrase",
 ]
+
+# HeaderMap._trusted bound once: CPython 3.11 compiles ``NAME.method(...)``
+# for an imported NAME as a plain attribute load, which cannot specialize on
+# a class method and binds it anew on every call (twice per request here).
+_trusted_headers = HeaderMap._trusted
 
 # Size limits
 
@@ -465,6 +471,10 @@ class _ConnectionBase:
     ``_fail``.
     """
 
+    # paused and should_close are the ServerConnection and Connection
+    # interfaces' read-only properties, kept here as plain attributes: the
+    # connection manager and the pool read them on every request, and a slot
+    # read is one specialized instruction where a property is a call.
     __slots__ = (
         "_sink",
         "_settings",
@@ -472,8 +482,8 @@ class _ConnectionBase:
         "_pending",
         "_scan_from",
         "_processing",
-        "_paused",
-        "_should_close",
+        "paused",
+        "should_close",
         "_remaining",
         "_body_parts",
         "_max_head_bytes",
@@ -503,8 +513,8 @@ class _ConnectionBase:
         self._pending = bytearray()
         self._scan_from = 0
         self._processing = False
-        self._paused = False
-        self._should_close = False
+        self.paused = False
+        self.should_close = False
         self._remaining = 0
         self._body_parts: List[bytes] = []
         if server:
@@ -573,9 +583,9 @@ class _ConnectionBase:
         if not data:
             return
         pending = self._pending
-        if pending or self._paused:
+        if pending or self.paused:
             pending += data
-            if self._paused:
+            if self.paused:
                 return
             if (state == _HEAD or state == _TRAILERS) and len(pending) <= self._raw_head_limit:
                 # Still waiting for the end of a head?  Look only at the new bytes.
@@ -632,7 +642,7 @@ class _ConnectionBase:
         n = len(buf)
         handlers = self._HANDLERS
         try:
-            while pos < n and self._state < _STOP and not self._paused:
+            while pos < n and self._state < _STOP and not self.paused:
                 new = handlers[self._state](self, buf, pos)
                 if new < 0:
                     pos = ~new
@@ -809,7 +819,7 @@ class _ConnectionBase:
             for name in _TRAILER_FORBIDDEN.intersection(names):
                 _pop_all(names, values, name)
         if names and self._settings.enable_trailers:
-            self._end_message(HeaderMap._trusted(names, values))
+            self._end_message(_trusted_headers(names, values))
         else:
             self._end_message(None)
         return end
@@ -865,10 +875,6 @@ class _ConnectionBase:
 
     # Common properties
 
-    @property
-    def should_close(self) -> bool:
-        return self._should_close
-
     # Hooks
 
     def _on_head(self, head: bytes) -> None:  # pragma: no cover - abstract
@@ -893,10 +899,21 @@ class _ConnectionBase:
 # Encoders
 
 
-class _StreamEncoderBase:
+# What every encoder starts with (set in C at creation: see pyevent_envoy._defaults).
+_EncoderFields = defaults_base(
+    "pyevent_envoy.http.codec.http1._EncoderFields",
+    _mode=_MODE_NONE,
+    _remaining=0,
+    _started=False,
+    _complete=False,
+    _close=False,
+)
+
+
+class _StreamEncoderBase(_EncoderFields):
     """Body framing for one outgoing message (Envoy's ``StreamEncoderImpl``)."""
 
-    __slots__ = ("_conn", "_sink", "_mode", "_remaining", "_started", "_complete", "_close")
+    __slots__ = ("_conn", "_sink")
 
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -908,10 +925,6 @@ class _StreamEncoderBase:
     def _init_encoder(self, conn: "_ConnectionBase") -> None:
         self._conn = conn
         self._sink = conn._sink
-        self._mode = _MODE_NONE
-        self._remaining = 0
-        self._started = False
-        self._complete = False
 
     def encode_data(self, data: bytes, end_stream: bool) -> None:
         if not self._started:
@@ -931,7 +944,7 @@ class _StreamEncoderBase:
             remaining = self._remaining
             if n > remaining:
                 self._close = True
-                self._conn._should_close = True
+                self._conn.should_close = True
                 raise CodecUsageError(
                     f"body longer than its Content-Length ({n} bytes, {remaining} left)"
                 )
@@ -940,7 +953,7 @@ class _StreamEncoderBase:
                 self._sink(data if type(data) is bytes else bytes(data))
             if end_stream and remaining:
                 self._close = True
-                self._conn._should_close = True
+                self._conn.should_close = True
                 self._complete = True
                 self._on_encode_complete()
                 raise CodecUsageError(f"body ended {remaining} bytes short of its Content-Length")
@@ -967,7 +980,7 @@ class _StreamEncoderBase:
             self._sink("".join(parts).encode("latin-1"))
         elif self._mode == _MODE_LENGTH and self._remaining:
             self._close = True
-            self._conn._should_close = True
+            self._conn.should_close = True
             self._complete = True
             self._on_encode_complete()
             raise CodecUsageError(
@@ -1023,10 +1036,6 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
     ) -> None:
         self._conn = conn
         self._sink = conn._sink
-        self._mode = _MODE_NONE
-        self._remaining = 0
-        self._started = False
-        self._complete = False
         self.protocol = protocol
         self.keep_alive = keep_alive
         self.upgrade = upgrade
@@ -1194,7 +1203,6 @@ class RequestEncoderImpl(_StreamEncoderBase, RequestEncoder):
         self.is_head_request = False
         self.is_connect_request = False
         self.upgrade = False
-        self._close = False
 
     def encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
         if self._started:
@@ -1324,10 +1332,6 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
     # ServerConnection
 
     @property
-    def paused(self) -> bool:
-        return self._paused
-
-    @property
     def stream(self) -> Optional[ResponseEncoderImpl]:
         """The current request's encoder, from its headers until its response ends."""
         return self._stream
@@ -1335,13 +1339,13 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
     @property
     def partial_head(self) -> bool:
         # (Empty lines before a request line are not a request: RFC 9112 section 2.2.)
-        return self._state == _HEAD and not self._paused and bool(self._pending.lstrip(b"\r\n"))
+        return self._state == _HEAD and not self.paused and bool(self._pending.lstrip(b"\r\n"))
 
     def partial_head_encoder(self) -> ResponseEncoderImpl:
         return ResponseEncoderImpl(self, _HTTP11, keep_alive=False)
 
     def resume(self) -> None:
-        if self._paused or self._processing or self._state >= _STOP:
+        if self.paused or self._processing or self._state >= _STOP:
             return
         if self._pending:
             data = bytes(self._pending)
@@ -1359,7 +1363,7 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
         if state == _TUNNEL:
             self._run_guarded(self._end_tunnel)
         elif state == _HEAD:
-            if not self._paused:
+            if not self.paused:
                 # Between requests: nothing more will come (a partial head is dropped).
                 self._closed_after_eof()
             # Else a response is pending: pipelined requests already received
@@ -1369,13 +1373,13 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
 
     def _closed_after_eof(self) -> None:
         self._pending.clear()
-        self._should_close = True
+        self.should_close = True
         if self._state < _STOP:
             self._state = _CLOSED
 
     def _process(self, buf: bytes) -> None:
         self._parse(buf)
-        if self._eof and self._state == _HEAD and not self._paused and self._stream is None:
+        if self._eof and self._state == _HEAD and not self.paused and self._stream is None:
             self._closed_after_eof()
 
     def _end_tunnel(self) -> None:
@@ -1389,7 +1393,7 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
             self._state = _CLOSED
         self._pending.clear()
         self._body_parts.clear()
-        self._paused = False
+        self.paused = False
         self._decoder = None
 
     # Input
@@ -1403,7 +1407,7 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
         if (
             self._state == _HEAD
             and not self._pending
-            and not self._paused
+            and not self.paused
             and not self._processing
             and not self._eof
             and type(data) is bytes
@@ -1420,7 +1424,7 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
                 self._processing = True
                 try:
                     self._start_stream(
-                        HeaderMap._trusted(names, values), values[0], True, keep_alive, False, False, False, False, 0
+                        _trusted_headers(names, values), values[0], True, keep_alive, False, False, False, False, 0
                     )
                 except CodecProtocolError as err:
                     self._fail(err)
@@ -1442,7 +1446,7 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
             # and a simple Connection.
             names, values, keep_alive, length = common
             self._start_stream(
-                HeaderMap._trusted(names, values), values[0], True, keep_alive, False, False, False, False, length
+                _trusted_headers(names, values), values[0], True, keep_alive, False, False, False, False, length
             )
             return
         scanned = self._scan_head(head, 0)
@@ -1575,7 +1579,7 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
         pseudo_names += names
         pseudo_values += values
         self._start_stream(
-            HeaderMap._trusted(pseudo_names, pseudo_values),
+            _trusted_headers(pseudo_names, pseudo_values),
             method,
             http11,
             keep_alive,
@@ -1602,7 +1606,7 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
         encoder = ResponseEncoderImpl(
             self,
             _HTTP11 if http11 else _HTTP10,
-            keep_alive and not self._should_close,
+            keep_alive and not self.should_close,
             upgrade,
             method == "HEAD",
             is_connect,
@@ -1624,10 +1628,10 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
         else:
             # The request ends with its headers (_message_complete_begin/_end, inlined).
             encoder._request_complete = True
-            self._paused = True
+            self.paused = True
             decoder.decode_headers(headers, True)
             if self._stream is None:
-                self._paused = False
+                self.paused = False
 
     def _parse_request_head(self, head: bytes) -> Tuple[str, str, bool, List[str], List[str]]:
         """The general path, for heads the scanner declines: llhttp decides.
@@ -1712,30 +1716,30 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
         stream = self._stream
         if stream is not None:
             stream._request_complete = True
-            self._paused = not stream._complete
+            self.paused = not stream._complete
 
     def _message_complete_end(self) -> None:
         if self._stream is None:
-            self._paused = False
+            self.paused = False
 
     def _on_response_complete(self, encoder: ResponseEncoderImpl) -> None:
         if encoder is not self._stream:
             # An error reply, or a stream already given up on: the connection ends.
-            self._should_close = True
+            self.should_close = True
             return
         self._stream = None
         self._decoder = None
-        if not encoder._request_complete or encoder._close or self._should_close:
+        if not encoder._request_complete or encoder._close or self.should_close:
             # Envoy: a response before the request ended leaves the connection
             # to be closed; so does Connection: close, HTTP/1.0 without
             # keep-alive, or a tunnel.
-            self._should_close = True
+            self.should_close = True
             if self._state < _STOP:
                 self._state = _CLOSED
             self._pending.clear()
-            self._paused = False
+            self.paused = False
             return
-        self._paused = False
+        self.paused = False
         if self._eof and not self._pending:
             self._closed_after_eof()
         elif self._settings.auto_resume and not self._processing and self._pending:
@@ -1745,8 +1749,8 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
         self._state = _ERROR
         self._pending.clear()
         self._body_parts.clear()
-        self._paused = False
-        self._should_close = True
+        self.paused = False
+        self.should_close = True
         stream = self._stream
         if stream is None:
             encoder: Optional[ResponseEncoderImpl] = ResponseEncoderImpl(self, _HTTP11, keep_alive=False)
@@ -1761,8 +1765,8 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
 
     def __repr__(self) -> str:
         return (
-            f"<ServerConnectionImpl state={self._state} paused={self._paused} "
-            f"should_close={self._should_close} pending={len(self._pending)}>"
+            f"<ServerConnectionImpl state={self._state} paused={self.paused} "
+            f"should_close={self.should_close} pending={len(self._pending)}>"
         )
 
 
@@ -1803,7 +1807,7 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
             raise CodecUsageError("new_stream() after a protocol error")
         if self._stream is not None:
             raise CodecUsageError("new_stream() while a request is active (no pipelining)")
-        if self._should_close or self._state == _CLOSED:
+        if self.should_close or self._state == _CLOSED:
             raise CodecUsageError("new_stream() on a connection that must close")
         encoder = RequestEncoderImpl(self)
         self._stream = encoder
@@ -1823,7 +1827,7 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
             return
         if self._processing:
             raise CodecUsageError("dispatch_eof() called from inside a codec callback")
-        self._should_close = True
+        self.should_close = True
         state = self._state
         if state == _TUNNEL:
             self._run_guarded(self._end_close_delimited)
@@ -1859,7 +1863,7 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
             self._state == _HEAD
             and stream is not None
             and not self._pending
-            and not self._paused
+            and not self.paused
             and not self._processing
             and type(data) is bytes
             and not (stream.is_head_request or stream.upgrade or stream.is_connect_request)
@@ -1899,7 +1903,7 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
         """``dispatch()``'s common read: deliver the head C parsed and the body bytes that came with it."""
         _, names, values, keep_alive, length, _ = common
         self._response_close = not keep_alive or stream._close
-        headers = HeaderMap._trusted(names, values)
+        headers = _trusted_headers(names, values)
         if not length:
             self._end_with_headers(headers)
             return
@@ -1909,7 +1913,7 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
         body = len(data) - end
         if not body:
             return
-        if self._state != _BODY or self._paused:
+        if self._state != _BODY or self.paused:
             # The owner paused or closed the codec: the loop knows what to do.
             self._parse(data[end:])
         elif body == length:
@@ -1993,7 +1997,7 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
                 _pop_all(names, values, "content-length")
             decode_1xx = getattr(self._decoder, "decode_1xx_headers", None)
             if decode_1xx is not None:
-                decode_1xx(HeaderMap._trusted([":status"] + names, [str(status)] + values))
+                decode_1xx(_trusted_headers([":status"] + names, [str(status)] + values))
             return  # the final response is still to come
 
         self._response_close = not keep_alive or stream._close
@@ -2005,12 +2009,12 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
             if "upgrade" not in connection or upgrade_value is None:
                 # It names no protocol, so nothing switches: a final response
                 # without a body, after which the connection closes (as Envoy).
-                self._end_with_headers(HeaderMap._trusted([":status"] + names, ["101"] + values))
+                self._end_with_headers(_trusted_headers([":status"] + names, ["101"] + values))
                 return
             names += ("upgrade", "connection")
             values += (upgrade_value, "upgrade")
             self._state = _TUNNEL
-            decoder.decode_headers(HeaderMap._trusted([":status"] + names, ["101"] + values), False)
+            decoder.decode_headers(_trusted_headers([":status"] + names, ["101"] + values), False)
             return
         if status == 204:
             if chunked or length:
@@ -2019,7 +2023,7 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
                 )
             if length is not None:
                 _pop_all(names, values, "content-length")
-        headers = HeaderMap._trusted([":status"] + names, [str(status)] + values)
+        headers = _trusted_headers([":status"] + names, [str(status)] + values)
         if stream.is_connect_request and status < 300:
             if chunked:
                 raise CodecProtocolError(
@@ -2067,7 +2071,7 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
             if length == 0:
                 _pop_all(names, values, "content-length")
         self._response_close = not keep_alive or stream._close
-        headers = HeaderMap._trusted(names, values)
+        headers = _trusted_headers(names, values)
         if status == 304 or status == 204:
             self._end_with_headers(headers)
         elif chunked:
@@ -2132,7 +2136,7 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
         close = self._response_close or (stream is not None and not stream._complete)
         self._stream = None
         if close:
-            self._should_close = True
+            self.should_close = True
             self._state = _CLOSED
         else:
             self._state = _IDLE
@@ -2154,10 +2158,10 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
         self._state = _ERROR
         self._pending.clear()
         self._body_parts.clear()
-        self._should_close = True
+        self.should_close = True
         self._stream = None
         self._decoder = None
         self._callbacks.on_protocol_error(err)
 
     def __repr__(self) -> str:
-        return f"<ClientConnectionImpl state={self._state} should_close={self._should_close}>"
+        return f"<ClientConnectionImpl state={self._state} should_close={self.should_close}>"

@@ -58,6 +58,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
+from pyevent_envoy._defaults import defaults_base
 from pyevent_envoy.http.codec import STATUS_CODES
 from pyevent_envoy.http.conn_pool import Http1ConnPool, PoolFailureReason, StreamResetReason
 from pyevent_envoy.http.filter import FilterDataStatus, FilterHeadersStatus, StreamDecoderFilter
@@ -79,6 +80,8 @@ BUFFER_LIMIT = 1024 * 1024
 # CPython 3.11 every ``Enum.MEMBER`` lookup goes through EnumType.__getattr__'s
 # slow attribute hook (about 70 ns each, several per request).
 _HEADERS_STOP = FilterHeadersStatus.STOP_ITERATION
+# The method bound once (see conn_manager_impl's _status_code for why).
+_status_code = STATUS_CODES.get
 
 _RESET_BODY = "upstream connect error or disconnect/reset before headers. {}reset reason: {}"
 _RETRIED = "retried and the latest "
@@ -137,32 +140,28 @@ _TUNNEL_OPEN = 2  # 101 received: raw bytes both ways
 _TUNNEL_REFUSED = 3  # any other answer: relayed as a response; held bytes are dropped
 
 
-class UpstreamRequest:
+# What every upstream request starts with (set in C at creation: see pyevent_envoy._defaults).
+_UpstreamRequestFields = defaults_base(
+    "pyevent_envoy.http.router.router._UpstreamRequestFields",
+    #: This worker's counters of ``host`` (the pool's), for the per-host stats.
+    host_stats=None,
+    encoder=None,
+    client=None,
+    _pending=None,
+    response_started=False,
+    response_complete=False,
+    _upstream_read_disabled=False,
+)
+
+
+class UpstreamRequest(_UpstreamRequestFields):
     """One attempt to get the response from one upstream host (Envoy's ``UpstreamRequest``)."""
 
-    __slots__ = (
-        "_router",
-        "host",
-        "host_stats",
-        "encoder",
-        "client",
-        "_pending",
-        "response_started",
-        "response_complete",
-        "_upstream_read_disabled",
-    )
+    __slots__ = ("_router", "host")
 
     def __init__(self, router: "RouterFilter", host: Any) -> None:
         self._router = router
         self.host = host
-        #: This worker's counters of ``host`` (the pool's), for the per-host stats.
-        self.host_stats: Any = None
-        self.encoder: Any = None
-        self.client: Any = None
-        self._pending: Any = None
-        self.response_started = False
-        self.response_complete = False
-        self._upstream_read_disabled = False
 
     def start(self, pool: Http1ConnPool) -> None:
         self.host_stats = pool.host_stats
@@ -247,65 +246,44 @@ class UpstreamRequest:
         self.client = None
 
 
-class RouterFilter(StreamDecoderFilter):
+# What every router filter starts with (set in C at creation: see pyevent_envoy._defaults).
+_RouterFields = defaults_base(
+    "pyevent_envoy.http.router.router._RouterFields",
+    _route=None,
+    _headers=None,
+    _upstream=None,
+    _body_bytes=0,
+    _trailers=None,
+    _request_complete=False,
+    _request_complete_time=None,
+    _timeout=0.0,
+    _timeout_code=504,
+    _timeout_overridden=False,
+    _per_try_timeout=0.0,
+    _per_try_timer=None,
+    _retry_state=None,
+    # What a retry sends again: the body so far (None when no retry can come).
+    _retry_body=None,
+    _retry_body_bytes=0,
+    _is_retry=False,
+    _upstream_request_started=False,
+    _retried=False,
+    _downstream_read_disabled=False,
+    _downstream_started=False,
+    _done=False,
+    _cluster=None,
+    _tunnel=0,
+)
+
+
+class RouterFilter(StreamDecoderFilter, _RouterFields):
     """``envoy.filters.http.router``."""
 
-    __slots__ = (
-        "stream",
-        "decoder_callbacks",
-        "_route",
-        "_headers",
-        "_upstream",
-        "_body",
-        "_body_bytes",
-        "_trailers",
-        "_request_complete",
-        "_request_complete_time",
-        "_timeout",
-        "_timeout_code",
-        "_timeout_overridden",
-        "_per_try_timeout",
-        "_per_try_timer",
-        "_retry_state",
-        "_retry_body",
-        "_retry_body_bytes",
-        "_is_retry",
-        "_upstream_request_started",
-        "_retried",
-        "_downstream_read_disabled",
-        "_downstream_started",
-        "_done",
-        "_cluster",
-        "_tunnel",
-    )
+    __slots__ = ("stream", "decoder_callbacks", "_body")
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
-        self._route: Any = None
-        self._headers: Optional[HeaderMap] = None
-        self._upstream: Optional[UpstreamRequest] = None
         self._body: list[Any] = []
-        self._body_bytes = 0
-        self._trailers: Optional[HeaderMap] = None
-        self._request_complete = False
-        self._request_complete_time: Optional[float] = None
-        self._timeout = 0.0
-        self._timeout_code = 504
-        self._timeout_overridden = False
-        self._per_try_timeout = 0.0
-        self._per_try_timer: Any = None
-        self._retry_state: Optional[RetryStateImpl] = None
-        # What a retry sends again: the body so far (None when no retry can come).
-        self._retry_body: Optional[list[bytes]] = None
-        self._retry_body_bytes = 0
-        self._is_retry = False
-        self._upstream_request_started = False
-        self._retried = False
-        self._downstream_read_disabled = False
-        self._downstream_started = False
-        self._done = False
-        self._cluster: Any = None
-        self._tunnel = 0
 
     # StreamDecoderFilter
 
@@ -654,7 +632,7 @@ class RouterFilter(StreamDecoderFilter):
         if upstream is not self._upstream or self._done:
             return
         status = headers._get(":status")
-        code = STATUS_CODES.get(status) or (int(status) if status and status.isdigit() else 0)
+        code = _status_code(status) or (int(status) if status and status.isdigit() else 0)
         outlier = self._cluster.outlier
         if outlier is not None:
             outlier.put_http_response_code(upstream.host, code)

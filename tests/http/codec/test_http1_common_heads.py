@@ -46,7 +46,7 @@ def serve(head):
     stream = None
     if encoder is not None:
         stream = (encoder.protocol, encoder.keep_alive, encoder.upgrade, encoder.is_head_request, encoder.expect_continue)
-    return owner.events, stream, codec._state, codec._remaining, codec._paused
+    return owner.events, stream, codec._state, codec._remaining, codec.paused
 
 
 def fetch(request_method, head):
@@ -58,7 +58,7 @@ def fetch(request_method, head):
         codec.dispatch(head)
     except CodecProtocolError as err:
         owner.events.append(("raised", err.status, err.details))
-    return owner.events, codec._state, codec._remaining, codec._response_close, codec._should_close
+    return owner.events, codec._state, codec._remaining, codec._response_close, codec.should_close
 
 
 # Most requests get one Host (the C path needs one), at a random place.
@@ -166,7 +166,7 @@ def serve_reads(reads):
     owner = _ResponseRecorder()
     codec = ServerConnectionImpl(owner, lambda data: None)
     feed(codec, owner, reads)
-    return merged(owner.events), codec._state, codec._remaining, codec._paused, bytes(codec._pending)
+    return merged(owner.events), codec._state, codec._remaining, codec.paused, bytes(codec._pending)
 
 
 def fetch_reads(request_method, reads):
@@ -176,7 +176,7 @@ def fetch_reads(request_method, reads):
         HeaderMap([(":method", request_method), (":path", "/"), (":authority", "a")]), True
     )
     feed(codec, owner, reads)
-    return merged(owner.events), codec._state, codec._remaining, codec._response_close, codec._should_close
+    return merged(owner.events), codec._state, codec._remaining, codec._response_close, codec.should_close
 
 
 def pieces(wire, cut):

@@ -24,10 +24,13 @@
  *   HeaderFields._insert_pseudo(name, value)
  *   HeaderFields._trusted(names, values)   (classmethod) wrap two lists, no copy
  *
- * And one header value the connection manager makes for every request:
+ * And the connection manager's per-request work on the request's headers:
  *
  *   request_id(bits)   a 128-bit random int as a version 4 UUID string
  *                      (x-request-id), 8-4-4-4-12 lowercase hex
+ *   mutate_plain(headers, scheme, internal_only, rng)
+ *                      the request-header mutation of the common
+ *                      configuration (see the function)
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -39,6 +42,8 @@ typedef struct {
     PyObject *names;
     PyObject *values;
 } HeaderFields;
+
+static PyTypeObject *fields_type; /* HeaderFields, once the module is made */
 
 static int fields_traverse(HeaderFields *self, visitproc visit, void *arg)
 {
@@ -204,48 +209,55 @@ static PyObject *fields_insert_pseudo(HeaderFields *self, PyObject *const *args,
     Py_RETURN_NONE;
 }
 
+/* The trusted set: replace the first value of name (dropping repeats), else
+ * insert a pseudo-header after the others, else append.  0, or -1 with an
+ * exception. */
+static int set_trusted(HeaderFields *self, PyObject *name, PyObject *value)
+{
+    PyObject *names, *values;
+    if (lists(self, &names, &values) < 0)
+        return -1;
+    Py_ssize_t first = find_from(names, name, 0);
+    if (first == -2)
+        return -1;
+    if (first >= 0) {
+        if (first >= PyList_GET_SIZE(values)) {
+            PyErr_SetString(PyExc_IndexError, "list assignment index out of range");
+            return -1;
+        }
+        if (PyList_SetItem(values, first, Py_NewRef(value)) < 0)
+            return -1;
+        Py_ssize_t repeat = find_from(names, name, first + 1);
+        if (repeat == -2)
+            return -1;
+        if (repeat >= 0) {
+            /* Rare: the repeats go, through the Python method that rebuilds the lists. */
+            PyObject *start = PyLong_FromSsize_t(first + 1);
+            if (start == NULL)
+                return -1;
+            PyObject *r = PyObject_CallMethod((PyObject *)self, "_remove_after", "OO", name, start);
+            Py_DECREF(start);
+            if (r == NULL)
+                return -1;
+            Py_DECREF(r);
+        }
+        return 0;
+    }
+    if (is_pseudo(name))
+        return insert_pseudo(names, values, name, value);
+    if (PyList_Append(names, name) < 0 || PyList_Append(values, value) < 0)
+        return -1;
+    return 0;
+}
+
 static PyObject *fields_set_trusted(HeaderFields *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "_set_trusted(name, value) takes 2 arguments");
         return NULL;
     }
-    PyObject *name = args[0], *value = args[1];
-    PyObject *names, *values;
-    if (lists(self, &names, &values) < 0)
+    if (set_trusted(self, args[0], args[1]) < 0)
         return NULL;
-    Py_ssize_t first = find_from(names, name, 0);
-    if (first == -2)
-        return NULL;
-    if (first >= 0) {
-        if (first >= PyList_GET_SIZE(values)) {
-            PyErr_SetString(PyExc_IndexError, "list assignment index out of range");
-            return NULL;
-        }
-        if (PyList_SetItem(values, first, Py_NewRef(value)) < 0)
-            return NULL;
-        Py_ssize_t repeat = find_from(names, name, first + 1);
-        if (repeat == -2)
-            return NULL;
-        if (repeat >= 0) {
-            /* Rare: the repeats go, through the Python method that rebuilds the lists. */
-            PyObject *start = PyLong_FromSsize_t(first + 1);
-            if (start == NULL)
-                return NULL;
-            PyObject *r = PyObject_CallMethod((PyObject *)self, "_remove_after", "OO", name, start);
-            Py_DECREF(start);
-            if (r == NULL)
-                return NULL;
-            Py_DECREF(r);
-        }
-        Py_RETURN_NONE;
-    }
-    if (is_pseudo(name)) {
-        if (insert_pseudo(names, values, name, value) < 0)
-            return NULL;
-    } else if (PyList_Append(names, name) < 0 || PyList_Append(values, value) < 0) {
-        return NULL;
-    }
     Py_RETURN_NONE;
 }
 
@@ -355,9 +367,133 @@ static PyObject *request_id(PyObject *module, PyObject *bits)
     return PyUnicode_FromStringAndSize(out, 36);
 }
 
+/* Names and values mutate_plain() uses, interned once. */
+static PyObject *s_x_envoy_internal, *s_x_forwarded_proto, *s_scheme, *s_x_request_id, *s_http, *s_https,
+    *s_remove, *s_getrandbits, *s_bits_128;
+
+static int remove_all(HeaderFields *self, PyObject *name)
+{
+    PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, s_remove, name);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* mutate_plain(headers, scheme, internal_only, rng) -> request id or None
+ *
+ * The connection manager's request-header mutation for its common
+ * configuration (use_remote_address off, no xff_num_trusted_hops): exactly
+ * the steps ActiveStream._mutate_request_headers takes then, in order.
+ *
+ *   - a client's x-envoy-internal goes;
+ *   - x-forwarded-proto is set to scheme when the request has none;
+ *   - if any name of internal_only (a frozenset) is present, all of them go;
+ *   - :scheme is x-forwarded-proto lowercased when that is http or https,
+ *     else http;
+ *   - with rng (the worker's random.Random; None: generate_request_id off),
+ *     a request without x-request-id gets one (rng.getrandbits(128) as a
+ *     version 4 UUID).
+ *
+ * Returns the request's x-request-id, or None.  Removals go through the
+ * map's own remove() (they rebuild the lists; they are rare). */
+static PyObject *mutate_plain(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4 || !PyObject_TypeCheck(args[0], fields_type) || !PyUnicode_Check(args[1])
+        || !PyFrozenSet_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "mutate_plain(headers: HeaderFields, scheme: str, internal_only: frozenset, rng)");
+        return NULL;
+    }
+    HeaderFields *self = (HeaderFields *)args[0];
+    PyObject *scheme = args[1], *internal_only = args[2], *rng = args[3];
+    PyObject *names, *values;
+
+    if (lists(self, &names, &values) < 0)
+        return NULL;
+    Py_ssize_t i = find_from(names, s_x_envoy_internal, 0);
+    if (i == -2 || (i >= 0 && remove_all(self, s_x_envoy_internal) < 0))
+        return NULL;
+
+    PyObject *proto = lookup(self, s_x_forwarded_proto);
+    if (proto == NULL)
+        return NULL;
+    if (proto == Py_None) {
+        Py_DECREF(proto);
+        proto = Py_NewRef(scheme);
+        if (set_trusted(self, s_x_forwarded_proto, proto) < 0)
+            goto fail_proto;
+    }
+
+    if (lists(self, &names, &values) < 0)
+        goto fail_proto;
+    int present = 0;
+    for (i = 0; i < PyList_GET_SIZE(names) && !present; i++) {
+        present = PySet_Contains(internal_only, PyList_GET_ITEM(names, i));
+        if (present < 0)
+            goto fail_proto;
+    }
+    if (present) {
+        PyObject *it = PyObject_GetIter(internal_only), *name;
+        if (it == NULL)
+            goto fail_proto;
+        while ((name = PyIter_Next(it)) != NULL) {
+            int failed = remove_all(self, name) < 0;
+            Py_DECREF(name);
+            if (failed) {
+                Py_DECREF(it);
+                goto fail_proto;
+            }
+        }
+        Py_DECREF(it);
+        if (PyErr_Occurred())
+            goto fail_proto;
+    }
+
+    PyObject *lower = lowered(proto);
+    Py_DECREF(proto);
+    if (lower == NULL)
+        return NULL;
+    int is_http = PyUnicode_Check(lower) && PyUnicode_Compare(lower, s_http) == 0;
+    int is_https = !is_http && PyUnicode_Check(lower) && PyUnicode_Compare(lower, s_https) == 0;
+    if (PyErr_Occurred()) {
+        Py_DECREF(lower);
+        return NULL;
+    }
+    int failed = set_trusted(self, s_scheme, is_http || is_https ? lower : s_http) < 0;
+    Py_DECREF(lower);
+    if (failed)
+        return NULL;
+
+    PyObject *request_id_value = lookup(self, s_x_request_id);
+    if (request_id_value == NULL || request_id_value != Py_None || rng == Py_None)
+        return request_id_value;
+    Py_DECREF(request_id_value);
+    PyObject *bits = PyObject_CallMethodOneArg(rng, s_getrandbits, s_bits_128);
+    if (bits == NULL)
+        return NULL;
+    request_id_value = request_id(NULL, bits);
+    Py_DECREF(bits);
+    if (request_id_value == NULL)
+        return NULL;
+    if (set_trusted(self, s_x_request_id, request_id_value) < 0) {
+        Py_DECREF(request_id_value);
+        return NULL;
+    }
+    return request_id_value;
+
+fail_proto:
+    Py_DECREF(proto);
+    return NULL;
+}
+
 static PyMethodDef module_methods[] = {
     {"request_id", (PyCFunction)request_id, METH_O,
      "request_id(bits): a 128-bit random int as a version 4 UUID string (x-request-id)."},
+    {"mutate_plain", (PyCFunction)(void (*)(void))mutate_plain, METH_FASTCALL,
+     "mutate_plain(headers, scheme, internal_only, rng): the connection manager's request-header "
+     "mutation for its common configuration; returns the x-request-id or None."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -377,11 +513,27 @@ PyMODINIT_FUNC PyInit__headers(void)
 #ifdef Py_GIL_DISABLED
     PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED);
 #endif
+    s_x_envoy_internal = PyUnicode_InternFromString("x-envoy-internal");
+    s_x_forwarded_proto = PyUnicode_InternFromString("x-forwarded-proto");
+    s_scheme = PyUnicode_InternFromString(":scheme");
+    s_x_request_id = PyUnicode_InternFromString("x-request-id");
+    s_http = PyUnicode_InternFromString("http");
+    s_https = PyUnicode_InternFromString("https");
+    s_remove = PyUnicode_InternFromString("remove");
+    s_getrandbits = PyUnicode_InternFromString("getrandbits");
+    s_bits_128 = PyLong_FromLong(128);
+    if (s_x_envoy_internal == NULL || s_x_forwarded_proto == NULL || s_scheme == NULL || s_x_request_id == NULL
+        || s_http == NULL || s_https == NULL || s_remove == NULL || s_getrandbits == NULL || s_bits_128 == NULL) {
+        Py_DECREF(m);
+        return NULL;
+    }
     PyObject *type = PyType_FromSpec(&fields_spec);
-    if (type == NULL || PyModule_AddObject(m, "HeaderFields", type) < 0) {
+    if (type == NULL || PyModule_AddObjectRef(m, "HeaderFields", type) < 0) {
         Py_XDECREF(type);
         Py_DECREF(m);
         return NULL;
     }
+    fields_type = (PyTypeObject *)type; /* the module keeps its reference */
+    Py_DECREF(type);
     return m;
 }

@@ -40,6 +40,7 @@ import time
 from typing import Any, Optional
 
 from pyevent_envoy._defaults import defaults_base
+from pyevent_envoy._headers import mutate_plain as _mutate_plain
 from pyevent_envoy._headers import request_id as _format_request_id
 from pyevent_envoy.event.dispatcher import Dispatcher
 from pyevent_envoy.http.codec import STATUS_CODES, CodecProtocolError, Http1Settings, ResponseEncoder, reason_phrase
@@ -66,6 +67,7 @@ _HEADERS_STOP = FilterHeadersStatus.STOP_ITERATION
 _DATA_CONTINUE = FilterDataStatus.CONTINUE
 _STOP_ITERATION = FilterStatus.STOP_ITERATION
 _OPEN = ConnectionState.OPEN
+_CLOSED = ConnectionState.CLOSED
 # A response code from its :status text, with the method bound once: CPython
 # 3.11 compiles ``NAME.method(...)`` for an imported NAME as an attribute load
 # (taking NAME for a module), which cannot specialize on a dict and makes a
@@ -397,9 +399,20 @@ class ActiveStream(_ActiveStreamFields):
             self._encoder.encode_100_continue()
         if ":authority" not in headers and config.default_host_for_http_10:
             headers.set(":authority", config.default_host_for_http_10)
-        self._mutate_request_headers(headers)
+        if config.use_remote_address or config.xff_num_trusted_hops:
+            self._mutate_request_headers(headers)
+        else:
+            # The common configuration: the same steps in one C call (see
+            # _mutate_request_headers and pyevent_envoy._headers.mutate_plain).
+            request_id = _mutate_plain(
+                headers, manager._scheme, _INTERNAL_ONLY_HEADERS, manager._rng if config.generate_request_id else None
+            )
+            self.stream_info.stream_id = request_id or ""
         route_table = config.route_table
-        self.route = route_table.route(headers, manager.random()) if route_table is not None else None
+        if route_table is not None:
+            self.route = route_table.route(headers, manager.random() if route_table.uses_random else 0)
+        else:
+            self.route = None
         if self.route is not None:
             self.stream_info.route_name = self.route.route_name
         if self.is_upgrade and not self._upgrade_allowed(headers):
@@ -1017,37 +1030,35 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
                 self._arm_timer(deadline)
 
     def on_data(self, data: OwnedBuffer, end_stream: bool) -> FilterStatus:
+        # (One frame: the body is here, inside the try, not in a helper.)
         try:
-            self._on_data(data, end_stream)
+            codec = self.codec
+            if data._length:
+                if not self._http1_counted:
+                    self._http1_counted = True
+                    self.stats.downstream_cx_http1_total += 1
+                    self.stats.downstream_cx_http1_active += 1
+                pipelined = codec.paused  # bytes beyond a request still waiting for its response
+                codec.dispatch(data.take())
+                if not self.streams and self._head_started is None and codec.partial_head:
+                    self._on_head_started()
+                if pipelined and codec.paused and not self._read_paused:
+                    # The codec holds them unparsed; stop reading until it catches up (Envoy does too).
+                    self._read_paused = True
+                    self.connection.read_disable(True)
+            if end_stream and self.connection.state is not _CLOSED and self.streams and self.streams[-1].is_upgrade:
+                # Only a tunnel hears the end of the client's input.  Like Envoy,
+                # the connection manager reads no other half-close: the close
+                # that follows ends whatever request is still arriving (DC).
+                codec.dispatch_eof()
         except Exception:
             # A bug in a filter must cost this connection, not the worker.
             _log.exception("closing downstream connection %s after an internal error", self.connection.remote_address)
             for stream in self.streams:
                 stream._reset_filters()
-            if self.connection.state is not ConnectionState.CLOSED:
+            if self.connection.state is not _CLOSED:
                 self.connection.close(ConnectionCloseType.NO_FLUSH)
         return _STOP_ITERATION
-
-    def _on_data(self, data: OwnedBuffer, end_stream: bool) -> None:
-        codec = self.codec
-        if data._length:
-            if not self._http1_counted:
-                self._http1_counted = True
-                self.stats.downstream_cx_http1_total += 1
-                self.stats.downstream_cx_http1_active += 1
-            pipelined = codec.paused  # bytes beyond a request still waiting for its response
-            codec.dispatch(data.take())
-            if not self.streams and self._head_started is None and codec.partial_head:
-                self._on_head_started()
-            if pipelined and codec.paused and not self._read_paused:
-                # The codec holds them unparsed; stop reading until it catches up (Envoy does too).
-                self._read_paused = True
-                self.connection.read_disable(True)
-        if end_stream and self.connection.state is not ConnectionState.CLOSED and self.streams and self.streams[-1].is_upgrade:
-            # Only a tunnel hears the end of the client's input.  Like Envoy,
-            # the connection manager reads no other half-close: the close
-            # that follows ends whatever request is still arriving (DC).
-            codec.dispatch_eof()
 
     # codec ServerConnectionCallbacks
 

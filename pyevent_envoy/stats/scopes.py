@@ -129,13 +129,13 @@ class MainThreadStats(StatsScope):
         self.gauges_used.add(gauge)
 
 
-class _StatusClassCounters(list):
-    """``[unused, 1xx, 2xx, 3xx, 4xx, 5xx]``: index a response code's class with ``code // 100``."""
+def _status_class_counters() -> list[int]:
+    """``[unused, 1xx, 2xx, 3xx, 4xx, 5xx]``: index a response code's class with ``code // 100``.
 
-    __slots__ = ()
-
-    def __init__(self) -> None:
-        super().__init__([0] * 6)
+    A plain list, not a subclass: CPython specializes indexing for exact
+    lists only, and these are counted on every response.
+    """
+    return [0] * 6
 
 
 class ConnectionStats:
@@ -230,7 +230,7 @@ class HttpConnManagerStats(StatsScope):
 
     def __init__(self) -> None:
         super().__init__()
-        self.downstream_rq_xx = _StatusClassCounters()
+        self.downstream_rq_xx = _status_class_counters()
         self.connection_stats = ConnectionStats()
 
     def charge_response(self, code: Any) -> None:
@@ -342,10 +342,10 @@ class ClusterTrafficStats(StatsScope):
     def __init__(self) -> None:
         super().__init__()
         self.upstream_rq_code = [0] * 600
-        self.upstream_rq_xx = _StatusClassCounters()
+        self.upstream_rq_xx = _status_class_counters()
         # Few requests are retried: the per-code list is made on first use.
         self.retry_rq_code: list[int] = []
-        self.retry_rq_xx = _StatusClassCounters()
+        self.retry_rq_xx = _status_class_counters()
         self.retry_rq_completed = 0
         # Envoy's response-timing histograms are made on first use (CodeStats).
         self.upstream_rq_time = HistogramRecorder()

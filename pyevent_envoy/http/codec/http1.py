@@ -1412,8 +1412,9 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
             and not self._eof
             and type(data) is bytes
             and len(data) <= self._raw_head_limit
-            and data.endswith(b"\r\n\r\n")
         ):
+            # (C also declines a read that is not exactly one head: a partial
+            # head, or one with bytes after it, takes the loop.)
             # C declines a second head after the first (it takes exactly one).
             common = _http1.parse_request(data, self._max_head_count, self._max_head_bytes)
             if common is not None and not common[3]:
@@ -1868,18 +1869,15 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
             and type(data) is bytes
             and not (stream.is_head_request or stream.upgrade or stream.is_connect_request)
         ):
-            end = data.find(b"\r\n\r\n") + 4
-            if 4 <= end <= self._raw_head_limit:
-                common = _http1.parse_response(data, self._max_head_count, self._max_head_bytes, end)
+            # C finds the head's end (its first empty line, within the raw limit) itself.
+            common = _http1.parse_response_start(
+                data, self._max_head_count, self._max_head_bytes, self._raw_head_limit
+            )
+            if common is not None:
+                end = common[6]
                 # 1xx, 204 and 304, chunked and close-delimited bodies, and
                 # bytes past the body (an upstream that runs ahead) take the loop.
-                if (
-                    common is not None
-                    and 0 <= len(data) - end <= common[4]
-                    and not common[5]
-                    and common[0] != 204
-                    and common[0] != 304
-                ):
+                if 0 <= len(data) - end <= common[4] and not common[5] and common[0] != 204 and common[0] != 304:
                     self._processing = True
                     try:
                         self._on_plain_response(stream, data, end, common)
@@ -1901,7 +1899,7 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
 
     def _on_plain_response(self, stream: RequestEncoderImpl, data: bytes, end: int, common: tuple) -> None:
         """``dispatch()``'s common read: deliver the head C parsed and the body bytes that came with it."""
-        _, names, values, keep_alive, length, _ = common
+        _, names, values, keep_alive, length, _, _ = common
         self._response_close = not keep_alive or stream._close
         headers = _trusted_headers(names, values)
         if not length:

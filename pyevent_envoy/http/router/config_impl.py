@@ -1045,7 +1045,7 @@ class RouteTable:
     number of threads at once.  See the module documentation for the rules.
     """
 
-    __slots__ = ("_config", "_vhosts", "_exact", "_suffixes", "_prefixes", "_default", "_only_default")
+    __slots__ = ("_config", "_vhosts", "_exact", "_suffixes", "_prefixes", "_default", "_only_default", "uses_random")
 
     def __init__(self, route_config: RouteConfiguration) -> None:
         self._config = route_config
@@ -1087,6 +1087,9 @@ class RouteTable:
         self._prefixes = tuple(sorted(prefixes.items(), reverse=True))
         self._default = default
         self._only_default = not exact and not suffixes and not prefixes
+        #: Whether :meth:`route` reads its ``random_value`` (some route has
+        #: ``weighted_clusters``): callers draw one only then.
+        self.uses_random = any(entry._weighted_entries for vh in vhosts for entry in vh.entries)
 
     @property
     def route_config(self) -> RouteConfiguration:

@@ -661,7 +661,8 @@ class RouterFilter(StreamDecoderFilter, _RouterFields):
         if self._request_complete_time is not None:
             # Envoy measures it only for a request received in full.
             elapsed = stream.dispatcher.approximate_now - self._request_complete_time
-            headers._set_trusted("x-envoy-upstream-service-time", str(max(0, int(elapsed * 1000))))
+            ms = int(elapsed * 1000)  # (a test, not max(): the builtin's generic path costs more)
+            headers._set_trusted("x-envoy-upstream-service-time", str(ms if ms > 0 else 0))
         if self._route.changes_response:
             self._route.finalize_response_headers(headers, self._format_context)
         if self._tunnel:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,14 +27,16 @@ from .test_http1_scan import FIELDS, METHODS, SPECIAL_VALUES, TARGETS, VERSIONS,
 
 
 @contextlib.contextmanager
-def declined(name):
-    """``_http1.<name>`` returns None (declines) inside the block."""
-    real = getattr(_http1, name)
-    setattr(_http1, name, lambda *args: None)
+def declined(*names):
+    """Each ``_http1.<name>`` returns None (declines) inside the block."""
+    real = {name: getattr(_http1, name) for name in names}
+    for name in names:
+        setattr(_http1, name, lambda *args: None)
     try:
         yield
     finally:
-        setattr(_http1, name, real)
+        for name, function in real.items():
+            setattr(_http1, name, function)
 
 
 def serve(head):
@@ -109,7 +113,7 @@ def test_common_requests_match_the_general_path(request, host, at):
 def test_common_responses_match_the_general_path(request_method, version, status, fields):
     head = build_head(f"{version} {status} OK", fields)
     fast = fetch(request_method, head)
-    with declined("parse_response"):
+    with declined("parse_response", "parse_response_start"):
         general = fetch(request_method, head)
     assert fast == general
 
@@ -129,6 +133,18 @@ def test_the_common_heads_take_the_c_path():
     assert _http1.parse_request(b"GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\n", 1, 60 * 1024) is None
     assert _http1.parse_request(b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n", 100, 60 * 1024) is None
     assert _http1.parse_response(b"HTTP/1.1 100 Continue\r\n\r\n", 100, 60 * 1024) is None
+    # A read that starts with a response head: C finds the head's end (its
+    # first empty line) within the raw limit, and says where it is.
+    read = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab\r\n\r\n"
+    head_len = read.index(b"\r\n\r\n") + 4
+    parsed = _http1.parse_response_start(read, 100, 60 * 1024, 1000)
+    assert parsed == _http1.parse_response(read, 100, 60 * 1024, head_len) + (head_len,)
+    assert _http1.parse_response_start(read, 100, 60 * 1024, head_len) == parsed
+    assert _http1.parse_response_start(read, 100, 60 * 1024, head_len - 1) is None  # the end lies past the limit
+    assert _http1.parse_response_start(read[: head_len - 2], 100, 60 * 1024, 1000) is None  # no empty line yet
+    assert _http1.parse_response_start(b"", 100, 60 * 1024, 1000) is None
+    with pytest.raises(TypeError):
+        _http1.parse_response_start(bytearray(read), 100, 60 * 1024, 1000)
 
 
 # One read holding a whole message is the proxy's common case, and the
@@ -237,10 +253,10 @@ def test_the_one_read_paths_are_taken():
     # The proxy's common reads go through C in one frame, whole: the head
     # scanner sees each head once (the general path would scan it again).
     calls = []
-    real_request, real_response = _http1.parse_request, _http1.parse_response
+    real_request, real_response = _http1.parse_request, _http1.parse_response_start
     try:
         _http1.parse_request = lambda *args: calls.append(("request", len(args))) or real_request(*args)
-        _http1.parse_response = lambda *args: calls.append(("response", len(args))) or real_response(*args)
+        _http1.parse_response_start = lambda *args: calls.append(("response", len(args))) or real_response(*args)
         events = serve_reads([b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n"])[0]
         assert events == [("headers", [(":method", "GET"), (":path", "/a"), (":authority", "a")], True)]
         events = fetch_reads("GET", [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"])[0]
@@ -249,9 +265,9 @@ def test_the_one_read_paths_are_taken():
             ("data", b"hi", True),
         ]
     finally:
-        _http1.parse_request, _http1.parse_response = real_request, real_response
-    # The request: one call on the whole read; the response: one call with
-    # the head's length (the body follows it in the same bytes).
+        _http1.parse_request, _http1.parse_response_start = real_request, real_response
+    # The request: one call on the whole read; the response: one call that
+    # finds the head's end itself (the body follows it in the same bytes).
     assert calls == [("request", 3), ("response", 4)]
 
 

@@ -536,6 +536,15 @@ def test_weighted_clusters_distribution() -> None:
     assert counts == {"a": 100, "b": 300, "c": 600}
 
 
+def test_a_table_says_whether_it_reads_the_random_value() -> None:
+    # The connection manager draws a random number per request only for a
+    # table that reads it (weighted clusters).
+    assert table(WEIGHTED_CONFIG, clusters=["a", "zero", "b", "c"]).uses_random is True
+    plain = {"virtual_hosts": [vhost("v", ["*"], [{"match": {"prefix": "/"}, "route": {"cluster": "a"}}])]}
+    assert table(plain, clusters=["a"]).uses_random is False
+    assert table({"virtual_hosts": []}).uses_random is False
+
+
 def test_hand_built_weighted_route_with_zero_total_is_rejected() -> None:
     route = Route(match=RouteMatch(prefix="/"), action=RouteAction(weighted_clusters=(ClusterWeight("a", 0),)))
     with pytest.raises(ValueError, match="weight"):

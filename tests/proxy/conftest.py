@@ -11,6 +11,7 @@ test) and ``setups`` (makes :class:`cluster_setup.Setup` proxies, stopped
 after the test).
 """
 
+import contextlib
 import os
 import sys
 
@@ -46,10 +47,17 @@ def envoy(runs):
 
 @pytest.fixture
 def upstreams():
-    a, b = Upstream("a"), Upstream("b")
+    a = Upstream("a")
+    try:
+        b = Upstream("b")
+    except BaseException:
+        a.stop()
+        raise
     yield a, b
-    a.stop()
-    b.stop()
+    try:
+        a.stop()
+    finally:
+        b.stop()
 
 
 @pytest.fixture
@@ -62,5 +70,6 @@ def setups():
         return setup
 
     yield make
-    for setup in made:
-        setup.close()
+    with contextlib.ExitStack() as stack:  # each one is closed (in order), even when one close fails
+        for setup in reversed(made):
+            stack.callback(setup.close)

@@ -16,7 +16,7 @@ import time
 import urllib.request
 from typing import Any, Callable, Optional
 
-from harness import KINDS, ProxyProcess, access_log_block, bootstrap_yaml, free_port, with_admin
+from harness import ACCESS_LOG_DEADLINE, KINDS, ProxyProcess, access_log_block, bootstrap_yaml, free_port, with_admin
 
 
 class Answer:
@@ -79,8 +79,8 @@ class Proxies:
         return os.path.join(self._logs.name, f"{kind}.log")
 
     def log_lines(self, kind: str, count: int) -> list[str]:
-        """The kind's access log once it has ``count`` lines (Envoy writes its file about once a second)."""
-        deadline = time.monotonic() + 15
+        """The kind's access log once it has ``count`` lines (Envoy writes its file every 10 s: see ``ACCESS_LOG_DEADLINE``)."""
+        deadline = time.monotonic() + ACCESS_LOG_DEADLINE
         lines: list[str] = []
         while time.monotonic() < deadline:
             if os.path.exists(self.log_path(kind)):

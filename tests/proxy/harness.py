@@ -19,8 +19,27 @@ ENVOY = shutil.which("envoy")
 KINDS = ["pyevent-envoy"] + (["envoy"] if ENVOY else [])
 
 
+#: How long a proxy may take to listen after it is started.  A readiness
+#: wait ends as soon as the port accepts: the bound only matters for a proxy
+#: that never comes up, and a loaded machine may take many seconds to start
+#: a Python process.
+STARTUP_TIMEOUT = 60.0
+#: How long ``ProxyProcess.stop`` waits for the proxy to exit after SIGTERM
+#: (pyevent-envoy drains for ``--drain-time-s``), then again after SIGKILL.
+STOP_TIMEOUT = 30.0
+#: How long a test waits for access-log lines.  Envoy writes its log file
+#: every 10 s (``--file-flush-interval-msec``'s default) and when it exits,
+#: so a bound near 10 s fails on a loaded machine.
+ACCESS_LOG_DEADLINE = 60.0
+
+
 def raise_fd_limit() -> None:
-    """Lift the soft open-file limit to the hard one (a thousand connections need two thousand fds)."""
+    """Lift the soft open-file limit to the hard one (a thousand connections need two thousand fds).
+
+    ``ProxyProcess`` calls it in the test process: the proxies inherit the
+    limit (a ``preexec_fn`` would run Python in the forked child of a
+    process with threads, which may deadlock before ``exec``).
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -34,22 +53,45 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def stop_listening(sock: socket.socket) -> None:
+    """Close a listening socket that a thread is blocked in ``accept()`` on.
+
+    ``shutdown()`` first: it wakes the ``accept()`` (which then raises
+    ``OSError``).  ``close()`` alone leaves the socket listening, its port
+    taken and its thread alive for the rest of the run.
+    """
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # not connected (some kernels), or already shut
+    sock.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = STARTUP_TIMEOUT) -> None:
+    """Until ``proc`` listens on ``port`` (one connection, closed at once).
+
+    A probe from an ephemeral port can be given ``port`` itself as its
+    source while nothing listens there yet: TCP then connects the socket to
+    itself, which is not the proxy listening.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"proxy exited with {proc.returncode}: {proc.stderr.read().decode(errors='replace')}")
+            _, err = proc.communicate(timeout=STOP_TIMEOUT)
+            raise RuntimeError(f"proxy exited with {proc.returncode}: {err.decode(errors='replace')}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as probe:
+                if probe.getsockname() != probe.getpeername():
+                    return
         except OSError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     raise RuntimeError(f"nothing listens on {port} after {timeout} s")
 
 
@@ -167,9 +209,9 @@ class ProxyProcess:
                    "--drain-time-s", str(5 if drain_time_s is None else drain_time_s)]
         if kind == "envoy" and drain_time_s is not None:
             cmd += ["--drain-time-s", str(drain_time_s)]
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=raise_fd_limit
-        )
+        raise_fd_limit()
+        self.stderr: str | None = None  # set by stop()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         try:
             wait_for_port(port, self.proc)
         except BaseException:
@@ -177,15 +219,23 @@ class ProxyProcess:
             raise
 
     def stop(self) -> int:
+        """SIGTERM, then SIGKILL after ``STOP_TIMEOUT``; returns the exit status (again when called again).
+
+        Every wait is bounded: a proxy (or anything holding its pipes) that
+        outlives SIGKILL makes this raise instead of stalling a teardown.
+        """
+        if self.stderr is not None:
+            return self.proc.returncode
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = self.proc.communicate(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
             try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.stderr = self.proc.stderr.read().decode(errors="replace")
-        self.proc.stdout.close()
-        self.proc.stderr.close()
+            except ProcessLookupError:
+                pass
+            _, err = self.proc.communicate(timeout=STOP_TIMEOUT)
+        self.stderr = err.decode(errors="replace")
         self._dir.cleanup()
         return self.proc.returncode

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from harness import KINDS, ProxyProcess, access_log_block, bootstrap_yaml, free_port
+from harness import ACCESS_LOG_DEADLINE, KINDS, ProxyProcess, access_log_block, bootstrap_yaml, free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,14 +28,15 @@ TEXT_FORMAT = "%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL% %RESPONSE_CODE% %RESPONSE_
 
 
 def read_lines(path: str, count: int) -> list[str]:
-    deadline = time.monotonic() + 15
+    """The log's lines once it has ``count`` of them (Envoy writes its file every 10 s: see ``ACCESS_LOG_DEADLINE``)."""
+    deadline = time.monotonic() + ACCESS_LOG_DEADLINE
     while time.monotonic() < deadline:
         if os.path.exists(path):
             with open(path) as handle:
                 lines = handle.read().splitlines()
             if len(lines) >= count:
                 return lines
-        time.sleep(0.1)  # Envoy flushes its log file about once a second
+        time.sleep(0.1)
     raise AssertionError(f"fewer than {count} lines in {path}")
 
 

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from harness import KINDS, free_port
+from harness import KINDS, free_port, stop_listening
 from upstream import Upstream
 
 pytestmark = pytest.mark.timeout(120)
@@ -295,7 +295,7 @@ class _LineServer:
 
     def close(self) -> None:
         self._closed = True
-        self._sock.close()
+        stop_listening(self._sock)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from harness import ProxyProcess, bootstrap_yaml, free_port
+from harness import ProxyProcess, bootstrap_yaml, free_port, stop_listening
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -57,7 +57,8 @@ class OneShotUpstream:
                     served += 1
 
     def stop(self):
-        self.sock.close()
+        stop_listening(self.sock)
+        self.thread.join(timeout=30)
 
 
 def test_request_on_a_reused_connection_the_upstream_closed_is_retried_once():

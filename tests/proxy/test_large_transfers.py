@@ -30,7 +30,7 @@ import zlib
 
 import pytest
 
-from harness import KINDS, ProxyProcess, bootstrap_yaml, free_port, rss_kb
+from harness import KINDS, ProxyProcess, bootstrap_yaml, free_port, rss_kb, stop_listening
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -169,7 +169,7 @@ class StreamingUpstream:
                 return
 
     def stop(self) -> None:
-        self.sock.close()
+        stop_listening(self.sock)
 
 
 class RssSampler:

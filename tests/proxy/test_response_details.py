@@ -36,6 +36,7 @@ HTTP/0.9).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import socket
@@ -92,6 +93,13 @@ ROUTES = """\
 """
 
 
+# How long a client waits for the proxy (to connect, and for each read), and
+# how long a case waits for the upstream to see its request: only a broken
+# case waits that long, and a loaded machine may need many seconds.
+CLIENT_TIMEOUT = 30
+WAIT = 60
+
+
 class RawUpstream:
     """Answers every request with fixed bytes, then closes the connection (``hold`` seconds later)."""
 
@@ -102,7 +110,8 @@ class RawUpstream:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
 
     def _serve(self) -> None:
         while True:
@@ -115,6 +124,7 @@ class RawUpstream:
     def _answer(self, conn: socket.socket) -> None:
         with conn:
             try:
+                conn.settimeout(WAIT)
                 conn.recv(65536)
                 conn.sendall(self.answer)
                 time.sleep(self.hold)
@@ -122,7 +132,15 @@ class RawUpstream:
                 pass
 
     def close(self) -> None:
+        # close() alone does not wake an accept() blocked in another thread
+        # (which keeps the port listening); shutdown() does.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive(), f"the raw upstream on {self.port} still accepts"
 
 
 def _config(port: int, log: str, upstreams: dict[str, int]) -> str:
@@ -159,14 +177,14 @@ def _client_socket(port: int) -> socket.socket:
         for spare in held:
             spare.close()
     _used_ports.add(sock.getsockname()[1])
-    sock.settimeout(10)
+    sock.settimeout(CLIENT_TIMEOUT)
     sock.connect(("127.0.0.1", port))
     return sock
 
 
 def _get(port: int, path: str) -> int:
     """One GET on a new connection, read to the end (or to the proxy's reset); returns the client's port."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=CLIENT_TIMEOUT)
     conn.sock = _client_socket(port)
     client_port = conn.sock.getsockname()[1]
     try:
@@ -195,7 +213,7 @@ def _hang_up(port: int, data: bytes, wait_for: "Upstream | None" = None) -> int:
     client_port = sock.getsockname()[1]
     seen = len(wait_for.requests) if wait_for is not None else 0
     sock.sendall(data)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + WAIT
     while wait_for is not None and len(wait_for.requests) == seen and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.1)  # the proxy has read what was sent
@@ -203,17 +221,25 @@ def _hang_up(port: int, data: bytes, wait_for: "Upstream | None" = None) -> int:
     return client_port
 
 
-def _while_one_is_active(port: int, upstream: Upstream, slow_path: str, path: str) -> tuple[int, int]:
-    """A slow request, then ``path`` while the upstream holds the slow one; returns both clients' ports."""
-    seen = len(upstream.requests)
+def _while_one_is_active(port: int, upstream: Upstream, prefix: str, key: str, path: str) -> tuple[int, int]:
+    """``prefix/hold/key``, then ``path`` while the upstream holds the first; returns both clients' ports.
+
+    The upstream answers the held request once the second one is done: not
+    a fixed time later, which a loaded machine can outlast.
+    """
     result: list[int] = []
-    slow = threading.Thread(target=lambda: result.append(_get(port, slow_path)))
-    slow.start()
-    deadline = time.monotonic() + 10
-    while len(upstream.requests) == seen and time.monotonic() < deadline:
-        time.sleep(0.01)
-    second = _get(port, path)
-    slow.join()
+    holder = threading.Thread(target=lambda: result.append(_get(port, f"{prefix}/hold/{key}")), daemon=True)
+    holder.start()
+    try:
+        deadline = time.monotonic() + WAIT
+        while upstream.held(key) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert upstream.held(key) == 1, f"the upstream did not get {prefix}/hold/{key} in {WAIT} s"
+        second = _get(port, path)
+    finally:
+        upstream.release(key)
+        holder.join(WAIT)
+    assert not holder.is_alive(), f"{prefix}/hold/{key} got no answer in {WAIT} s"
     return result[0], second
 
 
@@ -252,7 +278,7 @@ def _drive(port: int, upstream: Upstream) -> dict[str, int]:
             "max_pending_requests overflow": _get(port, "/nopending/echo/x"),
         }
     )
-    holder, overflow = _while_one_is_active(port, upstream, "/onerequest/sleep/0.5", "/onerequest/echo/x")
+    holder, overflow = _while_one_is_active(port, upstream, "/onerequest", f"{key}-d", "/onerequest/echo/x")
     cases["max_requests holder"] = holder
     cases["max_requests overflow"] = overflow
     cases.update(
@@ -318,30 +344,29 @@ class _Run:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    upstream = Upstream("app")
-    blackhole = Blackhole()
-    garbage = RawUpstream(b"NOT HTTP AT ALL\r\n\r\n")
-    cut = RawUpstream(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-a: b")
-    # Its response starts, then nothing comes for longer than the stream idle and route timeouts.
-    stall = RawUpstream(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc", hold=1.5)
-    upstreams = {
-        "app": upstream.port,
-        "down": free_port(),
-        "blackhole": blackhole.port,
-        "garbage": garbage.port,
-        "cut": cut.port,
-        "stall": stall.port,
-    }
-    try:
+    with contextlib.ExitStack() as stack:  # whatever was started is stopped, even when stopping another one fails
+        upstream = Upstream("app")
+        stack.callback(upstream.stop)
+        blackhole = Blackhole()
+        stack.callback(blackhole.close)
+        garbage = RawUpstream(b"NOT HTTP AT ALL\r\n\r\n")
+        stack.callback(garbage.close)
+        cut = RawUpstream(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-a: b")
+        stack.callback(cut.close)
+        # Its response starts, then nothing comes for longer than the stream idle and route timeouts.
+        stall = RawUpstream(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc", hold=1.5)
+        stack.callback(stall.close)
+        upstreams = {
+            "app": upstream.port,
+            "down": free_port(),
+            "blackhole": blackhole.port,
+            "garbage": garbage.port,
+            "cut": cut.port,
+            "stall": stall.port,
+        }
         yield {
             kind: _Run(kind, upstream, upstreams, os.path.join(tmp_path_factory.mktemp(kind), "access.log")) for kind in KINDS
         }
-    finally:
-        stall.close()
-        cut.close()
-        garbage.close()
-        blackhole.close()
-        upstream.stop()
 
 
 CASES = [

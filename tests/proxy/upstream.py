@@ -392,10 +392,24 @@ class Upstream:
         """The ALPN protocol each TLS connection negotiated (None: none), in order."""
         return self.server.alpn
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop serving (held requests are released); raises if that takes more than ``timeout`` s.
+
+        ``BaseServer.shutdown()`` waits for ``serve_forever`` without a
+        bound, and a teardown that stalls there stalls the whole run (a
+        teardown after a failed test has no pytest-timeout alarm): it is
+        asked from a helper thread, and the wait here is bounded.
+        """
         self.server.stopping = True
-        with self.server.lock:
+        if not self.server.lock.acquire(timeout=timeout):
+            raise RuntimeError(f"upstream {self.server.name!r}: its lock is still held after {timeout} s")
+        try:
             for release in self.server.releases.values():
                 release.set()
-        self.server.shutdown()
+        finally:
+            self.server.lock.release()
+        threading.Thread(target=self.server.shutdown, name=f"{self.server.name} shutdown", daemon=True).start()
+        self.thread.join(timeout)
         self.server.server_close()
+        if self.thread.is_alive():
+            raise RuntimeError(f"upstream {self.server.name!r}: serve_forever still runs {timeout} s after shutdown()")

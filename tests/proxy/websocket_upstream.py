@@ -27,6 +27,8 @@ import struct
 import threading
 import time
 
+from harness import stop_listening
+
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 1, 2, 8, 9, 10
 REFUSAL_BODY = b"no websocket here"
@@ -134,7 +136,7 @@ class WebSocketUpstream:
 
     def stop(self) -> None:
         self._stopped = True
-        self.listener.close()
+        stop_listening(self.listener)
 
     def wait_for_ending(self, path: str, timeout: float = 10.0) -> str | None:
         """What ended the connection that asked for ``path`` (None if it is still open after ``timeout``)."""

@@ -223,7 +223,7 @@ def _kill_child_processes() -> None:
             else:
                 os.kill(pid, signal.SIGKILL)
         except (OSError, ValueError, IndexError):
-            pass
+            pass  # the process ended meanwhile, or its stat line was unreadable: nothing to kill
 
 
 def _end_the_run(item: pytest.Item, seconds: float) -> None:
@@ -282,5 +282,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: Any) -> Any:
     yield
     if watchdog is not None:
         watchdog.cancel()
+        # Gone before the next test starts: a thread that ends during a test
+        # frees its memory then (a malloc accounting test would see it).
+        watchdog.join()
     if last_resort:
         faulthandler.cancel_dump_traceback_later()

@@ -90,7 +90,7 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = STARTUP_TI
                 if probe.getsockname() != probe.getpeername():
                     return
         except OSError:
-            pass
+            pass  # not listening yet: try again below
         time.sleep(0.05)
     raise RuntimeError(f"nothing listens on {port} after {timeout} s")
 
@@ -234,7 +234,7 @@ class ProxyProcess:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
-                pass
+                pass  # it exited between the wait and the kill
             _, err = self.proc.communicate(timeout=STOP_TIMEOUT)
         self.stderr = err.decode(errors="replace")
         self._dir.cleanup()

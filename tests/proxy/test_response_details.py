@@ -46,7 +46,7 @@ import time
 
 import pytest
 
-from harness import ENVOY, KINDS, Blackhole, ProxyProcess, access_log_block, bootstrap_yaml, free_port
+from harness import ENVOY, KINDS, Blackhole, ProxyProcess, access_log_block, bootstrap_yaml, free_port, stop_listening
 from upstream import Upstream
 
 pytestmark = pytest.mark.timeout(180)
@@ -129,16 +129,10 @@ class RawUpstream:
                 conn.sendall(self.answer)
                 time.sleep(self.hold)
             except OSError:
-                pass
+                pass  # the client or the proxy went first: nothing left to answer
 
     def close(self) -> None:
-        # close() alone does not wake an accept() blocked in another thread
-        # (which keeps the port listening); shutdown() does.
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
+        stop_listening(self.sock)
         self.thread.join(WAIT)
         assert not self.thread.is_alive(), f"the raw upstream on {self.port} still accepts"
 

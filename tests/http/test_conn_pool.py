@@ -29,7 +29,8 @@ class KeepAliveUpstream:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
 
     def _accept(self) -> None:
         while True:
@@ -53,7 +54,14 @@ class KeepAliveUpstream:
                     sock.sendall(RESPONSE)
 
     def close(self) -> None:
+        # shutdown() wakes the blocked accept(); close() alone leaves the
+        # socket listening, and answering "ok", for the rest of the run.
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already shut
         self._listener.close()
+        self._thread.join(timeout=30)
 
 
 class Exchange:

@@ -33,18 +33,21 @@ _check_libevent()
 # libevent here.
 HTTP1_EXTENSION = Extension(
     "pyevent_envoy._http1",
-    sources=["csrc/http1_module.c", "csrc/http1_scan.c"],
-    depends=["csrc/http1_scan.h"],
+    sources=["csrc/http1_module.c", "csrc/http1_scan.c", "csrc/http1_codec.c"],
+    depends=["csrc/http1_scan.h", "csrc/http1_module.h", "csrc/slots.h"],
     include_dirs=["csrc"],
     extra_compile_args=["-O2"],
 )
 
 # The network layer's socket reads and writes: a CPython extension for the
 # same reason (a read returns one bytes object, a gathered write takes the
-# buffer's list as it is; csrc/sockio_module.c).
+# buffer's list as it is; csrc/sockio_module.c), and the plaintext
+# connection's I/O methods around them (csrc/connection_io.c).
 SOCKIO_EXTENSION = Extension(
     "pyevent_envoy._sockio",
-    sources=["csrc/sockio_module.c"],
+    sources=["csrc/sockio_module.c", "csrc/connection_io.c"],
+    depends=["csrc/sockio.h", "csrc/slots.h"],
+    include_dirs=["csrc"],
     extra_compile_args=["-O2"],
 )
 
@@ -80,7 +83,17 @@ FIELDS_EXTENSION = Extension(
     extra_compile_args=["-O2"],
 )
 
+# The HTTP connection manager's per-stream bookkeeping
+# (csrc/conn_manager_module.c): C methods of its classes.
+CONN_MANAGER_EXTENSION = Extension(
+    "pyevent_envoy._conn_manager",
+    sources=["csrc/conn_manager_module.c"],
+    depends=["csrc/slots.h"],
+    include_dirs=["csrc"],
+    extra_compile_args=["-O2"],
+)
+
 setup(
     cffi_modules=["csrc/ffi_build.py:build_ffi"],
-    ext_modules=[HTTP1_EXTENSION, SOCKIO_EXTENSION, HEADERS_EXTENSION, BUFFER_EXTENSION, STATS_EXTENSION, FIELDS_EXTENSION],
+    ext_modules=[HTTP1_EXTENSION, SOCKIO_EXTENSION, HEADERS_EXTENSION, BUFFER_EXTENSION, STATS_EXTENSION, FIELDS_EXTENSION, CONN_MANAGER_EXTENSION],
 )

@@ -34,6 +34,7 @@
 #include <Python.h>
 #include <string.h>
 
+#include "http1_module.h"
 #include "http1_scan.h"
 
 /* The scanner's info[] slots (http1_scan.h). */
@@ -380,7 +381,7 @@ static PyObject *failed(scanned_head *s, PyObject *names, PyObject *values)
  * most one Content-Length and one simple Connection, no other field the
  * codec handles itself.  names/values start with :method, :path and
  * :authority; Host and Connection are taken out. */
-static PyObject *parse_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+PyObject *pe_http1_parse_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     scanned_head s;
     PyObject *names = NULL, *values = NULL;
@@ -509,7 +510,7 @@ static const char *find_blank_line(const char *data, Py_ssize_t len)
  * the head is data up to its first empty line, which must end within
  * raw_limit bytes.  Returns parse_response's tuple plus the head's length,
  * or None (no empty line within the limit, or declined). */
-static PyObject *parse_response_start(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+PyObject *pe_http1_parse_response_start(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
     scanned_head s;
@@ -677,7 +678,7 @@ static int walk_fields(PyObject *names, PyObject *values, int (*skips)(const cha
  * method (the str given) and the body's length: the Content-Length, 0 for
  * a request that ends with its headers, -1 for a chunked body.  None for
  * anything else: the codec's general path then encodes it, or raises. */
-static PyObject *encode_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+PyObject *pe_http1_encode_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3 || !PyList_Check(args[0]) || !PyList_Check(args[1])) {
         PyErr_SetString(PyExc_TypeError, "encode_request(names: list, values: list, end_stream: bool)");
@@ -757,7 +758,7 @@ static PyObject *encode_request(PyObject *module, PyObject *const *args, Py_ssiz
  * status line; ``close`` whether the connection ends after the response.
  * Returns the head, the body's framing (its length, -1 chunked, -2 until the
  * close) and ``close`` after it.  None for anything else. */
-static PyObject *encode_response(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+PyObject *pe_http1_encode_response(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 6 || !PyList_Check(args[1]) || !PyList_Check(args[2])) {
         PyErr_SetString(PyExc_TypeError,
@@ -809,15 +810,15 @@ static PyObject *encode_response(PyObject *module, PyObject *const *args, Py_ssi
 static PyMethodDef methods[] = {
     {"scan_head", (PyCFunction)(void (*)(void))scan_head, METH_FASTCALL,
      "scan_head(head, response) -> (pieces, http11, special, status, fields, field_bytes) | None"},
-    {"parse_request", (PyCFunction)(void (*)(void))parse_request, METH_FASTCALL,
+    {"parse_request", (PyCFunction)(void (*)(void))pe_http1_parse_request, METH_FASTCALL,
      "parse_request(head, max_count, max_bytes[, head_len]) -> (names, values, keep_alive, length) | None"},
     {"parse_response", (PyCFunction)(void (*)(void))parse_response, METH_FASTCALL,
      "parse_response(head, max_count, max_bytes[, head_len]) -> (status, names, values, keep_alive, length, chunked) | None"},
-    {"parse_response_start", (PyCFunction)(void (*)(void))parse_response_start, METH_FASTCALL,
+    {"parse_response_start", (PyCFunction)(void (*)(void))pe_http1_parse_response_start, METH_FASTCALL,
      "parse_response_start(data, max_count, max_bytes, raw_limit) -> parse_response's tuple + (head_len,) | None"},
-    {"encode_request", (PyCFunction)(void (*)(void))encode_request, METH_FASTCALL,
+    {"encode_request", (PyCFunction)(void (*)(void))pe_http1_encode_request, METH_FASTCALL,
      "encode_request(names, values, end_stream) -> (head, method, length) | None"},
-    {"encode_response", (PyCFunction)(void (*)(void))encode_response, METH_FASTCALL,
+    {"encode_response", (PyCFunction)(void (*)(void))pe_http1_encode_response, METH_FASTCALL,
      "encode_response(line, names, values, end_stream, http11, close) -> (head, length, close) | None"},
     {NULL, NULL, 0, NULL},
 };
@@ -873,7 +874,8 @@ PyMODINIT_FUNC PyInit__http1(void)
         || PyModule_AddIntConstant(m, "SPECIAL_TRANSFER_ENCODING", PE_SPECIAL_TRANSFER_ENCODING) < 0
         || PyModule_AddIntConstant(m, "SPECIAL_CONNECTION", PE_SPECIAL_CONNECTION) < 0
         || PyModule_AddIntConstant(m, "SPECIAL_OTHER", PE_SPECIAL_OTHER) < 0
-        || PyModule_AddIntConstant(m, "SPECIAL_REPEATED", PE_SPECIAL_REPEATED) < 0) {
+        || PyModule_AddIntConstant(m, "SPECIAL_REPEATED", PE_SPECIAL_REPEATED) < 0
+        || pe_http1_codec_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

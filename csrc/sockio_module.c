@@ -21,6 +21,8 @@
  *   read(fd, cap, until_eof) -> (data, code)
  *   write(fd, data) -> (sent, code)
  *   writev(fd, chunks) -> (sent, code)
+ *   bind_connection(cls, buffer_type, constants): the connection's I/O
+ *       methods on top of these (connection_io.c)
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -33,10 +35,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define READ_EOF (-1)
-#define READ_FULL (-2)
-/* Chunks one writev() call gathers; the caller loops for more. */
-#define WRITEV_MAX 64
+#include "sockio.h"
 
 /* Each thread reads into a scratch buffer of its own, kept between calls
  * (a new one per read would cost an allocation of the whole cap), and
@@ -48,7 +47,7 @@ typedef struct {
     char data[];
 } scratch_buffer;
 
-static char *thread_scratch(size_t cap)
+char *pe_thread_scratch(size_t cap)
 {
     scratch_buffer *s = pthread_getspecific(scratch_key);
     if (s != NULL && s->size >= cap)
@@ -97,6 +96,35 @@ static PyObject *result(PyObject *value, long code)
     return pair;
 }
 
+/* The read loop of read() (see there), for any caller; runs without the GIL. */
+long pe_read_loop(int fd, char *buf, size_t cap, int until_eof, size_t *got_out)
+{
+    size_t got = 0;
+    long code = READ_FULL;
+    while (got < cap) {
+        size_t want = cap - got;
+        ssize_t n = read(fd, buf + got, want);
+        if (n > 0) {
+            got += (size_t)n;
+            if ((size_t)n < want && !until_eof) {
+                code = 0;
+                break;
+            }
+            continue;
+        }
+        if (n == 0) {
+            code = READ_EOF;
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        code = (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : errno;
+        break;
+    }
+    *got_out = got;
+    return code;
+}
+
 /* read(fd, cap, until_eof) -> (data, code)
  *
  * Reads until EAGAIN, EOF, an error or cap bytes.  code says why it
@@ -127,33 +155,14 @@ static PyObject *sockio_read(PyObject *self, PyObject *const *args, Py_ssize_t n
     int until_eof = PyObject_IsTrue(args[2]);
     if (until_eof < 0)
         return NULL;
-    char *buf = thread_scratch((size_t)cap);
+    char *buf = pe_thread_scratch((size_t)cap);
     if (buf == NULL)
         return PyErr_NoMemory();
 
-    size_t got = 0;
-    long code = READ_FULL;
+    size_t got;
+    long code;
     Py_BEGIN_ALLOW_THREADS
-    while (got < (size_t)cap) {
-        size_t want = (size_t)cap - got;
-        ssize_t n = read(fd, buf + got, want);
-        if (n > 0) {
-            got += (size_t)n;
-            if ((size_t)n < want && !until_eof) {
-                code = 0;
-                break;
-            }
-            continue;
-        }
-        if (n == 0) {
-            code = READ_EOF;
-            break;
-        }
-        if (errno == EINTR)
-            continue;
-        code = (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : errno;
-        break;
-    }
+    code = pe_read_loop(fd, buf, (size_t)cap, until_eof, &got);
     Py_END_ALLOW_THREADS
     return result(PyBytes_FromStringAndSize(buf, (Py_ssize_t)got), code);
 }
@@ -161,7 +170,7 @@ static PyObject *sockio_read(PyObject *self, PyObject *const *args, Py_ssize_t n
 /* Send iov[0..count) until all is sent, EAGAIN or an error; returns the
  * bytes sent and sets *code to 0 (all sent), EAGAIN or an errno.  Called
  * without the GIL. */
-static size_t send_all(int fd, struct iovec *iov, int count, long *code)
+size_t pe_send_all(int fd, struct iovec *iov, int count, long *code)
 {
     struct msghdr msg;
     size_t done = 0;
@@ -218,7 +227,7 @@ static PyObject *sockio_write(PyObject *self, PyObject *const *args, Py_ssize_t 
     long code;
     size_t sent;
     Py_BEGIN_ALLOW_THREADS
-    sent = view.len ? send_all(fd, &iov, 1, &code) : 0;
+    sent = view.len ? pe_send_all(fd, &iov, 1, &code) : 0;
     Py_END_ALLOW_THREADS
     if (!view.len)
         code = 0;
@@ -268,7 +277,7 @@ static PyObject *sockio_writev(PyObject *self, PyObject *const *args, Py_ssize_t
     long code;
     size_t sent;
     Py_BEGIN_ALLOW_THREADS
-    sent = send_all(fd, iov, (int)count, &code);
+    sent = pe_send_all(fd, iov, (int)count, &code);
     Py_END_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < count; i++)
         Py_DECREF(held[i]);
@@ -323,7 +332,8 @@ PyMODINIT_FUNC PyInit__sockio(void)
     if (PyModule_AddIntConstant(m, "READ_EOF", READ_EOF) < 0
         || PyModule_AddIntConstant(m, "READ_FULL", READ_FULL) < 0
         || PyModule_AddIntConstant(m, "WRITEV_MAX", WRITEV_MAX) < 0
-        || PyModule_AddIntConstant(m, "EAGAIN", EAGAIN) < 0) {
+        || PyModule_AddIntConstant(m, "EAGAIN", EAGAIN) < 0
+        || pe_connection_io_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -96,12 +96,14 @@ def test_a_subclass_of_a_subclass_gets_copies_too_but_keeps_overrides():
 
 def test_the_proxy_hot_classes_have_their_own_copies():
     server, client = connection_impl.ServerConnectionImpl, connection_impl.ClientConnectionImpl
+    # The plaintext connection's I/O methods are C methods (no inline caches): shared, not copied.
     for name in ("_on_read_ready", "_on_write_ready", "write", "_flush", "_on_file_event"):
-        assert vars(server)[name].__code__ is not vars(client)[name].__code__
-    # The TLS connections override the I/O methods; what they inherit are their own copies too.
+        assert type(getattr(server, name)).__name__ == "method_descriptor"
+        assert getattr(server, name) is getattr(client, name) is vars(connection_impl.ConnectionImpl)[name]
+    # The TLS connections override the read and the flush in Python; each has its own copies.
     tls_server, tls_client = ssl_socket.SslServerConnectionImpl, ssl_socket.SslClientConnectionImpl
-    assert vars(tls_server)["write"].__code__ is not vars(server)["write"].__code__
     assert vars(tls_server)["_on_write_ready"].__code__ is not vars(tls_client)["_on_write_ready"].__code__
+    assert vars(tls_server)["_on_read_ready"].__code__ is not vars(tls_client)["_on_read_ready"].__code__
     for name in ("dispatch", "_process", "_read_body", "_flush_body"):
         assert vars(http1.ServerConnectionImpl)[name] is not getattr(http1.ClientConnectionImpl, name)
     # The codec's state table calls each class's own copies.

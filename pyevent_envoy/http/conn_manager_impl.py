@@ -39,16 +39,19 @@ import math
 import time
 from typing import Any, Optional
 
+from pyevent_envoy import _conn_manager
 from pyevent_envoy._defaults import defaults_base
 from pyevent_envoy._headers import mutate_plain as _mutate_plain
 from pyevent_envoy._headers import request_id as _format_request_id
 from pyevent_envoy.event.dispatcher import Dispatcher
+from pyevent_envoy.event.dispatcher_impl import DispatcherImpl
 from pyevent_envoy.http.codec import STATUS_CODES, CodecProtocolError, Http1Settings, ResponseEncoder, reason_phrase
 from pyevent_envoy.http.codec import ServerConnectionImpl as Http1ServerCodec
 from pyevent_envoy.http.filter import FilterDataStatus, FilterHeadersStatus
 from pyevent_envoy.http.header_map import HeaderMap
 from pyevent_envoy.http.stream_info import ResponseFlag, StreamInfo
 from pyevent_envoy.network.buffer import OwnedBuffer
+from pyevent_envoy.network.connection_impl import ConnectionImpl
 from pyevent_envoy.network.connection import ConnectionCallbacks, ConnectionCloseType, ConnectionEvent, ConnectionState
 from pyevent_envoy.network.filter import FilterStatus, ReadFilter
 from pyevent_envoy.network.utility import get_local_address
@@ -385,7 +388,12 @@ class ActiveStream(_ActiveStreamFields):
 
     # RequestDecoder (called by the codec)
 
-    def decode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
+    # decode_headers(headers, end_stream) is C (see _conn_manager.bind at the
+    # end of this module): the common configuration's request, mutated,
+    # routed and given to the filters there.
+
+    def _decode_headers_general(self, headers: HeaderMap, end_stream: bool) -> None:
+        """decode_headers() for what its C method leaves: other configurations, Expect, upgrades."""
         manager = self._manager
         config = manager.config
         self.request_headers = headers
@@ -664,7 +672,11 @@ class ActiveStream(_ActiveStreamFields):
     def expect_continue(self) -> bool:
         return bool(getattr(self._encoder, "expect_continue", False))
 
-    def encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
+    # encode_headers(headers, end_stream) is C (see _conn_manager.bind at
+    # the end of this module): with no encoder filter and nothing draining.
+
+    def _encode_headers_general(self, headers: HeaderMap, end_stream: bool) -> None:
+        """encode_headers() for what its C method leaves: encoder filters, draining, early responses."""
         if self._destroyed:
             return
         for flt in self._encoder_filters:
@@ -827,34 +839,9 @@ class ActiveStream(_ActiveStreamFields):
 
     # teardown
 
-    def destroy(self) -> None:
-        if self._destroyed:
-            return
-        self._destroyed = True
-        stats = self._manager.stats
-        stats.downstream_rq_active -= 1
-        info = self.stream_info
-        info.end_monotonic = end = self._manager.dispatcher.approximate_now
-        # Envoy's request_response_timespan_: from the stream's creation to its completion.
-        stats.downstream_rq_time.record_duration(end - info.start_monotonic)
-        for access_log in self._manager.config.access_logs:
-            access_log.log(info)
-        if self._request_timer is not None:
-            self._request_timer.close()
-            self._request_timer = None
-        if self._decoder_read_disabled:
-            self._decoder_read_disabled = False
-            self._manager.connection.read_disable(False)
-        self._decoder_buffer = None
-        self._pending_trailers = None
-        self._response_timeout_cb = None
-        for flt in self._decoder_filters:
-            flt.on_destroy()
-        for flt in self._encoder_filters:
-            if flt not in self._decoder_filters:
-                flt.on_destroy()
-        self._decoder_filters = ()
-        self._encoder_filters = ()
+    # destroy() is C (see _conn_manager.bind at the end of this module):
+    # the gauges and the request time, access logs, timers, then each
+    # filter's on_destroy(), once.
 
 
 def _client_address(text: str) -> Any:
@@ -1062,7 +1049,11 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
 
     # codec ServerConnectionCallbacks
 
-    def new_stream(self, encoder: ResponseEncoder) -> ActiveStream:
+    # new_stream(encoder) is C (see _conn_manager.bind at the end of this
+    # module): the common stream is made there as ActiveStream.__init__ makes it.
+
+    def _new_stream_general(self, encoder: ResponseEncoder) -> ActiveStream:
+        """new_stream() for what its C method leaves: several filters, a request timeout, a head pending."""
         stream = ActiveStream(self, encoder)
         if self._head_started is not None:
             self._begin_at_head(stream)
@@ -1142,27 +1133,8 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
 
     # stream lifecycle
 
-    def _on_stream_done(self, stream: ActiveStream) -> None:
-        if stream._destroyed:
-            return
-        if not stream.request_complete:
-            # Envoy resets a stream that ends before its request did (doEndStream).
-            self.stats.downstream_rq_rx_reset += 1
-        stream.destroy()
-        try:
-            self.streams.remove(stream)
-        except ValueError:
-            pass  # a protocol-error reply's stream may not be in the list
-        if self.connection.state is not _OPEN:
-            return
-        if self._read_paused and not self.codec.paused:
-            self._read_paused = False
-            self.connection.read_disable(False)
-        if self._close_after_response or self.draining or self.codec.should_close:
-            self.connection.close(ConnectionCloseType.FLUSH_WRITE_AND_DELAY)
-        elif not self.streams and self.config.idle_timeout > 0:
-            self._idle_since = self.dispatcher.approximate_now
-            self._arm_timer(self._idle_since + self.config.idle_timeout)
+    # _on_stream_done(stream) is C (see _conn_manager.bind at the end of this
+    # module): destroy, then resume reading, close, or start the idle timeout.
 
     def _on_connection_idle(self, now: float) -> None:
         # Envoy's onIdleTimeout: start the drain sequence.  An HTTP/1.1 client
@@ -1241,3 +1213,34 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
                 method = getattr(flt, "on_below_write_buffer_low_watermark", None)
                 if method is not None:
                     method()
+
+
+# The per-stream bookkeeping, in C (csrc/conn_manager_module.c):
+# ConnectionManagerImpl.new_stream and _on_stream_done, ActiveStream's
+# decode_headers, encode_headers and destroy.
+_conn_manager.bind(
+    {
+        "ConnectionManagerImpl": ConnectionManagerImpl,
+        "ActiveStream": ActiveStream,
+        "StreamInfo": StreamInfo,
+        "ConnectionManagerConfig": ConnectionManagerConfig,
+        "HttpConnManagerStats": HttpConnManagerStats,
+        "DispatcherImpl": DispatcherImpl,
+        "ConnectionImpl": ConnectionImpl,
+        "ServerCodec": Http1ServerCodec,
+        "HeaderMap": HeaderMap,
+        "DateCache": _DateCache,
+    },
+    {
+        "filter_kinds": _filter_kinds,
+        "time": time.time,
+        "OPEN": ConnectionState.OPEN,
+        "FLUSH_WRITE_AND_DELAY": ConnectionCloseType.FLUSH_WRITE_AND_DELAY,
+        "date": _date,
+        "STATUS_CODES": STATUS_CODES,
+        "mutate_plain": _mutate_plain,
+        "INTERNAL_ONLY_HEADERS": _INTERNAL_ONLY_HEADERS,
+        "NO_DRAIN": _NO_DRAIN,
+        "HEADERS_STOP": _HEADERS_STOP,
+    },
+)

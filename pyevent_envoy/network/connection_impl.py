@@ -1,11 +1,15 @@
 """Connections (Envoy's ``source/common/network/connection_impl.cc``).
 
 One EDGE-triggered file event per connection, READ|WRITE while reading,
-WRITE|CLOSED while read-disabled (so a peer's FIN is still noticed).  Reads
-and writes are single C calls that loop until ``EAGAIN`` and return a
-``(value, code)`` pair (:mod:`pyevent_envoy._sockio`), so the normal end of
-an edge-triggered read costs no Python exception, and a read returns one
-``bytes`` however many ``read()`` calls it took.
+WRITE|CLOSED while read-disabled (so a peer's FIN is still noticed).  The
+I/O methods every request runs on both of its connections (the file event,
+the read and the filters it feeds, ``write()`` and the flush) are C methods
+of :class:`ConnectionImpl` (``csrc/connection_io.c``): they read and set the
+class's slots in place around the socket calls, and call back into this
+module for what is rare (connect outcomes, closing, half-close).  A read
+loops until ``EAGAIN`` and adds one ``bytes`` to the read buffer however
+many ``read()`` calls it took; a flush sends the write buffer's chunks with
+gathered ``sendmsg()`` calls, without joining them first.
 
 Differences from Envoy, on purpose:
 
@@ -18,6 +22,7 @@ Differences from Envoy, on purpose:
 
 from __future__ import annotations
 
+import abc
 import itertools
 import logging
 import os
@@ -54,12 +59,9 @@ _READING = _READ | _WRITE | _CLOSED
 _WRITE_BIT = int(_WRITE)
 _CLOSED_BIT = int(_CLOSED)
 _READ_OR_CLOSED_BITS = int(_READ | _CLOSED)
-_EAGAIN = _sockio.EAGAIN
-_EOF = _sockio.READ_EOF
-_FULL = _sockio.READ_FULL
+# (The TLS connection's reads and writes; the plaintext ones are in C.)
 _sock_read = _sockio.read
 _sock_write = _sockio.write
-_sock_writev = _sockio.writev
 # Enum members the request path tests or returns, as module constants: on
 # CPython 3.11 every ``Enum.MEMBER`` lookup goes through EnumType.__getattr__'s
 # slow attribute hook (about 70 ns each, several per request).
@@ -72,10 +74,6 @@ _STOP_ITERATION = FilterStatus.STOP_ITERATION
 #: short read): a 64 KiB body and its head arrive as one ``bytes``.  Each
 #: thread keeps one scratch buffer of this size.
 READ_CHUNK = 256 * 1024
-#: Below this many buffered bytes, chunks are joined and sent with one send();
-#: at or above it they go out with one sendmsg() over the chunks (a join
-#: would copy a large body once more).
-WRITEV_MIN_BYTES = 16 * 1024
 #: Envoy's per_connection_buffer_limit_bytes default.
 DEFAULT_BUFFER_LIMIT = 1024 * 1024
 #: Envoy's HCM delayed_close_timeout default.
@@ -284,76 +282,25 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
             if read_filter.on_data(buffer, end_stream) is _STOP_ITERATION:
                 return
 
-    # I/O
+    # I/O: _on_file_event, _on_read_ready, write, _flush and _on_write_ready
+    # are C methods, installed below by _sockio.bind_connection (see
+    # csrc/connection_io.c); what they leave to Python follows.
 
-    def _on_file_event(self, events: FileReadyType) -> None:
-        events = int(events)  # plain int bit tests: IntFlag's & builds a new flag each time
-        if self._pending_error:
-            # connect() itself failed; Envoy's words for it.
-            self.failure_reason = f"immediate connect error: {os.strerror(self._pending_error)}"
-            self._close_socket(ConnectionEvent.REMOTE_CLOSE)
-            return
-        if events & _CLOSED_BIT and self._read_disable_count:
-            # Not reading, so nothing else will see it: the peer went away.
-            self._close_socket(ConnectionEvent.REMOTE_CLOSE)
-            return
-        if events & _WRITE_BIT:
-            self._write_blocked = False
-            # epoll reports the socket writable with every read event too;
-            # with nothing to send, connect or close (and no TLS engine that
-            # may have bytes of its own), that is a call for nothing.
-            if self._write_buffer._length or self._connecting or self._close_type is not None or self.is_tls:
-                self._on_write_ready()
-        if events & _READ_OR_CLOSED_BITS and self._state is not _CLOSED_STATE:
-            self._on_read_ready(bool(events & _CLOSED_BIT))
+    def _fail_pending_connect(self) -> None:
+        """connect() itself failed (the file event reports it): close, in Envoy's words."""
+        self.failure_reason = f"immediate connect error: {os.strerror(self._pending_error)}"
+        self._close_socket(ConnectionEvent.REMOTE_CLOSE)
 
-    def _on_read_ready(self, until_eof: bool = False) -> None:
-        if self._read_disable_count:
-            return
-        if self._dispatch_buffered and not self._dispatch_buffered_reads():
-            return
-        if self._read_end_stream:
-            return
-        fd = self._fd
-        buffer = self._read_buffer
-        total = 0
-        eof = False
-        while True:
-            data, code = _sock_read(fd, READ_CHUNK, until_eof)
-            if data:
-                buffer.add(data)
-                total += len(data)
-            if code == 0:
-                break
-            if code == _FULL:
-                if buffer._above or self._read_disable_count:
-                    break  # come back when the buffer drained (edge already consumed)
-                continue
-            if code == _EOF:
-                eof = True
-                break
-            self.failure_reason = os.strerror(code)
+    def _finish_connect(self) -> bool:
+        """The first WRITE of a connect: its outcome.  False when it failed (the connection closed)."""
+        error = lib.pe_socket_error(self._fd)
+        if error:
+            self.failure_reason = f"delayed connect error: {os.strerror(error)}"
             self._close_socket(ConnectionEvent.REMOTE_CLOSE)
-            return
-        self.bytes_read += total
-        stats = self._connection_stats
-        if stats is not None:
-            # Envoy's updateReadBufferStats: measured before the filters consume the bytes.
-            # (Inline here and in the write path, not a shared helper: a call per read costs more.)
-            stats.read_total += total
-            size = buffer._length
-            if size != self._last_read_buffer_size:
-                stats.read_current += size - self._last_read_buffer_size
-                self._last_read_buffer_size = size
-        if eof:
-            self._read_end_stream = True
-        if total or eof:
-            # _on_read(eof), inline: one frame less on every read.
-            for read_filter in self._filters:
-                if self._state is _CLOSED_STATE or read_filter.on_data(buffer, eof) is _STOP_ITERATION:
-                    break
-        if eof and self._state is not _CLOSED_STATE and (not self._half_close or self._write_end_stream):
-            self._close_socket(ConnectionEvent.REMOTE_CLOSE)
+            return False
+        self._connecting = False
+        self._raise_event(ConnectionEvent.CONNECTED)
+        return self._state is not _CLOSED_STATE
 
     def _dispatch_buffered_reads(self) -> bool:
         """Hand the filters what read_disable(False) found buffered; False: stop reading for now.
@@ -365,80 +312,6 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
             if self._state is _CLOSED_STATE or self._read_disable_count:
                 return False
         return True
-
-    def write(self, data: bytes, end_stream: bool = False) -> None:
-        if self._state is not _OPEN or self._write_end_stream:
-            return
-        if end_stream:
-            if not self._half_close:
-                raise RuntimeError("write(end_stream=True) needs enable_half_close(True)")
-            self._write_end_stream = True
-        if data:
-            self._write_buffer.add(data)
-        if not (self._write_blocked or self._connecting or self._pending_error):
-            # Writes made while callbacks run coalesce: one send per connection
-            # per loop pass, in the same-iteration phase (Envoy flushes on a
-            # WRITE injection, one iteration later).  The connection's own
-            # schedulable callback, not a post: a second schedule is a no-op,
-            # and the loop runs it without the post path's thread check,
-            # queue and wake-up flag.
-            flush = self._flush_cb
-            if flush is None:
-                flush = self._flush_cb = self._dispatcher.create_schedulable_callback(self._flush)
-            flush.schedule_callback_current_iteration()
-
-    def _flush(self) -> None:
-        if self._state is not _CLOSED_STATE and not self._write_blocked and not self._connecting:
-            self._on_write_ready()
-
-    def _on_write_ready(self) -> None:
-        if self._connecting:
-            error = lib.pe_socket_error(self._fd)
-            if error:
-                self.failure_reason = f"delayed connect error: {os.strerror(error)}"
-                self._close_socket(ConnectionEvent.REMOTE_CLOSE)
-                return
-            self._connecting = False
-            self._raise_event(ConnectionEvent.CONNECTED)
-            if self._state is _CLOSED_STATE:
-                return
-        buffer = self._write_buffer
-        if buffer._length:
-            while True:
-                chunks = buffer._chunks
-                if len(chunks) > 1 and buffer._length >= WRITEV_MIN_BYTES:
-                    # A head and a large body: one sendmsg() over the chunks
-                    # instead of joining them into a new buffer first.
-                    n, code = _sock_writev(self._fd, chunks)
-                else:
-                    n, code = _sock_write(self._fd, buffer.peek())
-                self.bytes_written += n
-                buffer.drain(n)
-                stats = self._connection_stats
-                if stats is not None:
-                    stats.write_total += n
-                    size = buffer._length
-                    if size != self._last_write_buffer_size:
-                        stats.write_current += size - self._last_write_buffer_size
-                        stats.write_current_moved = True
-                        self._last_write_buffer_size = size
-                if not buffer._length or self._state is _CLOSED_STATE:
-                    break
-                if code == 0:
-                    continue  # all of at most WRITEV_MAX chunks went out: the rest now
-                if code != _EAGAIN:
-                    self.failure_reason = os.strerror(code)
-                    self._close_socket(ConnectionEvent.REMOTE_CLOSE)
-                else:
-                    self._write_blocked = True  # the next WRITE edge resumes
-                return
-            if self._state is _CLOSED_STATE:
-                return
-        if self._write_end_stream and not self._write_shut:
-            # Everything before the end went out (or there was nothing): now the FIN.
-            self._shutdown_write()
-        if self._close_type is not None:
-            self._on_flushed_for_close()
 
     def _shutdown_write(self) -> None:
         self._write_shut = True
@@ -552,6 +425,23 @@ class ConnectionImpl(Connection, ReadFilterCallbacks):
     def _raise_event(self, event: ConnectionEvent) -> None:
         for callbacks in list(self._callbacks):
             callbacks.on_event(event)
+
+
+_sockio.bind_connection(
+    ConnectionImpl,
+    WatermarkBuffer.__mro__[-2],  # the C buffer type the connection's buffers are made of
+    {
+        "OPEN": _OPEN,
+        "CLOSED": _CLOSED_STATE,
+        "STOP_ITERATION": _STOP_ITERATION,
+        "REMOTE_CLOSE": ConnectionEvent.REMOTE_CLOSE,
+        "WRITE_BIT": _WRITE_BIT,
+        "CLOSED_BIT": _CLOSED_BIT,
+        "READ_OR_CLOSED_BITS": _READ_OR_CLOSED_BITS,
+        "READ_CHUNK": READ_CHUNK,
+    },
+)
+abc.update_abstractmethods(ConnectionImpl)  # write() is one of Connection's
 
 
 class ServerConnectionImpl(ConnectionImpl):

@@ -64,6 +64,7 @@ event on the hot path.
 
 from __future__ import annotations
 
+import abc
 import re
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -926,7 +927,11 @@ class _StreamEncoderBase(_EncoderFields):
         self._conn = conn
         self._sink = conn._sink
 
-    def encode_data(self, data: bytes, end_stream: bool) -> None:
+    # encode_data() is C (see bind_codec at the end of this module): it sends
+    # what a Content-Length allows, and raw bodies, and leaves the rest here.
+
+    def _encode_data_general(self, data: bytes, end_stream: bool) -> None:
+        """encode_data() for what its C method leaves: chunked framing, bodies with no room, errors."""
         if not self._started:
             raise CodecUsageError("encode_data() before encode_headers()")
         if self._complete:
@@ -1052,7 +1057,11 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
     def started_response(self) -> bool:
         return self._started
 
-    def encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
+    # encode_headers() is C (see bind_codec at the end of this module): the
+    # common response, whole, through _http1.encode_response.
+
+    def _encode_headers_general(self, headers: HeaderMap, end_stream: bool) -> None:
+        """encode_headers() for what its C method leaves: 1xx/101, 204, 304, HEAD, tunnels, hop-by-hop fields."""
         if self._started:
             raise CodecUsageError("encode_headers() called twice")
         names = headers._names
@@ -1063,23 +1072,6 @@ class ResponseEncoderImpl(_StreamEncoderBase, ResponseEncoder):
         else:
             value = headers._get(":status")
             status, line = _STATUS_BY_VALUE.get(value) or _parse_status(value)
-        if status >= 200 and status != 204 and status != 304 and not self._special:
-            common = _http1.encode_response(line, names, values, end_stream, self.protocol == _HTTP11, self._close)
-            if common is not None:
-                # The common response, whole in C (csrc/http1_module.c): no
-                # hop-by-hop field, framing chosen there as below.
-                head, length, self._close = common
-                if length >= 0:
-                    self._mode = _MODE_LENGTH
-                    self._remaining = length
-                else:
-                    self._mode = _MODE_CHUNKED if length == -1 else _MODE_RAW
-                self._started = True
-                self._sink(head)
-                if end_stream:
-                    self._complete = True
-                    self._conn._on_response_complete(self)
-                return
         n = len(names)
         start = 0
         while start < n and names[start][0] == ":":
@@ -1204,27 +1196,13 @@ class RequestEncoderImpl(_StreamEncoderBase, RequestEncoder):
         self.is_connect_request = False
         self.upgrade = False
 
-    def encode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
+    # encode_headers() is C (see bind_codec at the end of this module): the
+    # common request, whole, through _http1.encode_request.
+
+    def _encode_headers_general(self, headers: HeaderMap, end_stream: bool) -> None:
+        """encode_headers() for what its C method leaves: CONNECT, hop-by-hop fields, unusual pseudo-headers."""
         if self._started:
             raise CodecUsageError("encode_headers() called twice")
-        common = _http1.encode_request(headers._names, headers._values, end_stream)
-        if common is not None:
-            # The common request, whole in C (csrc/http1_module.c): no
-            # hop-by-hop field, not CONNECT, valid pseudo-headers.
-            head, method, length = common
-            self._started = True
-            self.method = method
-            self.is_head_request = method == "HEAD"
-            if length < 0:
-                self._mode = _MODE_CHUNKED
-            else:
-                self._mode = _MODE_LENGTH
-                self._remaining = length
-            self._sink(head)
-            if end_stream:
-                self._complete = True
-                self._conn._on_request_complete(self)
-            return
         method = headers._get(":method")
         if not method or method.strip(_TCHAR):
             raise CodecUsageError(f"request headers need a valid :method, got {method!r}")
@@ -1398,46 +1376,9 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
 
     # Input
 
-    def dispatch(self, data: bytes) -> None:
-        # The common read: one whole bodiless request (GET and the like) and
-        # nothing after it, while the connection waits for a request.  It is
-        # parsed in C and its stream opened here, in one frame, instead of by
-        # the parse loop's five; everything else, or whatever C declines,
-        # takes the loop, which handles it as before.
-        if (
-            self._state == _HEAD
-            and not self._pending
-            and not self.paused
-            and not self._processing
-            and not self._eof
-            and type(data) is bytes
-            and len(data) <= self._raw_head_limit
-        ):
-            # (C also declines a read that is not exactly one head: a partial
-            # head, or one with bytes after it, takes the loop.)
-            # C declines a second head after the first (it takes exactly one).
-            common = _http1.parse_request(data, self._max_head_count, self._max_head_bytes)
-            if common is not None and not common[3]:
-                names, values, keep_alive, _ = common
-                # The parse loop's error protocol (see _parse), inline here
-                # and in the client's dispatch(): a shared helper taking the
-                # handler costs 1 % of a proxied request.
-                self._processing = True
-                try:
-                    self._start_stream(
-                        _trusted_headers(names, values), values[0], True, keep_alive, False, False, False, False, 0
-                    )
-                except CodecProtocolError as err:
-                    self._fail(err)
-                except BaseException:
-                    self._state = _ERROR
-                    self._pending.clear()
-                    self._body_parts.clear()
-                    raise
-                finally:
-                    self._processing = False
-                return
-        self._dispatch(data)
+    # dispatch() is C (see bind_codec at the end of this module): a read that
+    # is one whole bodiless request the scanner takes opens its stream there,
+    # through _start_stream; every other read goes to _dispatch, the parse loop.
 
     def _on_head(self, head: bytes) -> None:
         common = _http1.parse_request(head, self._max_head_count, self._max_head_bytes)
@@ -1723,28 +1664,8 @@ class ServerConnectionImpl(_ConnectionBase, ServerConnection):
         if self._stream is None:
             self.paused = False
 
-    def _on_response_complete(self, encoder: ResponseEncoderImpl) -> None:
-        if encoder is not self._stream:
-            # An error reply, or a stream already given up on: the connection ends.
-            self.should_close = True
-            return
-        self._stream = None
-        self._decoder = None
-        if not encoder._request_complete or encoder._close or self.should_close:
-            # Envoy: a response before the request ended leaves the connection
-            # to be closed; so does Connection: close, HTTP/1.0 without
-            # keep-alive, or a tunnel.
-            self.should_close = True
-            if self._state < _STOP:
-                self._state = _CLOSED
-            self._pending.clear()
-            self.paused = False
-            return
-        self.paused = False
-        if self._eof and not self._pending:
-            self._closed_after_eof()
-        elif self._settings.auto_resume and not self._processing and self._pending:
-            self.resume()
+    # _on_response_complete(encoder) is C (see bind_codec at the end of this
+    # module): the stream ends, then the connection closes or reads on.
 
     def _fail(self, err: CodecProtocolError) -> None:
         self._state = _ERROR
@@ -1803,7 +1724,11 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
         """The active request's encoder, until its response ends."""
         return self._stream
 
-    def new_stream(self, response_decoder: ResponseDecoder) -> RequestEncoderImpl:
+    # new_stream(response_decoder) is C (see bind_codec at the end of this
+    # module); it hands the requests it refuses to this method.
+
+    def _new_stream_general(self, response_decoder: ResponseDecoder) -> RequestEncoderImpl:
+        """new_stream(), whose refusals (CodecUsageError) are made here."""
         if self._state == _ERROR:
             raise CodecUsageError("new_stream() after a protocol error")
         if self._stream is not None:
@@ -1853,77 +1778,9 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
 
     # Input
 
-    def dispatch(self, data: bytes) -> None:
-        # The common read: the start of a plain response (its head and all
-        # or part of its Content-Length body) while a request is out.  The
-        # head is parsed in C and the owner called here, in one frame,
-        # instead of by the parse loop's eight; everything else, or whatever
-        # C declines, takes the loop, which handles it as before.
-        stream = self._stream
-        if (
-            self._state == _HEAD
-            and stream is not None
-            and not self._pending
-            and not self.paused
-            and not self._processing
-            and type(data) is bytes
-            and not (stream.is_head_request or stream.upgrade or stream.is_connect_request)
-        ):
-            # C finds the head's end (its first empty line, within the raw limit) itself.
-            common = _http1.parse_response_start(
-                data, self._max_head_count, self._max_head_bytes, self._raw_head_limit
-            )
-            if common is not None:
-                end = common[6]
-                # 1xx, 204 and 304, chunked and close-delimited bodies, and
-                # bytes past the body (an upstream that runs ahead) take the loop.
-                if 0 <= len(data) - end <= common[4] and not common[5] and common[0] != 204 and common[0] != 304:
-                    self._processing = True
-                    try:
-                        self._on_plain_response(stream, data, end, common)
-                    except CodecProtocolError as err:
-                        self._fail(err)
-                    except BaseException:
-                        self._state = _ERROR
-                        self._pending.clear()
-                        self._body_parts.clear()
-                        raise
-                    finally:
-                        self._processing = False
-                    if self._deferred_head:
-                        self._deferred_head = False
-                        if self._state == _IDLE and self._stream is not None:
-                            self._state = _HEAD
-                    return
-        self._dispatch(data)
-
-    def _on_plain_response(self, stream: RequestEncoderImpl, data: bytes, end: int, common: tuple) -> None:
-        """``dispatch()``'s common read: deliver the head C parsed and the body bytes that came with it."""
-        _, names, values, keep_alive, length, _, _ = common
-        self._response_close = not keep_alive or stream._close
-        headers = _trusted_headers(names, values)
-        if not length:
-            self._end_with_headers(headers)
-            return
-        self._remaining = length
-        self._state = _BODY
-        self._decoder.decode_headers(headers, False)
-        body = len(data) - end
-        if not body:
-            return
-        if self._state != _BODY or self.paused:
-            # The owner paused or closed the codec: the loop knows what to do.
-            self._parse(data[end:])
-        elif body == length:
-            # The whole response (_read_body and _end_message, inline).
-            self._remaining = 0
-            self._state = _HEAD
-            self._message_complete_begin()
-            self._deliver_data(data[end:], True)
-            self._message_complete_end()
-        else:
-            self._remaining = length - body
-            self._deliver_data(data[end:], False)
+    # dispatch() is C (see bind_codec at the end of this module): the start
+    # of a plain response, whole or with part of its Content-Length body, is
+    # delivered there; every other read goes to _dispatch, the parse loop.
 
     def _on_head(self, head: bytes) -> None:
         stream = self._stream
@@ -2163,3 +2020,34 @@ class ClientConnectionImpl(_ConnectionBase, ClientConnection):
 
     def __repr__(self) -> str:
         return f"<ClientConnectionImpl state={self._state} should_close={self.should_close}>"
+
+
+# The per-request steps of the common exchange, in C (csrc/http1_codec.c):
+# the two dispatch() methods and the encoders' encode_headers() and
+# encode_data().  Each takes the common case and hands the rest to the
+# general method named in its docstring.
+_http1.bind_codec(
+    ServerConnectionImpl,
+    ClientConnectionImpl,
+    ResponseEncoderImpl,
+    RequestEncoderImpl,
+    HeaderMap,
+    {
+        "HEAD": _HEAD,
+        "BODY": _BODY,
+        "IDLE": _IDLE,
+        "CLOSED": _CLOSED,
+        "ERROR": _ERROR,
+        "MODE_NONE": _MODE_NONE,
+        "MODE_LENGTH": _MODE_LENGTH,
+        "MODE_CHUNKED": _MODE_CHUNKED,
+        "MODE_RAW": _MODE_RAW,
+        "HTTP11": _HTTP11,
+        "STATUS_BY_VALUE": _STATUS_BY_VALUE,
+        "CodecProtocolError": CodecProtocolError,
+        "TRUSTED_HEADERS": _trusted_headers,
+    },
+)
+for _cls in (ServerConnectionImpl, ClientConnectionImpl, ResponseEncoderImpl, RequestEncoderImpl):
+    abc.update_abstractmethods(_cls)  # dispatch(), encode_headers() and encode_data() are the interfaces'
+del _cls

@@ -20,23 +20,42 @@ from hypothesis import strategies as st
 
 from pyevent_envoy import _http1
 from pyevent_envoy.http.codec import ClientConnectionImpl, CodecProtocolError, ServerConnectionImpl
+from pyevent_envoy.http.codec.http1 import RequestEncoderImpl, ResponseEncoderImpl
 from pyevent_envoy.http.codec.codec import Http1Settings
 from pyevent_envoy.http.header_map import HeaderMap
 
 from .test_http1_scan import FIELDS, METHODS, SPECIAL_VALUES, TARGETS, VERSIONS, _ResponseRecorder, build_head, mostly
 
 
+# The codec's C methods and the general methods each hands its declined cases to.
+GENERAL_METHODS = [
+    (ServerConnectionImpl, "dispatch", "_dispatch"),
+    (ClientConnectionImpl, "dispatch", "_dispatch"),
+    (ResponseEncoderImpl, "encode_headers", "_encode_headers_general"),
+    (RequestEncoderImpl, "encode_headers", "_encode_headers_general"),
+    (ResponseEncoderImpl, "encode_data", "_encode_data_general"),
+    (RequestEncoderImpl, "encode_data", "_encode_data_general"),
+    (ClientConnectionImpl, "new_stream", "_new_stream_general"),
+]
+
+
 @contextlib.contextmanager
 def declined(*names):
-    """Each ``_http1.<name>`` returns None (declines) inside the block."""
+    """Inside the block, each ``_http1.<name>`` returns None (declines), and
+    the codec's C methods give every call to their general methods."""
     real = {name: getattr(_http1, name) for name in names}
     for name in names:
         setattr(_http1, name, lambda *args: None)
+    methods = [(cls, name, vars(cls)[name]) for cls, name, _ in GENERAL_METHODS]
+    for cls, name, general in GENERAL_METHODS:
+        setattr(cls, name, getattr(cls, general))
     try:
         yield
     finally:
         for name, function in real.items():
             setattr(_http1, name, function)
+        for cls, name, method in methods:
+            setattr(cls, name, method)
 
 
 def serve(head):
@@ -47,10 +66,19 @@ def serve(head):
     except CodecProtocolError as err:
         owner.events.append(("raised", err.status, err.details))
     encoder = getattr(owner, "encoder", None)
-    stream = None
-    if encoder is not None:
-        stream = (encoder.protocol, encoder.keep_alive, encoder.upgrade, encoder.is_head_request, encoder.expect_continue)
+    stream = None if encoder is None else encoder_fields(encoder)
     return owner.events, stream, codec._state, codec._remaining, codec.paused
+
+
+def encoder_fields(encoder):
+    """Every slot of an encoder, by name (its connection by type)."""
+    names = set()
+    for cls in type(encoder).__mro__:
+        names.update(name for name, value in vars(cls).items() if type(value).__name__ == "member_descriptor")
+    fields = {name: getattr(encoder, name, "<unset>") for name in sorted(names)}
+    fields["_conn"] = type(fields["_conn"]).__name__
+    fields["_sink"] = fields["_sink"] is encoder._conn._sink
+    return fields
 
 
 def fetch(request_method, head):
@@ -62,7 +90,7 @@ def fetch(request_method, head):
         codec.dispatch(head)
     except CodecProtocolError as err:
         owner.events.append(("raised", err.status, err.details))
-    return owner.events, codec._state, codec._remaining, codec._response_close, codec.should_close
+    return owner.events, codec._state, codec._remaining, codec._response_close, codec.should_close, encoder_fields(encoder)
 
 
 # Most requests get one Host (the C path needs one), at a random place.
@@ -249,26 +277,27 @@ def test_a_response_with_its_length_in_one_read_matches_it_in_pieces(request_met
         assert state == 7  # _IDLE: the connection can take the next request
 
 
-def test_the_one_read_paths_are_taken():
-    # The proxy's common reads go through C in one frame, whole: the head
-    # scanner sees each head once (the general path would scan it again).
-    calls = []
-    real_request, real_response = _http1.parse_request, _http1.parse_response_start
-    try:
-        _http1.parse_request = lambda *args: calls.append(("request", len(args))) or real_request(*args)
-        _http1.parse_response_start = lambda *args: calls.append(("response", len(args))) or real_response(*args)
-        events = serve_reads([b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n"])[0]
-        assert events == [("headers", [(":method", "GET"), (":path", "/a"), (":authority", "a")], True)]
-        events = fetch_reads("GET", [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"])[0]
-        assert events == [
-            ("headers", [(":status", "200"), ("content-length", "2")], False),
-            ("data", b"hi", True),
-        ]
-    finally:
-        _http1.parse_request, _http1.parse_response_start = real_request, real_response
-    # The request: one call on the whole read; the response: one call that
-    # finds the head's end itself (the body follows it in the same bytes).
-    assert calls == [("request", 3), ("response", 4)]
+def test_the_one_read_paths_are_taken(monkeypatch):
+    # The proxy's common reads are taken whole by the C dispatch() methods:
+    # neither the parse loop nor the general head parser sees them.
+    general = []
+    for cls in (ServerConnectionImpl, ClientConnectionImpl):
+        for name in ("_dispatch", "_on_head"):
+            real = getattr(cls, name)
+            monkeypatch.setattr(
+                cls, name, lambda self, *args, _real=real, _key=(cls.__name__, name): general.append(_key) or _real(self, *args)
+            )
+    events = serve_reads([b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n"])[0]
+    assert events == [("headers", [(":method", "GET"), (":path", "/a"), (":authority", "a")], True)]
+    events = fetch_reads("GET", [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"])[0]
+    assert events == [
+        ("headers", [(":status", "200"), ("content-length", "2")], False),
+        ("data", b"hi", True),
+    ]
+    assert general == []
+    # A read the C methods decline (a request with a body) takes the loop, then the general parser.
+    serve_reads([b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx"])
+    assert general == [("ServerConnectionImpl", "_dispatch"), ("ServerConnectionImpl", "_on_head")]
 
 
 # Request heads as the router hands them to the upstream codec: pseudo-headers
@@ -365,4 +394,40 @@ def test_common_response_heads_encode_as_the_general_path(request, status, field
     fast = encode_response(request, status, fields, end_stream)
     with declined("encode_response"):
         general = encode_response(request, status, fields, end_stream)
+    assert fast == general
+
+
+def encode_body(request, content_length, frames):
+    """Send a response with ``content_length`` (None: none, so chunked or raw) and then ``frames``."""
+    owner = _ResponseRecorder()
+    sent = []
+    codec = ServerConnectionImpl(owner, sent.append, Http1Settings(accept_http_10=True))
+    codec.dispatch(request)
+    encoder = owner.encoder
+    fields = [(":status", "200")] + ([("content-length", str(content_length))] if content_length is not None else [])
+    encoder.encode_headers(HeaderMap(fields), False)
+    outcome = []
+    for data, end_stream in frames:
+        try:
+            encoder.encode_data(data, end_stream)
+            outcome.append("ok")
+        except Exception as exc:  # the general path's refusal, compared as such
+            outcome.append((type(exc).__name__, str(exc)))
+    return sent, outcome, encoder._mode, encoder._remaining, encoder._complete, encoder._close, codec.should_close
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    REQUESTS,
+    st.one_of(st.none(), st.integers(min_value=0, max_value=12)),
+    st.lists(
+        st.tuples(st.one_of(st.binary(max_size=8), st.binary(max_size=8).map(bytearray)), st.booleans()), max_size=4
+    ),
+)
+def test_response_bodies_encode_as_the_general_path(request, content_length, frames):
+    # Content-Length, chunked and close-delimited (HTTP/1.0) bodies; frames
+    # that fit, overrun, end short, come after the end, or are not bytes.
+    fast = encode_body(request, content_length, frames)
+    with declined():
+        general = encode_body(request, content_length, frames)
     assert fast == general

@@ -93,7 +93,27 @@ CONN_MANAGER_EXTENSION = Extension(
     extra_compile_args=["-O2"],
 )
 
+# The event layer's per-event methods (csrc/event_module.c): C methods of
+# its schedulable callbacks and file events.
+EVENT_EXTENSION = Extension(
+    "pyevent_envoy._event",
+    sources=["csrc/event_module.c"],
+    depends=["csrc/slots.h"],
+    include_dirs=["csrc"],
+    extra_compile_args=["-O2"],
+)
+
+# The upstream connection pool's per-request methods
+# (csrc/conn_pool_module.c): C methods of its pool and codec client.
+CONN_POOL_EXTENSION = Extension(
+    "pyevent_envoy._conn_pool",
+    sources=["csrc/conn_pool_module.c"],
+    depends=["csrc/slots.h"],
+    include_dirs=["csrc"],
+    extra_compile_args=["-O2"],
+)
+
 setup(
     cffi_modules=["csrc/ffi_build.py:build_ffi"],
-    ext_modules=[HTTP1_EXTENSION, SOCKIO_EXTENSION, HEADERS_EXTENSION, BUFFER_EXTENSION, STATS_EXTENSION, FIELDS_EXTENSION, CONN_MANAGER_EXTENSION],
+    ext_modules=[HTTP1_EXTENSION, SOCKIO_EXTENSION, HEADERS_EXTENSION, BUFFER_EXTENSION, STATS_EXTENSION, FIELDS_EXTENSION, CONN_MANAGER_EXTENSION, EVENT_EXTENSION, CONN_POOL_EXTENSION],
 )

@@ -9,10 +9,12 @@
  * as Python it was a sixth of a proxied request's bytecodes.  bind() installs
  * these C methods on the classes of pyevent_envoy/http/conn_manager_impl.py:
  *
+ *   ConnectionManagerImpl.on_data(data, end_stream)
  *   ConnectionManagerImpl.new_stream(encoder)
  *   ConnectionManagerImpl._on_stream_done(stream)
  *   ActiveStream.decode_headers(headers, end_stream)
  *   ActiveStream.encode_headers(headers, end_stream)
+ *   ActiveStream.encode_data(data, end_stream)
  *   ActiveStream.destroy()
  *
  * new_stream takes the common case only: one filter factory and no request
@@ -21,8 +23,9 @@
  * mirrors (tests/http/test_conn_manager_c.py compares the two).
  * decode_headers and encode_headers likewise take the common configuration
  * and request (see each) and leave the rest to _decode_headers_general and
- * _encode_headers_general.  The other two are whole: what is rare in them
- * is a Python call.
+ * _encode_headers_general; encode_data leaves a chain with encoder filters
+ * to _encode_data_from.  The others are whole: what is rare in them is a
+ * Python call.
  *
  * Attributes are the classes' __slots__, read in place (slots.h); a
  * connection or codec of another type than the proxy's own is read with
@@ -36,7 +39,7 @@
 static struct {
     Py_ssize_t dispatcher, connection, config, cluster_manager, stats, codec, streams, remote_address, local_address,
         connection_id, head_started, timer, timer_deadline, read_paused, close_after_response, draining, idle_since, scheme,
-        rng;
+        rng, http1_counted;
 } manager_at;
 static struct {
     Py_ssize_t manager, encoder, dispatcher, connection, config, cluster_manager, stats, stream_info, is_upgrade,
@@ -46,7 +49,7 @@ static struct {
 } stream_at;
 static struct {
     Py_ssize_t start_time, start_monotonic, protocol, response_flags, remote, direct_remote, local, connection_id,
-        end_monotonic, request_headers, response_headers, stream_id, route_name, response_code, health_check;
+        end_monotonic, request_headers, response_headers, stream_id, route_name, response_code, health_check, bytes_sent;
 } info_at;
 static struct {
     Py_ssize_t filter_factories, stream_idle_timeout, request_timeout, access_logs, idle_timeout, use_remote_address,
@@ -68,11 +71,17 @@ static struct {
     Py_ssize_t state;
 } connection_at;
 static struct {
-    Py_ssize_t paused, should_close;
+    Py_ssize_t paused, should_close, state, pending;
 } codec_at;
+static struct {
+    Py_ssize_t length;
+} buffer_at;
+static long codec_head_state; /* the server codec's _HEAD */
 
 static PyTypeObject *manager_type, *stream_type, *info_type, *config_type, *stats_type, *dispatcher_type,
-    *connection_type, *codec_type, *headers_type, *date_type;
+    *connection_type, *codec_type, *headers_type, *date_type, *buffer_type;
+static PyObject *buffer_take;   /* the buffer type's take() */
+static PyObject *stop_iteration; /* FilterStatus.STOP_ITERATION */
 static PyObject *date_cache;     /* the _DateCache instance */
 static PyObject *status_codes;   /* {"200": 200, ...} */
 static PyObject *mutate_plain;   /* pyevent_envoy._headers.mutate_plain */
@@ -90,7 +99,9 @@ static PyObject *s_new_stream_general, *s_arm_timer, *s_set_decoder_filter_callb
     *s_close, *s_read_disable, *s_on_destroy, *s_remove, *s_state, *s_paused, *s_should_close, *s_stats, *s_access_logs,
     *s_idle_timeout, *s_destroy, *s_get, *s_set_trusted, *s_expect, *s_date, *s_server, *s_status, *s_route,
     *s_uses_random, *s_random, *s_route_name, *s_on_request_complete, *s_decode_headers_general,
-    *s_encode_headers_general, *s_empty, *s_active, *s_get_date;
+    *s_encode_headers_general, *s_empty, *s_active, *s_get_date, *s_dispatch, *s_partial_head, *s_on_head_started,
+    *s_on_end_stream, *s_on_data_error, *s_encode_data, *s_encode_data_from, *s_downstream_cx_http1_total,
+    *s_downstream_cx_http1_active;
 
 /* helpers */
 
@@ -134,32 +145,6 @@ static double float_slot(PyObject *obj, Py_ssize_t offset, const char *name)
     return PyFloat_CheckExact(value) ? PyFloat_AS_DOUBLE(value) : PyFloat_AsDouble(value);
 }
 
-/* slot += delta for an int counter. */
-static int bump(PyObject *obj, Py_ssize_t offset, const char *name, long delta)
-{
-    PyObject *value = pe_slot_get(obj, offset, name);
-    if (value == NULL)
-        return -1;
-    PyObject *d = PyLong_FromLong(delta);
-    if (d == NULL)
-        return -1;
-    PyObject *sum = PyNumber_Add(value, d);
-    Py_DECREF(d);
-    if (sum == NULL)
-        return -1;
-    pe_slot_put(obj, offset, sum);
-    return 0;
-}
-
-static int run_method(PyObject *self, PyObject *name, size_t nargs, PyObject *a, PyObject *b)
-{
-    PyObject *r = pe_call_method(self, name, nargs, a, b, NULL);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
-    return 0;
-}
-
 /* The dispatcher's approximate_now as a new reference. */
 static PyObject *approximate_now(PyObject *dispatcher)
 {
@@ -181,7 +166,7 @@ static int arm_timer(PyObject *manager, double deadline)
     PyObject *d = PyFloat_FromDouble(deadline);
     if (d == NULL)
         return -1;
-    int r = run_method(manager, s_arm_timer, 1, d, NULL);
+    int r = pe_run_method(manager, s_arm_timer, 1, d, NULL, NULL);
     Py_DECREF(d);
     return r;
 }
@@ -307,9 +292,9 @@ static PyObject *manager_new_stream(PyObject *self, PyObject *encoder)
     if (optional_attr(encoder, s_upgrade, &upgrade) < 0)
         goto error;
     pe_slot_put(stream, stream_at.is_upgrade, upgrade != NULL ? Py_NewRef(upgrade) : Py_NewRef(Py_False));
-    if (bump(stats, stats_at.rq_total, "downstream_rq_total", 1) < 0
-        || bump(stats, stats_at.rq_http1_total, "downstream_rq_http1_total", 1) < 0
-        || bump(stats, stats_at.rq_active, "downstream_rq_active", 1) < 0)
+    if (pe_slot_add(stats, stats_at.rq_total, "downstream_rq_total", 1) < 0
+        || pe_slot_add(stats, stats_at.rq_http1_total, "downstream_rq_http1_total", 1) < 0
+        || pe_slot_add(stats, stats_at.rq_active, "downstream_rq_active", 1) < 0)
         goto error;
     /* The chain: the one filter, its kinds known by its type. */
     flt = PyObject_CallOneArg(PyTuple_GET_ITEM(factories, 0), stream);
@@ -326,8 +311,8 @@ static PyObject *manager_new_stream(PyObject *self, PyObject *encoder)
     }
     pe_slot_put(stream, stream_at.decoder_filters, decoders);
     pe_slot_put(stream, stream_at.encoder_filters, encoders);
-    if ((decodes && run_method(flt, s_set_decoder_filter_callbacks, 1, stream, NULL) < 0)
-        || (encodes && run_method(flt, s_set_encoder_filter_callbacks, 1, stream, NULL) < 0))
+    if ((decodes && pe_run_method(flt, s_set_decoder_filter_callbacks, 1, stream, NULL, NULL) < 0)
+        || (encodes && pe_run_method(flt, s_set_encoder_filter_callbacks, 1, stream, NULL, NULL) < 0))
         goto error;
     /* The stream idle timeout's last activity; the connection's timer keeps the deadline. */
     pe_slot_put(stream, stream_at.last_activity, Py_NewRef(now));
@@ -364,14 +349,14 @@ general:
 static int destroy_filters(PyObject *decoders, PyObject *encoders)
 {
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(decoders); i++)
-        if (run_method(PyTuple_GET_ITEM(decoders, i), s_on_destroy, 0, NULL, NULL) < 0)
+        if (pe_run_method(PyTuple_GET_ITEM(decoders, i), s_on_destroy, 0, NULL, NULL, NULL) < 0)
             return -1;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(encoders); i++) {
         PyObject *flt = PyTuple_GET_ITEM(encoders, i);
         int also_decoder = PySequence_Contains(decoders, flt);
         if (also_decoder < 0)
             return -1;
-        if (!also_decoder && run_method(flt, s_on_destroy, 0, NULL, NULL) < 0)
+        if (!also_decoder && pe_run_method(flt, s_on_destroy, 0, NULL, NULL, NULL) < 0)
             return -1;
     }
     return 0;
@@ -397,7 +382,7 @@ static PyObject *stream_destroy(PyObject *self, PyObject *unused)
     if (stats == NULL)
         goto done;
     if (PyObject_TypeCheck(stats, stats_type)) {
-        if (bump(stats, stats_at.rq_active, "downstream_rq_active", -1) < 0)
+        if (pe_slot_add(stats, stats_at.rq_active, "downstream_rq_active", -1) < 0)
             goto done;
     }
     else {
@@ -421,7 +406,7 @@ static PyObject *stream_destroy(PyObject *self, PyObject *unused)
     PyObject *duration = recorder == NULL ? NULL : PyFloat_FromDouble(stop - start);
     if (duration == NULL)
         goto done;
-    int r = run_method(recorder, s_record_duration, 1, duration, NULL);
+    int r = pe_run_method(recorder, s_record_duration, 1, duration, NULL, NULL);
     Py_DECREF(duration);
     if (r < 0)
         goto done;
@@ -441,7 +426,7 @@ static PyObject *stream_destroy(PyObject *self, PyObject *unused)
             goto done;
         PyObject *log;
         while ((log = PyIter_Next(it)) != NULL) {
-            r = run_method(log, s_log, 1, info, NULL);
+            r = pe_run_method(log, s_log, 1, info, NULL, NULL);
             Py_DECREF(log);
             if (r < 0)
                 break;
@@ -455,7 +440,7 @@ static PyObject *stream_destroy(PyObject *self, PyObject *unused)
         goto done;
     if (timer != Py_None) {
         Py_INCREF(timer);
-        r = run_method(timer, s_close, 0, NULL, NULL);
+        r = pe_run_method(timer, s_close, 0, NULL, NULL, NULL);
         Py_DECREF(timer);
         if (r < 0)
             goto done;
@@ -467,7 +452,7 @@ static PyObject *stream_destroy(PyObject *self, PyObject *unused)
     if (t) {
         pe_slot_put(self, stream_at.decoder_read_disabled, Py_NewRef(Py_False));
         PyObject *connection = pe_slot_get(manager, manager_at.connection, "connection");
-        if (connection == NULL || run_method(connection, s_read_disable, 1, Py_False, NULL) < 0)
+        if (connection == NULL || pe_run_method(connection, s_read_disable, 1, Py_False, NULL, NULL) < 0)
             goto done;
     }
     pe_slot_put(self, stream_at.decoder_buffer, Py_NewRef(Py_None));
@@ -529,7 +514,7 @@ static PyObject *manager_on_stream_done(PyObject *self, PyObject *stream)
             PyErr_SetString(PyExc_TypeError, "the connection manager's stats are not HttpConnManagerStats");
             return NULL;
         }
-        if (bump(stats, stats_at.rq_rx_reset, "downstream_rq_rx_reset", 1) < 0)
+        if (pe_slot_add(stats, stats_at.rq_rx_reset, "downstream_rq_rx_reset", 1) < 0)
             return NULL;
     }
     Py_INCREF(stream);
@@ -591,7 +576,7 @@ static PyObject *manager_on_stream_done(PyObject *self, PyObject *stream)
             goto done;
         if (!codec_paused) {
             pe_slot_put(self, manager_at.read_paused, Py_NewRef(Py_False));
-            if (run_method(connection, s_read_disable, 1, Py_False, NULL) < 0)
+            if (pe_run_method(connection, s_read_disable, 1, Py_False, NULL, NULL) < 0)
                 goto done;
         }
     }
@@ -606,7 +591,7 @@ static PyObject *manager_on_stream_done(PyObject *self, PyObject *stream)
     if (close < 0)
         goto done;
     if (close) {
-        if (run_method(connection, s_close, 1, flush_write_and_delay, NULL) < 0)
+        if (pe_run_method(connection, s_close, 1, flush_write_and_delay, NULL, NULL) < 0)
             goto done;
     }
     else if (PyList_CheckExact(streams) ? PyList_GET_SIZE(streams) == 0 : !PyObject_IsTrue(streams)) {
@@ -950,7 +935,7 @@ static PyObject *stream_encode_headers(PyObject *self, PyObject *const *args, Py
             PyErr_SetString(PyExc_TypeError, "the connection manager's stats are not HttpConnManagerStats");
             goto done;
         }
-        if (bump(stats, stats_at.rq_completed, "downstream_rq_completed", 1) < 0)
+        if (pe_slot_add(stats, stats_at.rq_completed, "downstream_rq_completed", 1) < 0)
             goto done;
         long value = PyLong_AsLong(code);
         PyObject *classes = pe_slot_get(stats, stats_at.rq_xx, "downstream_rq_xx");
@@ -1001,9 +986,213 @@ general:
     return pe_call_method(self, s_encode_headers_general, 2, headers, args[1], NULL);
 }
 
+/* ActiveStream.encode_data */
+
+/* _on_response_complete(): the response ended; the stream is done (closing
+ * the connection after it when the request has not ended). */
+static int response_complete(PyObject *self)
+{
+    pe_slot_put(self, stream_at.response_complete, Py_NewRef(Py_True));
+    PyObject *manager = pe_slot_get(self, stream_at.manager, "_manager");
+    if (manager == NULL)
+        return -1;
+    if (!PyObject_TypeCheck(manager, manager_type)) {
+        PyErr_SetString(PyExc_TypeError, "the stream's manager is not a ConnectionManagerImpl");
+        return -1;
+    }
+    int complete = pe_slot_truth(self, stream_at.request_complete, "request_complete");
+    if (complete < 0)
+        return -1;
+    if (!complete) {
+        /* HTTP/1.1 cannot find the next request after an unread body: close after flushing. */
+        pe_slot_put(manager, manager_at.close_after_response, Py_NewRef(Py_True));
+    }
+    Py_INCREF(manager);
+    PyObject *r = manager_on_stream_done(manager, self);
+    Py_DECREF(manager);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+PyDoc_STRVAR(encode_data_doc,
+    "encode_data(data, end_stream): response body bytes, from the last filter.\n\n"
+    "Through the encoder filters (_encode_data_from) when there are any; then counted\n"
+    "(bytes_sent), encoded, and with end_stream the stream is done.");
+
+static PyObject *stream_encode_data(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "encode_data(data, end_stream) takes 2 arguments");
+        return NULL;
+    }
+    PyObject *data = args[0];
+    int end_stream = pe_truth(args[1]);
+    int destroyed = end_stream < 0 ? -1 : pe_slot_truth(self, stream_at.destroyed, "_destroyed");
+    if (destroyed != 0)
+        return destroyed < 0 ? NULL : Py_NewRef(Py_None);
+    PyObject *filters = pe_slot_get(self, stream_at.encoder_filters, "_encoder_filters");
+    if (filters == NULL)
+        return NULL;
+    if (!PyTuple_CheckExact(filters) || PyTuple_GET_SIZE(filters) != 0) {
+        PyObject *start = PyLong_FromLong(0);
+        if (start == NULL)
+            return NULL;
+        PyObject *r = pe_call_method(self, s_encode_data_from, 3, start, data, args[1]);
+        Py_DECREF(start);
+        return r;
+    }
+    Py_ssize_t size = PyObject_Size(data);
+    PyObject *info = size < 0 ? NULL : pe_slot_get(self, stream_at.stream_info, "stream_info");
+    if (info == NULL || pe_slot_add(info, info_at.bytes_sent, "bytes_sent", (long)size) < 0 || note_activity(self) < 0)
+        return NULL;
+    PyObject *encoder = pe_slot_get(self, stream_at.encoder, "_encoder");
+    if (encoder == NULL)
+        return NULL;
+    Py_INCREF(encoder);
+    PyObject *r = pe_call_method(encoder, s_encode_data, 2, data, args[1], NULL);
+    Py_DECREF(encoder);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    if (end_stream && response_complete(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* ConnectionManagerImpl.on_data */
+
+/* codec.partial_head, whose common answers (not awaiting a head, paused, or
+ * nothing buffered) are read here; the property decides the rest. */
+static int partial_head(PyObject *codec)
+{
+    if (PyObject_TypeCheck(codec, codec_type)) {
+        PyObject *state = PE_SLOT(codec, codec_at.state);
+        PyObject *pending = PE_SLOT(codec, codec_at.pending);
+        PyObject *paused = PE_SLOT(codec, codec_at.paused);
+        if (state != NULL && PyLong_CheckExact(state) && PyLong_AsLong(state) != codec_head_state)
+            return 0;
+        if (paused == Py_True)
+            return 0;
+        if (pending != NULL && PyByteArray_CheckExact(pending) && PyByteArray_GET_SIZE(pending) == 0)
+            return 0;
+    }
+    PyObject *value = PyObject_GetAttr(codec, s_partial_head);
+    int r = value == NULL ? -1 : pe_truth(value);
+    Py_XDECREF(value);
+    return r;
+}
+
+/* The read's bytes through the codec (on_data's body; -1 with an exception set). */
+static int take_read(PyObject *self, PyObject *data, PyObject *codec)
+{
+    int counted = pe_slot_truth(self, manager_at.http1_counted, "_http1_counted");
+    if (counted < 0)
+        return -1;
+    if (!counted) {
+        /* The first bytes: an HTTP/1 connection from now on (Envoy makes its codec then). */
+        pe_slot_put(self, manager_at.http1_counted, Py_NewRef(Py_True));
+        PyObject *stats = pe_slot_get(self, manager_at.stats, "stats");
+        PyObject *names[2] = {s_downstream_cx_http1_total, s_downstream_cx_http1_active};
+        for (int i = 0; i < 2; i++) {
+            PyObject *value = stats == NULL ? NULL : PyObject_GetAttr(stats, names[i]);
+            PyObject *one = value == NULL ? NULL : PyLong_FromLong(1);
+            PyObject *sum = one == NULL ? NULL : PyNumber_Add(value, one);
+            Py_XDECREF(value);
+            Py_XDECREF(one);
+            int r = sum == NULL ? -1 : PyObject_SetAttr(stats, names[i], sum);
+            Py_XDECREF(sum);
+            if (r < 0)
+                return -1;
+        }
+    }
+    /* Bytes beyond a request still waiting for its response. */
+    PyObject *paused = PyObject_TypeCheck(codec, codec_type) ? Py_XNewRef(PE_SLOT(codec, codec_at.paused))
+                                                             : PyObject_GetAttr(codec, s_paused);
+    int pipelined = paused == NULL ? -1 : pe_truth(paused);
+    Py_XDECREF(paused);
+    if (pipelined < 0)
+        return -1;
+    PyObject *bytes = PyObject_CallOneArg(buffer_take, data);
+    if (bytes == NULL)
+        return -1;
+    int r = pe_run_method(codec, s_dispatch, 1, bytes, NULL, NULL);
+    Py_DECREF(bytes);
+    if (r < 0)
+        return -1;
+    PyObject *streams = pe_slot_get(self, manager_at.streams, "streams");
+    PyObject *head_started = streams == NULL ? NULL : pe_slot_get(self, manager_at.head_started, "_head_started");
+    if (head_started == NULL)
+        return -1;
+    int none = PyList_CheckExact(streams) ? PyList_GET_SIZE(streams) == 0 : !PyObject_IsTrue(streams);
+    if (none && head_started == Py_None) {
+        int partial = partial_head(codec);
+        if (partial < 0 || (partial && pe_run_method(self, s_on_head_started, 0, NULL, NULL, NULL) < 0))
+            return -1;
+    }
+    if (pipelined) {
+        paused = PyObject_TypeCheck(codec, codec_type) ? Py_XNewRef(PE_SLOT(codec, codec_at.paused))
+                                                       : PyObject_GetAttr(codec, s_paused);
+        int still = paused == NULL ? -1 : pe_truth(paused);
+        Py_XDECREF(paused);
+        int read_paused = still <= 0 ? still : pe_slot_truth(self, manager_at.read_paused, "_read_paused");
+        if (read_paused < 0)
+            return -1;
+        if (still && !read_paused) {
+            /* The codec holds them unparsed; stop reading until it catches up (Envoy does too). */
+            pe_slot_put(self, manager_at.read_paused, Py_NewRef(Py_True));
+            PyObject *connection = pe_slot_get(self, manager_at.connection, "connection");
+            if (connection == NULL || pe_run_method(connection, s_read_disable, 1, Py_True, NULL, NULL) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(on_data_doc,
+    "on_data(data, end_stream) -> FilterStatus.STOP_ITERATION: the client's bytes, to the codec.\n\n"
+    "Reading pauses while the codec holds pipelined bytes; a head that is still arriving\n"
+    "starts its timeouts (_on_head_started); the end of the client's input goes to\n"
+    "_on_end_stream.  An exception costs this connection, not the worker: _on_data_error.");
+
+static PyObject *manager_on_data(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "on_data(data, end_stream) takes 2 arguments");
+        return NULL;
+    }
+    PyObject *data = args[0];
+    int end_stream = pe_truth(args[1]);
+    if (end_stream < 0)
+        return NULL;
+    PyObject *codec = pe_slot_get(self, manager_at.codec, "codec");
+    if (codec == NULL)
+        return NULL;
+    Py_INCREF(codec);
+    int r = 0;
+    if (!PyObject_TypeCheck(data, buffer_type)) {
+        PyErr_SetString(PyExc_TypeError, "on_data() takes the connection's buffer");
+        r = -1;
+    }
+    else {
+        PyObject *length = PE_SLOT(data, buffer_at.length);
+        int has_bytes = length == NULL ? 0 : pe_truth(length);
+        if (has_bytes < 0 || (has_bytes && take_read(self, data, codec) < 0))
+            r = -1;
+    }
+    Py_DECREF(codec);
+    if (r == 0 && end_stream)
+        r = pe_run_method(self, s_on_end_stream, 0, NULL, NULL, NULL);
+    if (r < 0 && pe_hand_exception(self, s_on_data_error) < 0)
+        return NULL;
+    return Py_NewRef(stop_iteration);
+}
+
 /* binding */
 
 static PyMethodDef manager_methods[] = {
+    {"on_data", (PyCFunction)(void (*)(void))manager_on_data, METH_FASTCALL, on_data_doc},
     {"new_stream", (PyCFunction)manager_new_stream, METH_O, new_stream_doc},
     {"_on_stream_done", (PyCFunction)manager_on_stream_done, METH_O, on_stream_done_doc},
     {NULL, NULL, 0, NULL},
@@ -1012,45 +1201,9 @@ static PyMethodDef stream_methods[] = {
     {"destroy", (PyCFunction)stream_destroy, METH_NOARGS, destroy_doc},
     {"decode_headers", (PyCFunction)(void (*)(void))stream_decode_headers, METH_FASTCALL, decode_headers_doc},
     {"encode_headers", (PyCFunction)(void (*)(void))stream_encode_headers, METH_FASTCALL, encode_headers_doc},
+    {"encode_data", (PyCFunction)(void (*)(void))stream_encode_data, METH_FASTCALL, encode_data_doc},
     {NULL, NULL, 0, NULL},
 };
-
-typedef struct {
-    const char *name;
-    Py_ssize_t *offset;
-} slot_name;
-
-static int offsets(PyTypeObject *cls, const slot_name *slots, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (pe_slot_offset(cls, slots[i].name, slots[i].offset) < 0)
-            return -1;
-    return 0;
-}
-
-#define OFFSETS(cls, table) offsets((cls), (table), sizeof(table) / sizeof((table)[0]))
-
-static int get_type(PyObject *types, const char *name, PyTypeObject **out)
-{
-    PyObject *value = PyDict_GetItemString(types, name);
-    if (value == NULL || !PyType_Check(value)) {
-        PyErr_Format(PyExc_TypeError, "bind(): %s must be a class", name);
-        return -1;
-    }
-    Py_XSETREF(*out, (PyTypeObject *)Py_NewRef(value));
-    return 0;
-}
-
-static int get_object(PyObject *objects, const char *name, PyObject **out)
-{
-    PyObject *value = PyDict_GetItemString(objects, name);
-    if (value == NULL) {
-        PyErr_Format(PyExc_KeyError, "bind(): %s missing", name);
-        return -1;
-    }
-    Py_XSETREF(*out, Py_NewRef(value));
-    return 0;
-}
 
 PyDoc_STRVAR(bind_doc,
     "bind(types, objects): install the connection manager's C methods.\n\n"
@@ -1060,21 +1213,24 @@ PyDoc_STRVAR(bind_doc,
     "filter_kinds (the cache of filter kinds by type), time (time.time), OPEN\n"
     "(ConnectionState.OPEN), FLUSH_WRITE_AND_DELAY (the ConnectionCloseType), date (the\n"
     "DateCache), STATUS_CODES, mutate_plain, INTERNAL_ONLY_HEADERS, NO_DRAIN (the drain\n"
-    "decision that never drains) and HEADERS_STOP (FilterHeadersStatus.STOP_ITERATION).");
+    "decision that never drains), HEADERS_STOP (FilterHeadersStatus.STOP_ITERATION),\n"
+    "STOP_ITERATION (FilterStatus.STOP_ITERATION) and CODEC_HEAD (the server codec's _HEAD).\n"
+    "types also names Buffer, the connections' buffer type.");
 
 static PyObject *bind(PyObject *module, PyObject *args)
 {
     PyObject *types, *objects;
     if (!PyArg_ParseTuple(args, "O!O!:bind", &PyDict_Type, &types, &PyDict_Type, &objects))
         return NULL;
-    if (get_type(types, "ConnectionManagerImpl", &manager_type) < 0 || get_type(types, "ActiveStream", &stream_type) < 0
-        || get_type(types, "StreamInfo", &info_type) < 0 || get_type(types, "ConnectionManagerConfig", &config_type) < 0
-        || get_type(types, "HttpConnManagerStats", &stats_type) < 0
-        || get_type(types, "DispatcherImpl", &dispatcher_type) < 0
-        || get_type(types, "ConnectionImpl", &connection_type) < 0 || get_type(types, "ServerCodec", &codec_type) < 0
-        || get_type(types, "HeaderMap", &headers_type) < 0 || get_type(types, "DateCache", &date_type) < 0)
+    if (pe_dict_type(types, "ConnectionManagerImpl", &manager_type) < 0 || pe_dict_type(types, "ActiveStream", &stream_type) < 0
+        || pe_dict_type(types, "StreamInfo", &info_type) < 0 || pe_dict_type(types, "ConnectionManagerConfig", &config_type) < 0
+        || pe_dict_type(types, "HttpConnManagerStats", &stats_type) < 0
+        || pe_dict_type(types, "DispatcherImpl", &dispatcher_type) < 0
+        || pe_dict_type(types, "ConnectionImpl", &connection_type) < 0 || pe_dict_type(types, "ServerCodec", &codec_type) < 0
+        || pe_dict_type(types, "HeaderMap", &headers_type) < 0 || pe_dict_type(types, "DateCache", &date_type) < 0
+        || pe_dict_type(types, "Buffer", &buffer_type) < 0)
         return NULL;
-    const slot_name manager_slots[] = {
+    const pe_slot_name manager_slots[] = {
         {"dispatcher", &manager_at.dispatcher},
         {"connection", &manager_at.connection},
         {"config", &manager_at.config},
@@ -1094,8 +1250,9 @@ static PyObject *bind(PyObject *module, PyObject *args)
         {"_idle_since", &manager_at.idle_since},
         {"_scheme", &manager_at.scheme},
         {"_rng", &manager_at.rng},
+        {"_http1_counted", &manager_at.http1_counted},
     };
-    const slot_name stream_slots[] = {
+    const pe_slot_name stream_slots[] = {
         {"_manager", &stream_at.manager},
         {"_encoder", &stream_at.encoder},
         {"dispatcher", &stream_at.dispatcher},
@@ -1121,7 +1278,7 @@ static PyObject *bind(PyObject *module, PyObject *args)
         {"_local_reply_sent", &stream_at.local_reply_sent},
         {"response_complete", &stream_at.response_complete},
     };
-    const slot_name info_slots[] = {
+    const pe_slot_name info_slots[] = {
         {"start_time", &info_at.start_time},
         {"start_monotonic", &info_at.start_monotonic},
         {"protocol", &info_at.protocol},
@@ -1137,8 +1294,9 @@ static PyObject *bind(PyObject *module, PyObject *args)
         {"route_name", &info_at.route_name},
         {"response_code", &info_at.response_code},
         {"health_check", &info_at.health_check},
+        {"bytes_sent", &info_at.bytes_sent},
     };
-    const slot_name config_slots[] = {
+    const pe_slot_name config_slots[] = {
         {"filter_factories", &config_at.filter_factories},
         {"stream_idle_timeout", &config_at.stream_idle_timeout},
         {"request_timeout", &config_at.request_timeout},
@@ -1152,7 +1310,7 @@ static PyObject *bind(PyObject *module, PyObject *args)
         {"server_name", &config_at.server_name},
         {"drain_decision", &config_at.drain_decision},
     };
-    const slot_name stats_slots[] = {
+    const pe_slot_name stats_slots[] = {
         {"downstream_rq_total", &stats_at.rq_total},
         {"downstream_rq_http1_total", &stats_at.rq_http1_total},
         {"downstream_rq_active", &stats_at.rq_active},
@@ -1161,25 +1319,44 @@ static PyObject *bind(PyObject *module, PyObject *args)
         {"downstream_rq_completed", &stats_at.rq_completed},
         {"downstream_rq_xx", &stats_at.rq_xx},
     };
-    const slot_name headers_slots[] = {{"_names", &headers_at.names}, {"_values", &headers_at.values}};
-    const slot_name date_slots[] = {{"_second", &date_at.second}, {"_value", &date_at.value}};
-    const slot_name dispatcher_slots[] = {{"approximate_now", &dispatcher_at.approximate_now}};
-    const slot_name connection_slots[] = {{"_state", &connection_at.state}};
-    const slot_name codec_slots[] = {{"paused", &codec_at.paused}, {"should_close", &codec_at.should_close}};
-    if (OFFSETS(manager_type, manager_slots) < 0 || OFFSETS(stream_type, stream_slots) < 0
-        || OFFSETS(info_type, info_slots) < 0 || OFFSETS(config_type, config_slots) < 0
-        || OFFSETS(stats_type, stats_slots) < 0 || OFFSETS(dispatcher_type, dispatcher_slots) < 0
-        || OFFSETS(connection_type, connection_slots) < 0 || OFFSETS(codec_type, codec_slots) < 0
-        || OFFSETS(headers_type, headers_slots) < 0 || OFFSETS(date_type, date_slots) < 0)
+    const pe_slot_name headers_slots[] = {{"_names", &headers_at.names}, {"_values", &headers_at.values}};
+    const pe_slot_name date_slots[] = {{"_second", &date_at.second}, {"_value", &date_at.value}};
+    const pe_slot_name dispatcher_slots[] = {{"approximate_now", &dispatcher_at.approximate_now}};
+    const pe_slot_name connection_slots[] = {{"_state", &connection_at.state}};
+    const pe_slot_name codec_slots[] = {
+        {"paused", &codec_at.paused},
+        {"should_close", &codec_at.should_close},
+        {"_state", &codec_at.state},
+        {"_pending", &codec_at.pending},
+    };
+    const pe_slot_name buffer_slots[] = {{"_length", &buffer_at.length}};
+    if (PE_SLOT_OFFSETS(manager_type, manager_slots) < 0 || PE_SLOT_OFFSETS(stream_type, stream_slots) < 0
+        || PE_SLOT_OFFSETS(info_type, info_slots) < 0 || PE_SLOT_OFFSETS(config_type, config_slots) < 0
+        || PE_SLOT_OFFSETS(stats_type, stats_slots) < 0 || PE_SLOT_OFFSETS(dispatcher_type, dispatcher_slots) < 0
+        || PE_SLOT_OFFSETS(connection_type, connection_slots) < 0 || PE_SLOT_OFFSETS(codec_type, codec_slots) < 0
+        || PE_SLOT_OFFSETS(headers_type, headers_slots) < 0 || PE_SLOT_OFFSETS(date_type, date_slots) < 0
+        || PE_SLOT_OFFSETS(buffer_type, buffer_slots) < 0)
         return NULL;
-    if (get_object(objects, "filter_kinds", &filter_kinds) < 0 || get_object(objects, "time", &time_time) < 0
-        || get_object(objects, "OPEN", &state_open) < 0
-        || get_object(objects, "FLUSH_WRITE_AND_DELAY", &flush_write_and_delay) < 0
-        || get_object(objects, "date", &date_cache) < 0 || get_object(objects, "STATUS_CODES", &status_codes) < 0
-        || get_object(objects, "mutate_plain", &mutate_plain) < 0
-        || get_object(objects, "INTERNAL_ONLY_HEADERS", &internal_only) < 0
-        || get_object(objects, "NO_DRAIN", &no_drain) < 0 || get_object(objects, "HEADERS_STOP", &headers_stop) < 0)
+    if (pe_dict_object(objects, "filter_kinds", &filter_kinds) < 0 || pe_dict_object(objects, "time", &time_time) < 0
+        || pe_dict_object(objects, "OPEN", &state_open) < 0
+        || pe_dict_object(objects, "FLUSH_WRITE_AND_DELAY", &flush_write_and_delay) < 0
+        || pe_dict_object(objects, "date", &date_cache) < 0 || pe_dict_object(objects, "STATUS_CODES", &status_codes) < 0
+        || pe_dict_object(objects, "mutate_plain", &mutate_plain) < 0
+        || pe_dict_object(objects, "INTERNAL_ONLY_HEADERS", &internal_only) < 0
+        || pe_dict_object(objects, "NO_DRAIN", &no_drain) < 0 || pe_dict_object(objects, "HEADERS_STOP", &headers_stop) < 0
+        || pe_dict_object(objects, "STOP_ITERATION", &stop_iteration) < 0)
         return NULL;
+    PyObject *head_state = PyDict_GetItemString(objects, "CODEC_HEAD");
+    codec_head_state = head_state == NULL ? -1 : PyLong_AsLong(head_state);
+    if (codec_head_state == -1) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_KeyError, "bind(): CODEC_HEAD missing");
+        return NULL;
+    }
+    PyObject *take = PyObject_GetAttrString((PyObject *)buffer_type, "take");
+    if (take == NULL)
+        return NULL;
+    Py_XSETREF(buffer_take, take);
     if (!PyDict_CheckExact(filter_kinds) || !PyDict_CheckExact(status_codes) || !PyObject_TypeCheck(date_cache, date_type)) {
         PyErr_SetString(PyExc_TypeError, "bind(): filter_kinds and STATUS_CODES must be dicts, date a DateCache");
         return NULL;
@@ -1202,35 +1379,34 @@ static struct PyModuleDef module_def = {
     module_methods,
 };
 
-static int intern(PyObject **out, const char *text)
-{
-    if (*out == NULL)
-        *out = PyUnicode_InternFromString(text);
-    return *out == NULL ? -1 : 0;
-}
-
 PyMODINIT_FUNC PyInit__conn_manager(void)
 {
     if ((empty_tuple == NULL && (empty_tuple = PyTuple_New(0)) == NULL)
-        || intern(&s_new_stream_general, "_new_stream_general") < 0 || intern(&s_arm_timer, "_arm_timer") < 0
-        || intern(&s_set_decoder_filter_callbacks, "set_decoder_filter_callbacks") < 0
-        || intern(&s_set_encoder_filter_callbacks, "set_encoder_filter_callbacks") < 0
-        || intern(&s_decode_headers, "decode_headers") < 0 || intern(&s_encode_headers, "encode_headers") < 0
-        || intern(&s_upgrade, "upgrade") < 0 || intern(&s_protocol, "protocol") < 0
-        || intern(&s_approximate_now, "approximate_now") < 0 || intern(&s_record_duration, "record_duration") < 0
-        || intern(&s_log, "log") < 0 || intern(&s_close, "close") < 0 || intern(&s_read_disable, "read_disable") < 0
-        || intern(&s_on_destroy, "on_destroy") < 0 || intern(&s_remove, "remove") < 0 || intern(&s_state, "state") < 0
-        || intern(&s_paused, "paused") < 0 || intern(&s_should_close, "should_close") < 0
-        || intern(&s_stats, "stats") < 0 || intern(&s_access_logs, "access_logs") < 0
-        || intern(&s_idle_timeout, "idle_timeout") < 0 || intern(&s_destroy, "destroy") < 0
-        || intern(&s_get, "_get") < 0 || intern(&s_set_trusted, "_set_trusted") < 0 || intern(&s_expect, "expect") < 0
-        || intern(&s_date, "date") < 0 || intern(&s_server, "server") < 0 || intern(&s_status, ":status") < 0
-        || intern(&s_route, "route") < 0 || intern(&s_uses_random, "uses_random") < 0
-        || intern(&s_random, "random") < 0 || intern(&s_route_name, "route_name") < 0
-        || intern(&s_on_request_complete, "_on_request_complete") < 0
-        || intern(&s_decode_headers_general, "_decode_headers_general") < 0
-        || intern(&s_encode_headers_general, "_encode_headers_general") < 0 || intern(&s_empty, "") < 0
-        || intern(&s_active, "active") < 0 || intern(&s_get_date, "get") < 0)
+        || pe_intern(&s_new_stream_general, "_new_stream_general") < 0 || pe_intern(&s_arm_timer, "_arm_timer") < 0
+        || pe_intern(&s_set_decoder_filter_callbacks, "set_decoder_filter_callbacks") < 0
+        || pe_intern(&s_set_encoder_filter_callbacks, "set_encoder_filter_callbacks") < 0
+        || pe_intern(&s_decode_headers, "decode_headers") < 0 || pe_intern(&s_encode_headers, "encode_headers") < 0
+        || pe_intern(&s_upgrade, "upgrade") < 0 || pe_intern(&s_protocol, "protocol") < 0
+        || pe_intern(&s_approximate_now, "approximate_now") < 0 || pe_intern(&s_record_duration, "record_duration") < 0
+        || pe_intern(&s_log, "log") < 0 || pe_intern(&s_close, "close") < 0 || pe_intern(&s_read_disable, "read_disable") < 0
+        || pe_intern(&s_on_destroy, "on_destroy") < 0 || pe_intern(&s_remove, "remove") < 0 || pe_intern(&s_state, "state") < 0
+        || pe_intern(&s_paused, "paused") < 0 || pe_intern(&s_should_close, "should_close") < 0
+        || pe_intern(&s_stats, "stats") < 0 || pe_intern(&s_access_logs, "access_logs") < 0
+        || pe_intern(&s_idle_timeout, "idle_timeout") < 0 || pe_intern(&s_destroy, "destroy") < 0
+        || pe_intern(&s_get, "_get") < 0 || pe_intern(&s_set_trusted, "_set_trusted") < 0 || pe_intern(&s_expect, "expect") < 0
+        || pe_intern(&s_date, "date") < 0 || pe_intern(&s_server, "server") < 0 || pe_intern(&s_status, ":status") < 0
+        || pe_intern(&s_route, "route") < 0 || pe_intern(&s_uses_random, "uses_random") < 0
+        || pe_intern(&s_random, "random") < 0 || pe_intern(&s_route_name, "route_name") < 0
+        || pe_intern(&s_on_request_complete, "_on_request_complete") < 0
+        || pe_intern(&s_decode_headers_general, "_decode_headers_general") < 0
+        || pe_intern(&s_encode_headers_general, "_encode_headers_general") < 0 || pe_intern(&s_empty, "") < 0
+        || pe_intern(&s_active, "active") < 0 || pe_intern(&s_get_date, "get") < 0
+        || pe_intern(&s_dispatch, "dispatch") < 0 || pe_intern(&s_partial_head, "partial_head") < 0
+        || pe_intern(&s_on_head_started, "_on_head_started") < 0 || pe_intern(&s_on_end_stream, "_on_end_stream") < 0
+        || pe_intern(&s_on_data_error, "_on_data_error") < 0 || pe_intern(&s_encode_data, "encode_data") < 0
+        || pe_intern(&s_encode_data_from, "_encode_data_from") < 0
+        || pe_intern(&s_downstream_cx_http1_total, "downstream_cx_http1_total") < 0
+        || pe_intern(&s_downstream_cx_http1_active, "downstream_cx_http1_active") < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)

@@ -74,23 +74,6 @@ static PyObject *s_on_data, *s_close_socket, *s_dispatch_buffered_reads, *s_fini
 #define PUT(obj, field, value) pe_slot_put((obj), conn_at.field, (value))
 #define TRUTH(obj, field) pe_slot_truth((obj), conn_at.field, "_" #field)
 
-/* slot += delta, for an int slot. */
-static int add_to(PyObject *obj, Py_ssize_t offset, const char *name, Py_ssize_t delta)
-{
-    PyObject *value = get(obj, offset, name);
-    if (value == NULL)
-        return -1;
-    PyObject *d = PyLong_FromSsize_t(delta);
-    if (d == NULL)
-        return -1;
-    PyObject *sum = PyNumber_Add(value, d);
-    Py_DECREF(d);
-    if (sum == NULL)
-        return -1;
-    put(obj, offset, sum);
-    return 0;
-}
-
 /* obj.name += delta, for any object (the connection stats: rare enough). */
 static int add_attr(PyObject *obj, PyObject *name, Py_ssize_t delta)
 {
@@ -281,7 +264,7 @@ static PyObject *read_ready(PyObject *self, int until_eof)
         Py_DECREF(buffer);
         return fail(self, code) < 0 ? NULL : Py_NewRef(Py_None);
     }
-    if (add_to(self, conn_at.bytes_read, "bytes_read", total) < 0)
+    if (pe_slot_add(self, conn_at.bytes_read, "bytes_read", total) < 0)
         goto error;
     PyObject *stats = GET(self, connection_stats);
     if (stats == NULL)
@@ -413,7 +396,7 @@ static PyObject *write_ready(PyObject *self)
             Py_END_ALLOW_THREADS
             for (Py_ssize_t i = 0; i < count; i++)
                 PyBuffer_Release(&views[i]);
-            if (add_to(self, conn_at.bytes_written, "bytes_written", (Py_ssize_t)sent) < 0)
+            if (pe_slot_add(self, conn_at.bytes_written, "bytes_written", (Py_ssize_t)sent) < 0)
                 goto error;
             PyObject *n = PyLong_FromSize_t(sent);
             if (n == NULL)
@@ -809,26 +792,20 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static int intern(PyObject **out, const char *text)
-{
-    *out = PyUnicode_InternFromString(text);
-    return *out == NULL ? -1 : 0;
-}
-
 int pe_connection_io_init(PyObject *module)
 {
-    if (intern(&s_on_data, "on_data") < 0 || intern(&s_close_socket, "_close_socket") < 0
-        || intern(&s_dispatch_buffered_reads, "_dispatch_buffered_reads") < 0
-        || intern(&s_finish_connect, "_finish_connect") < 0
-        || intern(&s_fail_pending_connect, "_fail_pending_connect") < 0
-        || intern(&s_shutdown_write, "_shutdown_write") < 0
-        || intern(&s_on_flushed_for_close, "_on_flushed_for_close") < 0 || intern(&s_flush, "_flush") < 0
-        || intern(&s_create_schedulable_callback, "create_schedulable_callback") < 0
-        || intern(&s_schedule_callback_current_iteration, "schedule_callback_current_iteration") < 0
-        || intern(&s_on_read_ready, "_on_read_ready") < 0 || intern(&s_on_write_ready, "_on_write_ready") < 0
-        || intern(&s_is_tls, "is_tls") < 0 || intern(&s_read_total, "read_total") < 0
-        || intern(&s_read_current, "read_current") < 0 || intern(&s_write_total, "write_total") < 0
-        || intern(&s_write_current, "write_current") < 0 || intern(&s_write_current_moved, "write_current_moved") < 0)
+    if (pe_intern(&s_on_data, "on_data") < 0 || pe_intern(&s_close_socket, "_close_socket") < 0
+        || pe_intern(&s_dispatch_buffered_reads, "_dispatch_buffered_reads") < 0
+        || pe_intern(&s_finish_connect, "_finish_connect") < 0
+        || pe_intern(&s_fail_pending_connect, "_fail_pending_connect") < 0
+        || pe_intern(&s_shutdown_write, "_shutdown_write") < 0
+        || pe_intern(&s_on_flushed_for_close, "_on_flushed_for_close") < 0 || pe_intern(&s_flush, "_flush") < 0
+        || pe_intern(&s_create_schedulable_callback, "create_schedulable_callback") < 0
+        || pe_intern(&s_schedule_callback_current_iteration, "schedule_callback_current_iteration") < 0
+        || pe_intern(&s_on_read_ready, "_on_read_ready") < 0 || pe_intern(&s_on_write_ready, "_on_write_ready") < 0
+        || pe_intern(&s_is_tls, "is_tls") < 0 || pe_intern(&s_read_total, "read_total") < 0
+        || pe_intern(&s_read_current, "read_current") < 0 || pe_intern(&s_write_total, "write_total") < 0
+        || pe_intern(&s_write_current, "write_current") < 0 || pe_intern(&s_write_current_moved, "write_current_moved") < 0)
         return -1;
     return PyModule_AddFunctions(module, module_methods);
 }

@@ -167,15 +167,6 @@ static int run1(PyObject *callable, PyObject *a)
     return 0;
 }
 
-static int run_method(PyObject *self, PyObject *name, size_t nargs, PyObject *a, PyObject *b, PyObject *c)
-{
-    PyObject *r = pe_call_method(self, name, nargs, a, b, c);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
-    return 0;
-}
-
 /* The parse loop's error protocol, after a callback raised (see
  * _ConnectionBase._parse): a CodecProtocolError is the codec's own verdict
  * and goes to _fail(); anything else leaves the codec in _ERROR, with its
@@ -188,7 +179,7 @@ static int on_callback_error(PyObject *self)
         PyErr_NormalizeException(&type, &value, &tb);
         if (tb != NULL && value != NULL)
             PyException_SetTraceback(value, tb);
-        int r = run_method(self, s_fail, 1, value, NULL, NULL);
+        int r = pe_run_method(self, s_fail, 1, value, NULL, NULL);
         Py_XDECREF(type);
         Py_XDECREF(value);
         Py_XDECREF(tb);
@@ -294,7 +285,7 @@ static int start_bodiless_stream(PyObject *self, PyObject *headers, PyObject *me
     put_bool(encoder, response_at.request_complete, 1);
     Py_DECREF(encoder);
     put_bool(self, codec_at.paused, 1);
-    int r = run_method(decoder, s_decode_headers, 2, headers, Py_True, NULL);
+    int r = pe_run_method(decoder, s_decode_headers, 2, headers, Py_True, NULL);
     Py_DECREF(decoder);
     if (r < 0)
         return -1;
@@ -518,7 +509,7 @@ static int client_deliver_data(PyObject *self, PyObject *chunk, int end_stream)
     if (decoder == Py_None)
         return 0;
     Py_INCREF(decoder);
-    int r = run_method(decoder, s_decode_data, 2, chunk, end_stream ? Py_True : Py_False, NULL);
+    int r = pe_run_method(decoder, s_decode_data, 2, chunk, end_stream ? Py_True : Py_False, NULL);
     Py_DECREF(decoder);
     return r;
 }
@@ -543,7 +534,7 @@ static int client_plain_response(PyObject *self, PyObject *stream, PyObject *dat
     if (headers == NULL)
         return -1;
     if (length == 0) {
-        int r = run_method(self, s_end_with_headers, 1, headers, NULL, NULL);
+        int r = pe_run_method(self, s_end_with_headers, 1, headers, NULL, NULL);
         Py_DECREF(headers);
         return r;
     }
@@ -557,7 +548,7 @@ static int client_plain_response(PyObject *self, PyObject *stream, PyObject *dat
         return -1;
     }
     Py_INCREF(decoder);
-    int r = run_method(decoder, s_decode_headers, 2, headers, Py_False, NULL);
+    int r = pe_run_method(decoder, s_decode_headers, 2, headers, Py_False, NULL);
     Py_DECREF(decoder);
     Py_DECREF(headers);
     if (r < 0)
@@ -574,7 +565,7 @@ static int client_plain_response(PyObject *self, PyObject *stream, PyObject *dat
         r = -1;
     else if (state != st_body || paused) {
         /* The owner paused or closed the codec: the loop knows what to do. */
-        r = run_method(self, s_parse, 1, chunk, NULL, NULL);
+        r = pe_run_method(self, s_parse, 1, chunk, NULL, NULL);
     }
     else if (body == length) {
         /* The whole response (_read_body and _end_message, inline). */
@@ -707,7 +698,7 @@ static int tell_conn(PyObject *encoder, PyObject *name)
     if (conn == NULL)
         return -1;
     Py_INCREF(conn);
-    int r = run_method(conn, name, 1, encoder, NULL, NULL);
+    int r = pe_run_method(conn, name, 1, encoder, NULL, NULL);
     Py_DECREF(conn);
     return r;
 }
@@ -938,21 +929,6 @@ static PyMethodDef request_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-typedef struct {
-    const char *name;
-    Py_ssize_t *offset;
-} slot_name;
-
-static int offsets(PyTypeObject *cls, const slot_name *slots, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (pe_slot_offset(cls, slots[i].name, slots[i].offset) < 0)
-            return -1;
-    return 0;
-}
-
-#define OFFSETS(cls, table) offsets((cls), (table), sizeof(table) / sizeof((table)[0]))
-
 static int long_constant(PyObject *constants, const char *name, long *out)
 {
     PyObject *value = PyDict_GetItemString(constants, name);
@@ -997,7 +973,7 @@ static PyObject *bind_codec(PyObject *module, PyObject *args)
                           &PyType_Type, &response, &PyType_Type, &request, &PyType_Type, &headers, &PyDict_Type,
                           &constants))
         return NULL;
-    const slot_name codec_slots[] = {
+    const pe_slot_name codec_slots[] = {
         {"_sink", &codec_at.sink},
         {"_state", &codec_at.state},
         {"_pending", &codec_at.pending},
@@ -1011,19 +987,19 @@ static PyObject *bind_codec(PyObject *module, PyObject *args)
         {"_raw_head_limit", &codec_at.raw_head_limit},
         {"_settings", &codec_at.settings},
     };
-    const slot_name server_slots[] = {
+    const pe_slot_name server_slots[] = {
         {"_stream", &server_at.stream},
         {"_decoder", &server_at.decoder},
         {"_eof", &server_at.eof},
         {"_callbacks", &server_at.callbacks},
     };
-    const slot_name client_slots[] = {
+    const pe_slot_name client_slots[] = {
         {"_stream", &client_at.stream},
         {"_decoder", &client_at.decoder},
         {"_response_close", &client_at.response_close},
         {"_deferred_head", &client_at.deferred_head},
     };
-    const slot_name encoder_slots[] = {
+    const pe_slot_name encoder_slots[] = {
         {"_mode", &encoder_at.mode},
         {"_remaining", &encoder_at.remaining},
         {"_started", &encoder_at.started},
@@ -1032,7 +1008,7 @@ static PyObject *bind_codec(PyObject *module, PyObject *args)
         {"_conn", &encoder_at.conn},
         {"_sink", &encoder_at.sink},
     };
-    const slot_name response_slots[] = {
+    const pe_slot_name response_slots[] = {
         {"protocol", &response_at.protocol},
         {"_special", &response_at.special},
         {"keep_alive", &response_at.keep_alive},
@@ -1043,21 +1019,21 @@ static PyObject *bind_codec(PyObject *module, PyObject *args)
         {"_request_complete", &response_at.request_complete},
         {"_sent_100", &response_at.sent_100},
     };
-    const slot_name request_slots[] = {
+    const pe_slot_name request_slots[] = {
         {"method", &request_at.method},
         {"is_head_request", &request_at.is_head_request},
         {"is_connect_request", &request_at.is_connect_request},
         {"upgrade", &request_at.upgrade},
     };
-    const slot_name header_slots[] = {
+    const pe_slot_name header_slots[] = {
         {"_names", &headers_at.names},
         {"_values", &headers_at.values},
     };
     /* The shared fields must sit at the same place in both classes of a pair. */
     Py_ssize_t codec_client_sink, encoder_request_mode;
-    if (OFFSETS(server, codec_slots) < 0 || OFFSETS(server, server_slots) < 0 || OFFSETS(client, client_slots) < 0
-        || OFFSETS(response, encoder_slots) < 0 || OFFSETS(response, response_slots) < 0
-        || OFFSETS(request, request_slots) < 0 || OFFSETS(headers, header_slots) < 0
+    if (PE_SLOT_OFFSETS(server, codec_slots) < 0 || PE_SLOT_OFFSETS(server, server_slots) < 0 || PE_SLOT_OFFSETS(client, client_slots) < 0
+        || PE_SLOT_OFFSETS(response, encoder_slots) < 0 || PE_SLOT_OFFSETS(response, response_slots) < 0
+        || PE_SLOT_OFFSETS(request, request_slots) < 0 || PE_SLOT_OFFSETS(headers, header_slots) < 0
         || pe_slot_offset(client, "_state", &codec_client_sink) < 0
         || pe_slot_offset(request, "_mode", &encoder_request_mode) < 0)
         return NULL;
@@ -1093,31 +1069,24 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static int intern(PyObject **out, const char *text)
-{
-    if (*out == NULL)
-        *out = PyUnicode_InternFromString(text);
-    return *out == NULL ? -1 : 0;
-}
-
 int pe_http1_codec_init(PyObject *module)
 {
     for (long i = 0; i < 10; i++) {
         if (small_ints[i] == NULL && (small_ints[i] = PyLong_FromLong(i)) == NULL)
             return -1;
     }
-    if (intern(&str_head, "HEAD") < 0 || intern(&s_dispatch, "_dispatch") < 0
-        || intern(&s_start_stream, "_start_stream") < 0 || intern(&s_fail, "_fail") < 0
-        || intern(&s_end_with_headers, "_end_with_headers") < 0 || intern(&s_parse, "_parse") < 0
-        || intern(&s_decode_headers, "decode_headers") < 0 || intern(&s_decode_data, "decode_data") < 0
-        || intern(&s_encode_headers_general, "_encode_headers_general") < 0
-        || intern(&s_encode_data_general, "_encode_data_general") < 0
-        || intern(&s_on_encode_complete, "_on_encode_complete") < 0
-        || intern(&s_on_request_complete, "_on_request_complete") < 0
-        || intern(&s_on_response_complete, "_on_response_complete") < 0 || intern(&s_new_stream, "new_stream") < 0
-        || intern(&s_new_stream_general, "_new_stream_general") < 0
-        || intern(&s_closed_after_eof, "_closed_after_eof") < 0 || intern(&s_resume, "resume") < 0
-        || intern(&s_auto_resume, "auto_resume") < 0 || intern(&empty_str, "") < 0)
+    if (pe_intern(&str_head, "HEAD") < 0 || pe_intern(&s_dispatch, "_dispatch") < 0
+        || pe_intern(&s_start_stream, "_start_stream") < 0 || pe_intern(&s_fail, "_fail") < 0
+        || pe_intern(&s_end_with_headers, "_end_with_headers") < 0 || pe_intern(&s_parse, "_parse") < 0
+        || pe_intern(&s_decode_headers, "decode_headers") < 0 || pe_intern(&s_decode_data, "decode_data") < 0
+        || pe_intern(&s_encode_headers_general, "_encode_headers_general") < 0
+        || pe_intern(&s_encode_data_general, "_encode_data_general") < 0
+        || pe_intern(&s_on_encode_complete, "_on_encode_complete") < 0
+        || pe_intern(&s_on_request_complete, "_on_request_complete") < 0
+        || pe_intern(&s_on_response_complete, "_on_response_complete") < 0 || pe_intern(&s_new_stream, "new_stream") < 0
+        || pe_intern(&s_new_stream_general, "_new_stream_general") < 0
+        || pe_intern(&s_closed_after_eof, "_closed_after_eof") < 0 || pe_intern(&s_resume, "resume") < 0
+        || pe_intern(&s_auto_resume, "auto_resume") < 0 || pe_intern(&empty_str, "") < 0)
         return -1;
     if (empty_tuple == NULL && (empty_tuple = PyTuple_New(0)) == NULL)
         return -1;

@@ -97,4 +97,97 @@ static inline PyObject *pe_call_method(PyObject *self, PyObject *name, size_t na
     return PyObject_VectorcallMethod(name, argv + 1, (nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
+/* self.name(a, b, c) for its effect: 0, or -1 with an exception set. */
+static inline int pe_run_method(PyObject *self, PyObject *name, size_t nargs, PyObject *a, PyObject *b, PyObject *c)
+{
+    PyObject *r = pe_call_method(self, name, nargs, a, b, c);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* The exception being raised, when it is an Exception (not a BaseException
+ * only, such as KeyboardInterrupt): handed to self.handler(exc) and
+ * cleared, 0.  Otherwise, or when the handler raises, -1 with that set. */
+static inline int pe_hand_exception(PyObject *self, PyObject *handler)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception))
+        return -1;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL)
+        PyException_SetTraceback(value, tb);
+    int r = pe_run_method(self, handler, 1, value, NULL, NULL);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return r;
+}
+
+/* An int slot += delta. */
+static inline int pe_slot_add(PyObject *obj, Py_ssize_t offset, const char *name, Py_ssize_t delta)
+{
+    PyObject *value = pe_slot_get(obj, offset, name);
+    if (value == NULL)
+        return -1;
+    PyObject *d = PyLong_FromSsize_t(delta);
+    PyObject *sum = d == NULL ? NULL : PyNumber_Add(value, d);
+    Py_XDECREF(d);
+    if (sum == NULL)
+        return -1;
+    pe_slot_put(obj, offset, sum);
+    return 0;
+}
+
+/* A table of slot names and where their offsets go, for pe_slot_offsets. */
+typedef struct {
+    const char *name;
+    Py_ssize_t *offset;
+} pe_slot_name;
+
+static inline int pe_slot_offsets(PyTypeObject *cls, const pe_slot_name *slots, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (pe_slot_offset(cls, slots[i].name, slots[i].offset) < 0)
+            return -1;
+    return 0;
+}
+
+/* Fill a whole table (an array, not a pointer). */
+#define PE_SLOT_OFFSETS(cls, table) pe_slot_offsets((cls), (table), sizeof(table) / sizeof((table)[0]))
+
+/* *out = the interned text, once. */
+static inline int pe_intern(PyObject **out, const char *text)
+{
+    if (*out == NULL)
+        *out = PyUnicode_InternFromString(text);
+    return *out == NULL ? -1 : 0;
+}
+
+/* *out = dict[name] (a new reference; KeyError naming it when missing). */
+static inline int pe_dict_object(PyObject *dict, const char *name, PyObject **out)
+{
+    PyObject *value = PyDict_GetItemString(dict, name);
+    if (value == NULL) {
+        PyErr_Format(PyExc_KeyError, "%s missing", name);
+        return -1;
+    }
+    Py_XSETREF(*out, Py_NewRef(value));
+    return 0;
+}
+
+/* *out = dict[name], which must be a class. */
+static inline int pe_dict_type(PyObject *dict, const char *name, PyTypeObject **out)
+{
+    PyObject *value = PyDict_GetItemString(dict, name);
+    if (value == NULL || !PyType_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a class", name);
+        return -1;
+    }
+    Py_XSETREF(*out, (PyTypeObject *)Py_NewRef(value));
+    return 0;
+}
+
 #endif

@@ -126,16 +126,10 @@ class FileEventImpl(ImplBase, FileEvent):
 
     # scheduler
 
-    def _fire(self, ready: int, _ready_types: tuple = READY_TYPES) -> None:
-        injected = self._injected
-        if injected:
-            self._injected = 0
-            self._activation.cancel()
-            ready |= injected
-        # (A slot read, then a call: on CPython 3.11 self._cb(...) would be a
-        # LOAD_METHOD, which cannot specialize for a callable in a slot.)
-        cb = self._cb
-        cb(_ready_types[ready])
+    # _fire(ready) is a C method (csrc/event_module.c, installed by
+    # libevent_scheduler): the events activate() injected since are added
+    # (their activation cancelled), then the callback runs once with the
+    # FileReadyType of them all.
 
     def _on_activation(self) -> None:
         injected = self._injected

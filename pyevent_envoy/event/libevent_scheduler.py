@@ -29,13 +29,16 @@ kept for the next pass, so no edge-triggered readiness is lost.
 
 from __future__ import annotations
 
+import abc
 import itertools
 import time
 from typing import Any, Callable
 
+from pyevent_envoy import _event
 from pyevent_envoy.errors import DispatcherClosedError, LibeventError
+from pyevent_envoy.event import schedulable_cb_impl
 from pyevent_envoy.event.file_event import FileReadyCb, FileReadyType, FileTriggerType
-from pyevent_envoy.event.file_event_impl import FileEventImpl
+from pyevent_envoy.event.file_event_impl import READY_TYPES, FileEventImpl
 from pyevent_envoy.event.libevent import ffi, lib
 from pyevent_envoy.event.schedulable_cb_impl import SchedulableCallbackImpl
 from pyevent_envoy.event.signal_impl import SignalEventImpl
@@ -340,3 +343,15 @@ class LibeventScheduler:
         loop, self._loop = self._loop, None
         lib.pe_loop_free(loop)
         return leftovers
+
+
+# The per-event methods, in C (csrc/event_module.c): the schedulable
+# callbacks' two schedule calls and the file events' _fire.
+_event.bind(
+    SchedulableCallbackImpl,
+    LibeventScheduler,
+    FileEventImpl,
+    READY_TYPES,
+    (schedulable_cb_impl._IDLE, schedulable_cb_impl._CURRENT, schedulable_cb_impl._NEXT),
+)
+abc.update_abstractmethods(SchedulableCallbackImpl)  # the two schedule calls are SchedulableCallback's

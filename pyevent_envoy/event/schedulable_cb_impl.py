@@ -45,23 +45,10 @@ class SchedulableCallbackImpl(ImplBase, SchedulableCallback):
 
     # SchedulableCallback
 
-    def schedule_callback_current_iteration(self) -> None:
-        if self._scheduled == _CURRENT:
-            return
-        if self._closed:
-            self._check_open()
-        token = self._token = self._token + 1
-        self._scheduled = _CURRENT
-        self._scheduler._current.append((self, token))
-
-    def schedule_callback_next_iteration(self) -> None:
-        if self._scheduled == _NEXT:
-            return
-        if self._closed:
-            self._check_open()
-        token = self._token = self._token + 1
-        self._scheduled = _NEXT
-        self._scheduler._next.append((self, token))
+    # schedule_callback_current_iteration() and schedule_callback_next_iteration()
+    # are C methods (csrc/event_module.c, installed by libevent_scheduler):
+    # unless already queued there, each bumps the token, sets _scheduled and
+    # appends (self, token) to the scheduler's _current or _next queue.
 
     def cancel(self) -> None:
         if self._scheduled:

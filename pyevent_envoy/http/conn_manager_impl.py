@@ -32,6 +32,7 @@ timeout per request.
 
 from __future__ import annotations
 
+import abc
 import email.utils
 import ipaddress
 import logging
@@ -40,6 +41,7 @@ import time
 from typing import Any, Optional
 
 from pyevent_envoy import _conn_manager
+from pyevent_envoy._buffer import Buffer
 from pyevent_envoy._defaults import defaults_base
 from pyevent_envoy._headers import mutate_plain as _mutate_plain
 from pyevent_envoy._headers import request_id as _format_request_id
@@ -47,10 +49,10 @@ from pyevent_envoy.event.dispatcher import Dispatcher
 from pyevent_envoy.event.dispatcher_impl import DispatcherImpl
 from pyevent_envoy.http.codec import STATUS_CODES, CodecProtocolError, Http1Settings, ResponseEncoder, reason_phrase
 from pyevent_envoy.http.codec import ServerConnectionImpl as Http1ServerCodec
+from pyevent_envoy.http.codec import http1 as _http1_codec
 from pyevent_envoy.http.filter import FilterDataStatus, FilterHeadersStatus
 from pyevent_envoy.http.header_map import HeaderMap
 from pyevent_envoy.http.stream_info import ResponseFlag, StreamInfo
-from pyevent_envoy.network.buffer import OwnedBuffer
 from pyevent_envoy.network.connection_impl import ConnectionImpl
 from pyevent_envoy.network.connection import ConnectionCallbacks, ConnectionCloseType, ConnectionEvent, ConnectionState
 from pyevent_envoy.network.filter import FilterStatus, ReadFilter
@@ -717,9 +719,9 @@ class ActiveStream(_ActiveStreamFields):
         if end_stream:
             self._on_response_complete()
 
-    def encode_data(self, data: bytes, end_stream: bool) -> None:
-        if not self._destroyed:
-            self._encode_data_from(0, data, end_stream)
+    # encode_data(data, end_stream) is C (see _conn_manager.bind at the end
+    # of this module): through _encode_data_from when there are encoder
+    # filters, else counted, encoded and, at the end, the stream done.
 
     def _encode_data_from(self, start: int, data: bytes, end_stream: bool) -> None:
         filters = self._encoder_filters
@@ -1016,36 +1018,28 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
             if deadline < _NEVER:
                 self._arm_timer(deadline)
 
-    def on_data(self, data: OwnedBuffer, end_stream: bool) -> FilterStatus:
-        # (One frame: the body is here, inside the try, not in a helper.)
-        try:
-            codec = self.codec
-            if data._length:
-                if not self._http1_counted:
-                    self._http1_counted = True
-                    self.stats.downstream_cx_http1_total += 1
-                    self.stats.downstream_cx_http1_active += 1
-                pipelined = codec.paused  # bytes beyond a request still waiting for its response
-                codec.dispatch(data.take())
-                if not self.streams and self._head_started is None and codec.partial_head:
-                    self._on_head_started()
-                if pipelined and codec.paused and not self._read_paused:
-                    # The codec holds them unparsed; stop reading until it catches up (Envoy does too).
-                    self._read_paused = True
-                    self.connection.read_disable(True)
-            if end_stream and self.connection.state is not _CLOSED and self.streams and self.streams[-1].is_upgrade:
-                # Only a tunnel hears the end of the client's input.  Like Envoy,
-                # the connection manager reads no other half-close: the close
-                # that follows ends whatever request is still arriving (DC).
-                codec.dispatch_eof()
-        except Exception:
-            # A bug in a filter must cost this connection, not the worker.
-            _log.exception("closing downstream connection %s after an internal error", self.connection.remote_address)
-            for stream in self.streams:
-                stream._reset_filters()
-            if self.connection.state is not _CLOSED:
-                self.connection.close(ConnectionCloseType.NO_FLUSH)
-        return _STOP_ITERATION
+    # on_data(data, end_stream) is C (see _conn_manager.bind at the end of
+    # this module): the read goes to the codec, reading pauses while the codec
+    # holds pipelined bytes, and a head still arriving starts its timeouts.
+    # What it leaves to Python follows.
+
+    def _on_end_stream(self) -> None:
+        """The client's input ended (on_data's end_stream)."""
+        if self.connection.state is not _CLOSED and self.streams and self.streams[-1].is_upgrade:
+            # Only a tunnel hears the end of the client's input.  Like Envoy,
+            # the connection manager reads no other half-close: the close
+            # that follows ends whatever request is still arriving (DC).
+            self.codec.dispatch_eof()
+
+    def _on_data_error(self, error: Exception) -> None:
+        """on_data()'s handler: a bug in a filter must cost this connection, not the worker."""
+        _log.error(
+            "closing downstream connection %s after an internal error", self.connection.remote_address, exc_info=error
+        )
+        for stream in self.streams:
+            stream._reset_filters()
+        if self.connection.state is not _CLOSED:
+            self.connection.close(ConnectionCloseType.NO_FLUSH)
 
     # codec ServerConnectionCallbacks
 
@@ -1216,8 +1210,8 @@ class ConnectionManagerImpl(ReadFilter, ConnectionCallbacks):
 
 
 # The per-stream bookkeeping, in C (csrc/conn_manager_module.c):
-# ConnectionManagerImpl.new_stream and _on_stream_done, ActiveStream's
-# decode_headers, encode_headers and destroy.
+# ConnectionManagerImpl's on_data, new_stream and _on_stream_done,
+# ActiveStream's decode_headers, encode_headers, encode_data and destroy.
 _conn_manager.bind(
     {
         "ConnectionManagerImpl": ConnectionManagerImpl,
@@ -1230,6 +1224,7 @@ _conn_manager.bind(
         "ServerCodec": Http1ServerCodec,
         "HeaderMap": HeaderMap,
         "DateCache": _DateCache,
+        "Buffer": Buffer,
     },
     {
         "filter_kinds": _filter_kinds,
@@ -1242,5 +1237,8 @@ _conn_manager.bind(
         "INTERNAL_ONLY_HEADERS": _INTERNAL_ONLY_HEADERS,
         "NO_DRAIN": _NO_DRAIN,
         "HEADERS_STOP": _HEADERS_STOP,
+        "STOP_ITERATION": _STOP_ITERATION,
+        "CODEC_HEAD": _http1_codec._HEAD,
     },
 )
+abc.update_abstractmethods(ConnectionManagerImpl)  # on_data is ReadFilter's

@@ -22,16 +22,19 @@ upstream closes is simply removed.  A client carrying an upgrade tunnel stays
 
 from __future__ import annotations
 
+import abc
 import collections
 import enum
 import logging
 from typing import Any, Optional, Protocol
 
+from pyevent_envoy import _conn_pool
+from pyevent_envoy._buffer import Buffer
 from pyevent_envoy.event.dispatcher import Dispatcher
 from pyevent_envoy.http.codec import ClientConnectionImpl as Http1ClientCodec
 from pyevent_envoy.http.codec import CodecProtocolError, CodecUsageError, RequestEncoder, ResponseDecoder
+from pyevent_envoy.http.codec.http1 import RequestEncoderImpl
 from pyevent_envoy.http.header_map import HeaderMap
-from pyevent_envoy.network.buffer import OwnedBuffer
 from pyevent_envoy.network.connection import ConnectionCallbacks, ConnectionCloseType, ConnectionEvent
 from pyevent_envoy.network.connection_impl import ClientConnectionImpl
 from pyevent_envoy.network.ssl_socket import client_connection
@@ -150,14 +153,12 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
         """True when this client carried a request before the current one."""
         return self.requests > 1
 
-    def start_stream(self, decoder: ResponseDecoder, owner: UpstreamStreamCallbacks) -> RequestEncoder:
-        self.requests += 1
-        self.response_started = False
-        self._stream_decoder = decoder
-        self._stream_owner = owner
-        # The codec's decoder is this client (see "ResponseDecoder" below), so
-        # the codec never holds the stream's decoder past the response.
-        return self.codec.new_stream(self)
+    # start_stream(decoder, owner) -> RequestEncoder is C (see
+    # _conn_pool.bind at the end of this module), as are on_data,
+    # decode_headers, decode_data and _on_response_complete: the request
+    # starts on the codec, whose decoder is this client, and the response
+    # goes to the stream's decoder, then the pool hears whether the
+    # connection can be reused.
 
     def detach_stream(self) -> None:
         """The owner abandons the stream (downstream reset): the connection cannot be reused."""
@@ -188,21 +189,6 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
         if method is not None:
             method(headers)
 
-    def decode_headers(self, headers: HeaderMap, end_stream: bool) -> None:
-        self.response_started = True
-        decoder = self._stream_decoder
-        if decoder is not None:
-            decoder.decode_headers(headers, end_stream)
-        if end_stream:
-            self._on_response_complete()
-
-    def decode_data(self, data: bytes, end_stream: bool) -> None:
-        decoder = self._stream_decoder
-        if decoder is not None:
-            decoder.decode_data(data, end_stream)
-        if end_stream:
-            self._on_response_complete()
-
     def decode_trailers(self, trailers: HeaderMap) -> None:
         decoder = self._stream_decoder
         if decoder is not None:
@@ -211,18 +197,11 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
 
     # ReadFilter
 
-    def on_data(self, data: OwnedBuffer, end_stream: bool) -> FilterStatus:
-        try:
-            if data._length:
-                self.codec.dispatch(data.take())
-            if end_stream and not self.closed:
-                self.codec.dispatch_eof()
-        except Exception:
-            # A bug on the response path costs this upstream connection (its
-            # stream is reset: 503 or a truncated response), not the worker.
-            _log.exception("closing upstream connection to %s after an internal error", self._pool.host.address)
-            self.close()
-        return _STOP_ITERATION
+    def _on_data_error(self, error: Exception) -> None:
+        """on_data()'s handler: a bug on the response path costs this upstream
+        connection (its stream is reset: 503 or a truncated response), not the worker."""
+        _log.error("closing upstream connection to %s after an internal error", self._pool.host.address, exc_info=error)
+        self.close()
 
     # codec ConnectionCallbacks
 
@@ -293,16 +272,6 @@ class CodecClient(ReadFilter, ConnectionCallbacks):
             owner.on_upstream_reset(reason)
             self._pool._on_stream_done(self, reusable=False)
 
-    def _on_response_complete(self) -> None:
-        owner = self._stream_owner
-        self._stream_owner = None
-        self._stream_decoder = None
-        if owner is None:
-            return
-        stream = self.codec.stream
-        reusable = not self.codec.should_close and (stream is None or stream._complete)
-        self._pool._on_stream_done(self, reusable=reusable)
-
 
 class Http1ConnPool:
     """The HTTP/1.1 pool of one host on one worker.
@@ -318,6 +287,25 @@ class Http1ConnPool:
             (:class:`~pyevent_envoy.stats.ClusterTrafficStats`, shared by the
             worker's pools of the cluster); a private one when None.
     """
+
+    __slots__ = (
+        "dispatcher",
+        "host",
+        "cluster_info",
+        "host_stats",
+        "_ready",
+        "_busy",
+        "_connecting",
+        "_pending",
+        "_draining",
+        "_closed",
+        "_connections",
+        "_pending_requests",
+        "_requests",
+        "_connection_pools",
+        "stats",
+        "__weakref__",
+    )
 
     def __init__(
         self, dispatcher: Dispatcher, host: Any, cluster_info: Any, host_stats: Any = None, cluster_stats: Any = None
@@ -349,14 +337,15 @@ class Http1ConnPool:
     def _num_clients(self) -> int:
         return len(self._ready) + len(self._busy) + len(self._connecting)
 
-    def new_stream(self, decoder: ResponseDecoder, callbacks: Any) -> Optional[_Pending]:
-        """Get a connection for one request.
+    # new_stream(decoder, callbacks) is C (see _conn_pool.bind at the end of
+    # this module): callbacks.on_pool_ready(encoder, client) runs now when a
+    # connection is idle, else later; callbacks.on_pool_failure(reason,
+    # transport_failure_reason) when none can be had.  It returns a handle
+    # whose cancel() gives up waiting, or None when the callback already ran.
+    # It takes an idle connection itself and leaves the rest to this method.
 
-        ``callbacks.on_pool_ready(encoder, client)`` runs now when a connection
-        is idle, else later; ``callbacks.on_pool_failure(reason, transport_failure_reason)``
-        when none can be had.  Returns a handle whose ``cancel()`` gives up
-        waiting, or None when the callback already ran.
-        """
+    def _new_stream_general(self, decoder: ResponseDecoder, callbacks: Any) -> Optional[_Pending]:
+        """new_stream() for what its C method leaves: no idle connection, or no room under max_requests."""
         while self._ready:
             client = self._ready.pop()
             if client.closed:
@@ -460,12 +449,10 @@ class Http1ConnPool:
             if self.host_stats is not None:
                 self.host_stats.rq_active -= 1
 
-    def _on_stream_done(self, client: CodecClient, reusable: bool) -> None:
-        self._release_busy(client)
-        if reusable and not client.closed:
-            self._on_client_idle(client)
-        elif not client.closed:
-            client.close()
+    # _on_stream_done(client, reusable) is C (see _conn_pool.bind at the end
+    # of this module): _release_busy, then _on_client_idle for a reusable
+    # connection (its common case inline: nothing pending, not draining),
+    # or close() for one that is not.
 
     def _on_client_closed(self, client: CodecClient) -> None:
         self._forget(client)
@@ -531,3 +518,27 @@ class Http1ConnPool:
             self._connection_pools.dec()
         for client in list(self._ready) + list(self._busy) + list(self._connecting):
             client.close()
+
+
+# The per-request methods, in C (csrc/conn_pool_module.c).  (Imported here,
+# not at the top: importing pyevent_envoy.upstream runs its health checker,
+# which imports this module's classes above.)
+from pyevent_envoy.upstream.host import HostStats  # noqa: E402
+from pyevent_envoy.upstream.resource_manager import Resource  # noqa: E402
+
+_conn_pool.bind(
+    {
+        "Http1ConnPool": Http1ConnPool,
+        "CodecClient": CodecClient,
+        "Resource": Resource,
+        "ClusterTrafficStats": ClusterTrafficStats,
+        "HostStats": HostStats,
+        "ClientCodec": Http1ClientCodec,
+        "RequestEncoder": RequestEncoderImpl,
+        "Buffer": Buffer,
+    },
+    _STOP_ITERATION,
+)
+for _cls in (Http1ConnPool, CodecClient):
+    abc.update_abstractmethods(_cls)  # CodecClient's on_data is ReadFilter's
+del _cls

@@ -1,4 +1,4 @@
-"""Small helpers for event-layer tests: a call recorder, loop pumps, socket pairs.
+"""Small helpers for tests: a call recorder, loop pumps, socket pairs, closing a listener.
 
 They work with any :class:`~pyevent_envoy.event.Dispatcher`, so a test written
 with them runs unchanged on :class:`~pyevent_envoy.event.DispatcherImpl` and
@@ -14,7 +14,15 @@ from typing import Any, Callable
 
 from pyevent_envoy.event.dispatcher import Dispatcher, RunType
 
-__all__ = ["Recorder", "drain_socket", "fill_socket", "run_nonblock", "run_until", "socketpair_nonblocking"]
+__all__ = [
+    "Recorder",
+    "drain_socket",
+    "fill_socket",
+    "run_nonblock",
+    "run_until",
+    "socketpair_nonblocking",
+    "stop_listening",
+]
 
 
 class Recorder:
@@ -120,6 +128,20 @@ def socketpair_nonblocking() -> tuple[socket.socket, socket.socket]:
     a.setblocking(False)
     b.setblocking(False)
     return a, b
+
+
+def stop_listening(sock: socket.socket) -> None:
+    """Close a listening socket that a thread may be blocked in ``accept()`` on.
+
+    ``shutdown()`` first: it wakes the ``accept()`` (which then raises
+    ``OSError``).  ``close()`` alone leaves the socket listening, its port
+    taken and its thread alive for the rest of the process.
+    """
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # not connected (some kernels), or already shut
+    sock.close()
 
 
 def fill_socket(sock: socket.socket, chunk: int = 65536) -> int:

@@ -12,6 +12,7 @@ import weakref
 import pytest
 
 from pyevent_envoy.event import DispatcherImpl
+from pyevent_envoy.testing.helpers import stop_listening
 from pyevent_envoy.http.conn_pool import Http1ConnPool
 from pyevent_envoy.http.header_map import HeaderMap
 from pyevent_envoy.network.address import Address
@@ -54,13 +55,7 @@ class KeepAliveUpstream:
                     sock.sendall(RESPONSE)
 
     def close(self) -> None:
-        # shutdown() wakes the blocked accept(); close() alone leaves the
-        # socket listening, and answering "ok", for the rest of the run.
-        try:
-            self._listener.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already shut
-        self._listener.close()
+        stop_listening(self._listener)  # wakes the blocked accept(), so the thread ends
         self._thread.join(timeout=30)
 
 

@@ -14,6 +14,8 @@ import tempfile
 import textwrap
 import time
 
+from pyevent_envoy.testing.helpers import stop_listening  # noqa: F401  (the test upstreams import it from here)
+
 ENVOY = shutil.which("envoy")
 #: The proxies every differential case runs against: ours, and Envoy when installed.
 KINDS = ["pyevent-envoy"] + (["envoy"] if ENVOY else [])
@@ -51,20 +53,6 @@ def rss_kb(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError("no VmRSS")
-
-
-def stop_listening(sock: socket.socket) -> None:
-    """Close a listening socket that a thread is blocked in ``accept()`` on.
-
-    ``shutdown()`` first: it wakes the ``accept()`` (which then raises
-    ``OSError``).  ``close()`` alone leaves the socket listening, its port
-    taken and its thread alive for the rest of the run.
-    """
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # not connected (some kernels), or already shut
-    sock.close()
 
 
 def free_port() -> int:

@@ -118,8 +118,10 @@ def test_max_requests_is_counted_over_both_workers(kind, app):
         "default.cx_open": 0, "default.remaining_pending": 100,
     }
     assert 100 - CLIENTS <= held["default.remaining_cx"] <= 100 - MAX_REQUESTS
-    # One pool per worker that proxied a request: both workers did.
-    assert held["default.remaining_cx_pools"] == (1 << 64) - 1 - 2
+    # One pool per worker that proxied a request.  Which workers got the
+    # clients' connections is the kernel's SO_REUSEPORT hash: usually both,
+    # sometimes one (seen with Envoy under load).
+    assert held["default.remaining_cx_pools"] in ((1 << 64) - 1 - 2, (1 << 64) - 1 - 1)
 
 
 @pytest.mark.parametrize("kind", KINDS)

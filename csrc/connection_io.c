@@ -101,6 +101,38 @@ static Py_ssize_t buffer_length(PyObject *buffer)
     return length == NULL ? 0 : PyLong_AsSsize_t(length);
 }
 
+/* The connection stats of one read or write, when the connection has them:
+ * `moved` bytes more in total, and the buffer's size change since the last
+ * count in current (flagging moved_flag, if given, when it changed). */
+static int count_buffer(PyObject *self, PyObject *buffer, Py_ssize_t moved, PyObject *total_name,
+                        PyObject *current_name, PyObject *moved_flag, Py_ssize_t last_offset)
+{
+    PyObject *stats = GET(self, connection_stats);
+    if (stats == NULL)
+        return -1;
+    if (stats == Py_None)
+        return 0;
+    Py_INCREF(stats);
+    Py_ssize_t size = buffer_length(buffer);
+    PyObject *last_obj = pe_slot_get(self, last_offset, "_last_*_buffer_size");
+    Py_ssize_t last = last_obj == NULL ? -1 : PyLong_AsSsize_t(last_obj);
+    int r = (last == -1 && PyErr_Occurred()) ? -1 : add_attr(stats, total_name, moved);
+    if (r == 0 && size != last) {
+        r = add_attr(stats, current_name, size - last);
+        if (r == 0 && moved_flag != NULL)
+            r = PyObject_SetAttr(stats, moved_flag, Py_True);
+        if (r == 0) {
+            PyObject *size_obj = PyLong_FromSsize_t(size);
+            if (size_obj == NULL)
+                r = -1;
+            else
+                pe_slot_put(self, last_offset, size_obj);
+        }
+    }
+    Py_DECREF(stats);
+    return r;
+}
+
 /* An int slot's value as a file descriptor: -1 with an exception set if it is not one. */
 static int fd_of(PyObject *obj)
 {
@@ -266,30 +298,9 @@ static PyObject *read_ready(PyObject *self, int until_eof)
     }
     if (pe_slot_add(self, conn_at.bytes_read, "bytes_read", total) < 0)
         goto error;
-    PyObject *stats = GET(self, connection_stats);
-    if (stats == NULL)
+    /* Envoy's updateReadBufferStats: measured before the filters consume the bytes. */
+    if (count_buffer(self, buffer, total, s_read_total, s_read_current, NULL, conn_at.last_read_buffer_size) < 0)
         goto error;
-    if (stats != Py_None) {
-        /* Envoy's updateReadBufferStats: measured before the filters consume the bytes. */
-        Py_INCREF(stats);
-        Py_ssize_t size = buffer_length(buffer);
-        PyObject *last_obj = GET(self, last_read_buffer_size);
-        Py_ssize_t last = last_obj == NULL ? -1 : PyLong_AsSsize_t(last_obj);
-        int r = (last == -1 && PyErr_Occurred()) ? -1 : add_attr(stats, s_read_total, total);
-        if (r == 0 && size != last) {
-            r = add_attr(stats, s_read_current, size - last);
-            if (r == 0) {
-                PyObject *size_obj = PyLong_FromSsize_t(size);
-                if (size_obj == NULL)
-                    r = -1;
-                else
-                    PUT(self, last_read_buffer_size, size_obj);
-            }
-        }
-        Py_DECREF(stats);
-        if (r < 0)
-            goto error;
-    }
     if (eof)
         PUT(self, read_end_stream, Py_NewRef(Py_True));
     if (total || eof) {
@@ -405,31 +416,9 @@ static PyObject *write_ready(PyObject *self)
             Py_DECREF(n);
             if (r < 0)
                 goto error;
-            PyObject *stats = GET(self, connection_stats);
-            if (stats == NULL)
+            if (count_buffer(self, buffer, (Py_ssize_t)sent, s_write_total, s_write_current, s_write_current_moved,
+                             conn_at.last_write_buffer_size) < 0)
                 goto error;
-            if (stats != Py_None) {
-                Py_INCREF(stats);
-                Py_ssize_t size = buffer_length(buffer);
-                PyObject *last_obj = GET(self, last_write_buffer_size);
-                Py_ssize_t last = last_obj == NULL ? -1 : PyLong_AsSsize_t(last_obj);
-                r = (last == -1 && PyErr_Occurred()) ? -1 : add_attr(stats, s_write_total, (Py_ssize_t)sent);
-                if (r == 0 && size != last) {
-                    r = add_attr(stats, s_write_current, size - last);
-                    if (r == 0)
-                        r = PyObject_SetAttr(stats, s_write_current_moved, Py_True);
-                    if (r == 0) {
-                        PyObject *size_obj = PyLong_FromSsize_t(size);
-                        if (size_obj == NULL)
-                            r = -1;
-                        else
-                            PUT(self, last_write_buffer_size, size_obj);
-                    }
-                }
-                Py_DECREF(stats);
-                if (r < 0)
-                    goto error;
-            }
             if (buffer_length(buffer) == 0 || SLOT(self, conn_at.state) == state_closed)
                 break;
             if (code == 0)
